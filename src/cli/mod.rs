@@ -1,0 +1,24 @@
+//! The command line: `dripgate <command>`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// dripgate: drip-feed migration authentication proxy.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {}
+
+/// Parses the command line and runs the chosen command; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {}
+}

@@ -1,0 +1,1 @@
+//! Legacy password-hash formats: parse, detect and verify in constant time.

@@ -1,0 +1,9 @@
+//! dripgate: a drip-feed migration authentication proxy.
+//!
+//! It forwards every request to a legacy application unchanged, except sign-ins: on a user's
+//! first successful sign-in it verifies the password against the legacy hash store, provisions
+//! the user in the new identity provider and records the migration. See docs/ARCHITECTURE.md.
+
+pub mod cli;
+pub mod hash;
+pub mod metrics;

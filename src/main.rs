@@ -1,0 +1,5 @@
+//! The `dripgate` binary: parses the command line and hands over to the library.
+
+fn main() -> std::process::ExitCode {
+    dripgate::cli::main()
+}
