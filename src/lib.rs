@@ -4,6 +4,14 @@
 //! first successful sign-in it verifies the password against the legacy hash store, provisions
 //! the user in the new identity provider and records the migration. See docs/ARCHITECTURE.md.
 
+pub mod body;
 pub mod cli;
+pub mod config;
 pub mod hash;
+pub mod logging;
 pub mod metrics;
+pub mod proxy;
+pub mod server;
+pub mod signin;
+
+pub use server::{BoundServer, run};

@@ -1,12 +1,24 @@
 //! The command line: `dripgate <command>`.
 
+mod health;
+
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::config;
+
 /// dripgate: drip-feed migration authentication proxy.
+///
+/// Sits in front of a legacy web app, forwards every request unchanged, and moves each user to a
+/// new identity provider on their first successful sign-in.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(
+    version,
+    about,
+    after_help = "Examples:\n  dripgate serve --config config/dripgate.example.toml\n  dripgate check-config --config /etc/dripgate/dripgate.toml\n  DRIPGATE_UPSTREAM__URL=http://127.0.0.1:3000 dripgate serve --config dripgate.toml\n  dripgate health --url http://127.0.0.1:9090/readyz"
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -15,10 +27,91 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Run the proxy.
+    #[command(after_help = "Example:\n  dripgate serve --config config/dripgate.example.toml")]
+    Serve {
+        /// Config file (TOML); `DRIPGATE_SECTION__KEY` variables override its keys.
+        #[arg(long, env = "DRIPGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Validate a config file and print the effective config, secrets redacted.
+    /// Exits 0 when valid, 2 with a message naming the key and its place when not.
+    #[command(
+        after_help = "Example:\n  dripgate check-config --config /etc/dripgate/dripgate.toml"
+    )]
+    CheckConfig {
+        /// Config file (TOML).
+        #[arg(long, env = "DRIPGATE_CONFIG")]
+        config: PathBuf,
+    },
+    /// Probe an admin endpoint (for images without curl): exit 0 on a 2xx answer, else 1.
+    #[command(after_help = "Example:\n  dripgate health --url http://127.0.0.1:9090/readyz")]
+    Health {
+        /// URL to GET.
+        #[arg(long, default_value = "http://127.0.0.1:9090/readyz")]
+        url: String,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 3)]
+        timeout_secs: u64,
+    },
+}
 
 /// Parses the command line and runs the chosen command; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Serve { config } => serve(&config),
+        Command::CheckConfig { config } => check_config(&config),
+        Command::Health { url, timeout_secs } => health::probe(&url, timeout_secs),
+    }
+}
+
+/// Exit code for a bad config or bad input.
+const EXIT_USAGE: u8 = 2;
+
+fn serve(path: &std::path::Path) -> ExitCode {
+    let config = match config::load_file(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dripgate: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    crate::logging::init(&config.log);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dripgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::run(config, crate::server::shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "dripgate failed");
+            eprintln!("dripgate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    let rendered = config::load_file(path).and_then(|c| c.to_redacted_toml());
+    match rendered {
+        Ok(text) => {
+            println!(
+                "# effective config of {} (secrets redacted)\n{text}",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("dripgate: {e}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
 }

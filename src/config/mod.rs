@@ -1,0 +1,307 @@
+//! Typed configuration: one TOML file, `DRIPGATE_*` environment overrides, secrets from env or
+//! files, and validation. `dripgate check-config` prints the effective result with secrets
+//! redacted. Every key and its default is documented in config/dripgate.example.toml.
+
+mod load;
+mod secret;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+pub use load::{ConfigError, apply_env_overrides, load_file, parse_str};
+pub use secret::{Secret, SecretSource};
+
+/// The whole dripgate configuration.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The public listener that clients connect to.
+    pub server: ServerConfig,
+    /// The admin listener: health, readiness, metrics, status.
+    pub admin: AdminConfig,
+    /// The legacy application every request is forwarded to.
+    pub upstream: UpstreamConfig,
+    /// X-Forwarded-* / Forwarded handling.
+    pub forwarding: ForwardingConfig,
+    /// Graceful shutdown timing.
+    pub shutdown: ShutdownConfig,
+    /// Logging.
+    pub log: LogConfig,
+    /// Which requests are sign-ins, and how their bodies are read.
+    pub signin: SigninConfig,
+}
+
+/// The public listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// TLS; plain HTTP when absent.
+    pub tls: Option<TlsConfig>,
+    /// A client must send its complete request head within this time (slowloris guard).
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight for this long is closed.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Largest request head (request line plus headers) accepted, in bytes.
+    pub max_header_bytes: usize,
+    /// Most client connections served at once; further clients wait in the accept backlog.
+    pub max_connections: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls: None,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_header_bytes: 16 * 1024,
+            max_connections: 4096,
+        }
+    }
+}
+
+/// Certificate and key for the public listener (PEM files).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// How often the files are checked for changes (SIGHUP reloads at once); 0 disables polling.
+    #[serde(default = "default_tls_reload_interval", with = "humantime_serde")]
+    pub reload_interval: Duration,
+}
+
+fn default_tls_reload_interval() -> Duration {
+    Duration::from_secs(10)
+}
+
+/// The admin listener.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin listener; keep it off the public network.
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
+}
+
+/// The legacy upstream.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Base URL of the legacy app (`http://host:port`); request paths are appended to it.
+    pub url: String,
+    /// Time allowed to open a TCP connection to the upstream (502 after it).
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time allowed for the upstream to send its response head (504 after it).
+    #[serde(with = "humantime_serde")]
+    pub response_timeout: Duration,
+    /// Idle pooled connections are closed after this; keep it below the upstream's keep-alive.
+    #[serde(with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
+    /// Most idle pooled connections kept to the upstream.
+    pub pool_max_idle: usize,
+    /// Send the client's Host header upstream (true) or the upstream URL's host (false).
+    pub preserve_host: bool,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            url: "http://127.0.0.1:3000".to_owned(),
+            connect_timeout: Duration::from_secs(3),
+            response_timeout: Duration::from_secs(60),
+            pool_idle_timeout: Duration::from_secs(4),
+            pool_max_idle: 256,
+            preserve_host: true,
+        }
+    }
+}
+
+/// Forwarded-header policy.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForwardingConfig {
+    /// Peers (CIDRs) whose X-Forwarded-* / Forwarded headers are trusted and extended;
+    /// from any other peer those headers are removed and set afresh.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Also send an RFC 7239 `Forwarded` header upstream.
+    pub forwarded_header: bool,
+}
+
+/// Graceful shutdown timing.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShutdownConfig {
+    /// After SIGTERM, /readyz reports 503 but new connections are still served for this long,
+    /// so load balancers can take the instance out first.
+    #[serde(with = "humantime_serde")]
+    pub delay: Duration,
+    /// Then in-flight requests get this long to finish before connections are closed.
+    #[serde(with = "humantime_serde")]
+    pub drain_timeout: Duration,
+}
+
+impl Default for ShutdownConfig {
+    fn default() -> Self {
+        Self {
+            delay: Duration::from_secs(5),
+            drain_timeout: Duration::from_secs(25),
+        }
+    }
+}
+
+/// Log output.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// A tracing filter such as `info` or `dripgate=debug`; `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".to_owned(),
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Sign-in interception.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SigninConfig {
+    /// The method + exact path pairs that are sign-ins.
+    pub routes: Vec<SigninRoute>,
+    /// Sign-in bodies up to this size are read; a larger one is forwarded untouched.
+    pub max_body_bytes: usize,
+    /// Time allowed for the client to send a sign-in body.
+    #[serde(with = "humantime_serde")]
+    pub body_timeout: Duration,
+}
+
+impl Default for SigninConfig {
+    fn default() -> Self {
+        Self {
+            routes: vec![SigninRoute {
+                method: "POST".to_owned(),
+                path: "/login".to_owned(),
+            }],
+            max_body_bytes: 64 * 1024,
+            body_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One sign-in route.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigninRoute {
+    /// HTTP method, e.g. `POST`.
+    pub method: String,
+    /// Exact request path, without query, e.g. `/wp-login.php`.
+    pub path: String,
+}
+
+impl Config {
+    /// Checks what types alone cannot: URLs, file pairs, distinct addresses.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            message,
+        };
+        let url: http::Uri = self
+            .upstream
+            .url
+            .parse()
+            .map_err(|e| invalid("upstream.url", format!("not a URL: {e}")))?;
+        if url.scheme_str() != Some("http") || url.authority().is_none() {
+            return Err(invalid(
+                "upstream.url",
+                "must be an http:// URL with a host (TLS to the upstream is not supported yet)"
+                    .to_owned(),
+            ));
+        }
+        if self.server.listen == self.admin.listen && self.server.listen.port() != 0 {
+            return Err(invalid(
+                "admin.listen",
+                "must differ from server.listen".to_owned(),
+            ));
+        }
+        if self.server.max_connections == 0 {
+            return Err(invalid(
+                "server.max_connections",
+                "must be at least 1".to_owned(),
+            ));
+        }
+        if self.server.max_header_bytes < 8192 {
+            return Err(invalid(
+                "server.max_header_bytes",
+                "must be at least 8192".to_owned(),
+            ));
+        }
+        for (i, route) in self.signin.routes.iter().enumerate() {
+            if http::Method::from_bytes(route.method.as_bytes()).is_err() {
+                return Err(invalid(
+                    &format!("signin.routes[{i}].method"),
+                    "not an HTTP method".to_owned(),
+                ));
+            }
+            if !route.path.starts_with('/') || route.path.contains('?') {
+                return Err(invalid(
+                    &format!("signin.routes[{i}].path"),
+                    "must start with '/' and carry no query".to_owned(),
+                ));
+            }
+        }
+        if let Some(tls) = &self.server.tls {
+            for (key, path) in [
+                ("server.tls.cert_file", &tls.cert_file),
+                ("server.tls.key_file", &tls.key_file),
+            ] {
+                if !path.is_file() {
+                    return Err(invalid(
+                        key,
+                        format!("{} is not a readable file", path.display()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The effective config as TOML, secrets shown only by their source.
+    pub fn to_redacted_toml(&self) -> Result<String, ConfigError> {
+        toml::to_string_pretty(self).map_err(|e| ConfigError::Render(e.to_string()))
+    }
+}

@@ -1,0 +1,154 @@
+//! Forwarding to the legacy upstream through a pooled hyper client: streamed bodies both ways,
+//! hop-by-hop headers stripped, forwarded headers set, protocol upgrades tunnelled, and upstream
+//! failures turned into short 502/504 answers.
+
+mod error;
+pub mod headers;
+mod upgrade;
+
+use std::time::Instant;
+
+use http::uri::{Authority, PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, Uri, Version, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+pub use error::UpstreamError;
+pub use headers::{ClientInfo, ForwardedPolicy};
+
+use crate::body::Body;
+use crate::config::{Config, ConfigError};
+use crate::server::metrics::HttpMetrics;
+
+/// Forwards requests to one upstream.
+#[derive(Clone)]
+pub struct Forwarder {
+    client: Client<HttpConnector, Body>,
+    scheme: Scheme,
+    authority: Authority,
+    base_path: String,
+    preserve_host: bool,
+    response_timeout: std::time::Duration,
+    policy: ForwardedPolicy,
+    name: &'static str,
+    metrics: HttpMetrics,
+}
+
+impl Forwarder {
+    /// A forwarder to the legacy upstream in `config`.
+    pub fn legacy(config: &Config, metrics: HttpMetrics) -> Result<Self, ConfigError> {
+        let upstream = &config.upstream;
+        let invalid = |message: String| ConfigError::Invalid {
+            key: "upstream.url".to_owned(),
+            message,
+        };
+        let uri: Uri = upstream
+            .url
+            .parse()
+            .map_err(|e| invalid(format!("not a URL: {e}")))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
+        else {
+            return Err(invalid("must be an absolute http:// URL".to_owned()));
+        };
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(upstream.connect_timeout));
+        connector.set_nodelay(true);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(upstream.pool_idle_timeout)
+            .pool_max_idle_per_host(upstream.pool_max_idle)
+            .pool_timer(TokioTimer::new())
+            .build(connector);
+        Ok(Self {
+            client,
+            scheme,
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+            preserve_host: upstream.preserve_host,
+            response_timeout: upstream.response_timeout,
+            policy: ForwardedPolicy {
+                trusted_proxies: config.forwarding.trusted_proxies.clone(),
+                forwarded_header: config.forwarding.forwarded_header,
+            },
+            name: "legacy",
+            metrics,
+        })
+    }
+
+    /// The upstream's name in logs and metrics.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The upstream's `host:port`.
+    pub fn authority(&self) -> &Authority {
+        &self.authority
+    }
+
+    /// Sends `req` upstream and returns its response, or a short 502/504 answer.
+    pub async fn forward(&self, mut req: Request<Body>, client: ClientInfo) -> Response<Body> {
+        let upgrade = headers::is_upgrade_request(req.headers());
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let req = match self.rewrite_request(req, client, upgrade) {
+            Ok(req) => req,
+            Err(err) => return err.into_response(self.name),
+        };
+        let started = Instant::now();
+        let sent = tokio::time::timeout(self.response_timeout, self.client.request(req)).await;
+        let result = match sent {
+            Err(_) => Err(UpstreamError::Timeout(self.response_timeout)),
+            Ok(Err(e)) => Err(UpstreamError::from_client(e)),
+            Ok(Ok(resp)) => Ok(resp),
+        };
+        self.metrics.observe_upstream(
+            self.name,
+            result.as_ref().map(|r| r.status()),
+            started.elapsed(),
+        );
+        let mut resp = match result {
+            Ok(resp) => resp,
+            Err(err) => return err.into_response(self.name),
+        };
+        let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
+        if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
+            upgrade::tunnel(client_upgrade, hyper::upgrade::on(&mut resp));
+        }
+        headers::strip_hop_by_hop(resp.headers_mut(), switching);
+        resp.map(crate::body::boxed)
+    }
+
+    fn rewrite_request(
+        &self,
+        req: Request<Body>,
+        client: ClientInfo,
+        upgrade: bool,
+    ) -> Result<Request<Body>, UpstreamError> {
+        let (mut parts, body) = req.into_parts();
+        // HTTP/2 clients name the host in the URI authority, HTTP/1 clients in Host.
+        let client_host = parts.headers.get(header::HOST).cloned().or_else(|| {
+            parts
+                .uri
+                .authority()
+                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+        });
+        let path = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
+        let target = format!("{}{}", self.base_path, path);
+        parts.uri = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(target)
+            .build()
+            .map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
+        parts.version = Version::HTTP_11;
+        headers::strip_hop_by_hop(&mut parts.headers, upgrade);
+        self.policy
+            .apply(&mut parts.headers, client, client_host.as_ref());
+        let host = match (&client_host, self.preserve_host) {
+            (Some(host), true) => host.clone(),
+            _ => HeaderValue::from_str(self.authority.as_str())
+                .map_err(|e| UpstreamError::BadRequest(e.to_string()))?,
+        };
+        parts.headers.insert(header::HOST, host);
+        Ok(Request::from_parts(parts, body))
+    }
+}

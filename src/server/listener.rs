@@ -1,0 +1,217 @@
+//! The public listener: accept loop, connection limit, optional TLS, per-connection HTTP/1.1 +
+//! HTTP/2 serving with a header-read timeout, a header size limit and an idle timeout, and the
+//! shutdown phases every connection follows.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+use tokio_rustls::TlsAcceptor;
+
+use super::service::{RequestContext, handle};
+use crate::config::ServerConfig;
+use crate::proxy::ClientInfo;
+
+/// Where the server is in its life; every connection task watches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Accepting and serving.
+    Running,
+    /// Not accepting; connections finish their in-flight requests and close.
+    Draining,
+    /// The drain deadline passed: remaining connections are dropped.
+    Closed,
+}
+
+/// Limits applied to every client connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnLimits {
+    header_read_timeout: Duration,
+    idle_timeout: Duration,
+    max_header_bytes: usize,
+}
+
+impl From<&ServerConfig> for ConnLimits {
+    fn from(c: &ServerConfig) -> Self {
+        Self {
+            header_read_timeout: c.header_read_timeout,
+            idle_timeout: c.idle_timeout,
+            max_header_bytes: c.max_header_bytes,
+        }
+    }
+}
+
+/// Accepts connections until the phase leaves `Running`. Each connection holds one permit of
+/// `permits`; when none is free the loop stops accepting, so excess clients wait in the
+/// kernel's backlog instead of being served half-way.
+pub async fn accept_loop(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    ctx: Arc<RequestContext>,
+    limits: ConnLimits,
+    permits: Arc<Semaphore>,
+    mut phase: watch::Receiver<Phase>,
+) {
+    loop {
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = phase.wait_for(|p| *p != Phase::Running) => return,
+        };
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = phase.wait_for(|p| *p != Phase::Running) => return,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(pair) => pair,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let ctx = ctx.clone();
+        let tls = tls.clone();
+        let phase = phase.clone();
+        tokio::spawn(async move {
+            let _open = ctx.metrics.connection_opened();
+            match tls {
+                None => {
+                    let client = ClientInfo { peer, tls: false };
+                    serve_connection(tcp, ctx, client, limits, phase).await;
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp));
+                    match handshake.await {
+                        Ok(Ok(stream)) => {
+                            let client = ClientInfo { peer, tls: true };
+                            serve_connection(stream, ctx, client, limits, phase).await;
+                        }
+                        Ok(Err(e)) => {
+                            ctx.metrics.tls_handshake_failed();
+                            tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                        }
+                        Err(_) => {
+                            ctx.metrics.tls_handshake_failed();
+                            tracing::debug!(peer = %peer, "TLS handshake timed out");
+                        }
+                    }
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// Serves HTTP/1.1 or HTTP/2 on one connection until it ends, goes idle, or shutdown closes it.
+async fn serve_connection<I>(
+    io: I,
+    ctx: Arc<RequestContext>,
+    client: ClientInfo,
+    limits: ConnLimits,
+    mut phase: watch::Receiver<Phase>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Activity::new();
+    let service_activity = activity.clone();
+    let service = service_fn(move |req| {
+        let busy = service_activity.busy();
+        handle(ctx.clone(), req, client, busy)
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX));
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    tokio::pin!(conn);
+
+    let check_every =
+        (limits.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    let mut idle_check = tokio::time::interval(check_every);
+    let mut closing = false;
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(peer = %client.peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            changed = phase.changed() => {
+                let now = *phase.borrow();
+                if changed.is_err() || now == Phase::Closed {
+                    return;
+                }
+                if now == Phase::Draining && !closing {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+            _ = idle_check.tick(), if !closing => {
+                if activity.idle_for().is_some_and(|idle| idle >= limits.idle_timeout) {
+                    tracing::debug!(peer = %client.peer, "closing idle connection");
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
+                }
+            }
+        }
+    }
+}
+
+/// Tracks whether a connection has a request in flight, and since when it has been idle.
+#[derive(Clone)]
+struct Activity(Arc<ActivityState>);
+
+struct ActivityState {
+    busy: AtomicUsize,
+    idle_since: Mutex<Instant>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self(Arc::new(ActivityState {
+            busy: AtomicUsize::new(0),
+            idle_since: Mutex::new(Instant::now()),
+        }))
+    }
+
+    fn busy(&self) -> BusyGuard {
+        self.0.busy.fetch_add(1, Ordering::SeqCst);
+        BusyGuard(self.0.clone())
+    }
+
+    /// How long the connection has been idle, or `None` while a request is in flight.
+    fn idle_for(&self) -> Option<Duration> {
+        if self.0.busy.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        self.0.idle_since.lock().ok().map(|since| since.elapsed())
+    }
+}
+
+/// Marks a connection busy until dropped (when its response has been streamed).
+pub struct BusyGuard(Arc<ActivityState>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        if let Ok(mut since) = self.0.idle_since.lock() {
+            *since = Instant::now();
+        }
+        self.0.busy.fetch_sub(1, Ordering::SeqCst);
+    }
+}

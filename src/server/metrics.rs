@@ -1,0 +1,162 @@
+//! Metrics of the request path: requests by route class and status, latency, in-flight,
+//! connections, upstream results and errors.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
+
+use crate::proxy::UpstreamError;
+
+/// Latency buckets in seconds, from sub-millisecond proxying to slow sign-ins.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// Handles to the request-path metrics; cheap to clone.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    in_flight: IntGauge,
+    connections_open: IntGauge,
+    connections: IntCounter,
+    tls_handshake_errors: IntCounter,
+    upstream_requests: IntCounterVec,
+    upstream_errors: IntCounterVec,
+    upstream_duration: Histogram,
+}
+
+impl HttpMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let m = Self {
+            requests: IntCounterVec::new(
+                Opts::new(
+                    "dripgate_http_requests_total",
+                    "Client requests answered, by route class and status code.",
+                ),
+                &["route", "status"],
+            )?,
+            duration: HistogramVec::new(
+                HistogramOpts::new(
+                    "dripgate_http_request_duration_seconds",
+                    "Time from request head to response head, by route class.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["route"],
+            )?,
+            in_flight: IntGauge::new(
+                "dripgate_http_requests_in_flight",
+                "Client requests whose response has not finished streaming.",
+            )?,
+            connections_open: IntGauge::new(
+                "dripgate_connections_open",
+                "Client connections currently open.",
+            )?,
+            connections: IntCounter::new(
+                "dripgate_connections_total",
+                "Client connections accepted.",
+            )?,
+            tls_handshake_errors: IntCounter::new(
+                "dripgate_tls_handshake_errors_total",
+                "TLS handshakes that failed or timed out.",
+            )?,
+            upstream_requests: IntCounterVec::new(
+                Opts::new(
+                    "dripgate_upstream_requests_total",
+                    "Requests sent upstream, by upstream and status code (or error).",
+                ),
+                &["upstream", "status"],
+            )?,
+            upstream_errors: IntCounterVec::new(
+                Opts::new(
+                    "dripgate_upstream_errors_total",
+                    "Upstream requests that failed, by upstream and kind.",
+                ),
+                &["upstream", "kind"],
+            )?,
+            upstream_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "dripgate_upstream_request_duration_seconds",
+                    "Time from sending a request upstream to its response head.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )?,
+        };
+        registry.register(Box::new(m.requests.clone()))?;
+        registry.register(Box::new(m.duration.clone()))?;
+        registry.register(Box::new(m.in_flight.clone()))?;
+        registry.register(Box::new(m.connections_open.clone()))?;
+        registry.register(Box::new(m.connections.clone()))?;
+        registry.register(Box::new(m.tls_handshake_errors.clone()))?;
+        registry.register(Box::new(m.upstream_requests.clone()))?;
+        registry.register(Box::new(m.upstream_errors.clone()))?;
+        registry.register(Box::new(m.upstream_duration.clone()))?;
+        Ok(m)
+    }
+
+    /// Records an answered client request.
+    pub fn observe_request(&self, route: &str, status: StatusCode, elapsed: Duration) {
+        self.requests
+            .with_label_values(&[route, status.as_str()])
+            .inc();
+        self.duration
+            .with_label_values(&[route])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Records one upstream exchange.
+    pub fn observe_upstream(
+        &self,
+        upstream: &str,
+        result: Result<StatusCode, &UpstreamError>,
+        elapsed: Duration,
+    ) {
+        match result {
+            Ok(status) => {
+                self.upstream_requests
+                    .with_label_values(&[upstream, status.as_str()])
+                    .inc();
+                self.upstream_duration.observe(elapsed.as_secs_f64());
+            }
+            Err(err) => {
+                self.upstream_requests
+                    .with_label_values(&[upstream, "error"])
+                    .inc();
+                self.upstream_errors
+                    .with_label_values(&[upstream, err.kind()])
+                    .inc();
+            }
+        }
+    }
+
+    /// Counts a request as in flight until the returned guard is dropped.
+    pub fn request_started(&self) -> InFlightGuard {
+        self.in_flight.inc();
+        InFlightGuard(self.in_flight.clone())
+    }
+
+    /// Counts an accepted connection as open until the returned guard is dropped.
+    pub fn connection_opened(&self) -> InFlightGuard {
+        self.connections.inc();
+        self.connections_open.inc();
+        InFlightGuard(self.connections_open.clone())
+    }
+
+    /// Counts a failed TLS handshake.
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_errors.inc();
+    }
+}
+
+/// Decrements a gauge when dropped.
+pub struct InFlightGuard(IntGauge);
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}

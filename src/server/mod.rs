@@ -1,0 +1,253 @@
+//! Listeners, TLS, connection limits and timeouts, graceful shutdown, admin endpoints.
+//!
+//! [`BoundServer::bind`] opens both listeners (so tests can bind `127.0.0.1:0` and read the
+//! ports), [`BoundServer::serve`] runs until the shutdown future resolves and then drains:
+//! `/readyz` turns 503, new connections are still served for `shutdown.delay`, then accepting
+//! stops and in-flight requests get up to `shutdown.drain_timeout` to finish.
+
+mod admin;
+pub mod health;
+mod listener;
+pub mod metrics;
+mod service;
+pub mod tls;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::config::{Config, ConfigError};
+use crate::proxy::Forwarder;
+use crate::signin::{Router, SigninHandler};
+use health::Health;
+use listener::{ConnLimits, Phase};
+use metrics::HttpMetrics;
+use service::RequestContext;
+use tls::{CertStore, TlsError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The TLS certificate or key could not be loaded.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The config is not usable.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A metric could not be registered.
+    #[error("metrics registry: {0}")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// A server whose listeners are bound but not yet serving.
+pub struct BoundServer {
+    config: Config,
+    proxy: TcpListener,
+    admin: TcpListener,
+    proxy_addr: SocketAddr,
+    admin_addr: SocketAddr,
+    certs: Option<Arc<CertStore>>,
+    ctx: Arc<RequestContext>,
+    health: Arc<Health>,
+    registry: Registry,
+}
+
+impl BoundServer {
+    /// Validates `config`, builds the request path and binds both listeners.
+    pub async fn bind(config: Config) -> Result<Self, ServerError> {
+        config.validate()?;
+        let registry = crate::metrics::new_registry()?;
+        let metrics = HttpMetrics::register(&registry)?;
+        let health = Arc::new(Health::register(&registry)?);
+        let certs = match &config.server.tls {
+            Some(tls) => Some(CertStore::load(tls, &registry)?),
+            None => None,
+        };
+        let ctx = Arc::new(RequestContext {
+            router: Router::new(&config.signin),
+            signin: SigninHandler::new(&config.signin),
+            legacy: Forwarder::legacy(&config, metrics.clone())?,
+            metrics,
+        });
+        let proxy = bind(config.server.listen).await?;
+        let admin = bind(config.admin.listen).await?;
+        let local = |l: &TcpListener, addr| {
+            l.local_addr()
+                .map_err(|source| ServerError::Bind { addr, source })
+        };
+        Ok(Self {
+            proxy_addr: local(&proxy, config.server.listen)?,
+            admin_addr: local(&admin, config.admin.listen)?,
+            config,
+            proxy,
+            admin,
+            certs,
+            ctx,
+            health,
+            registry,
+        })
+    }
+
+    /// The address clients connect to.
+    pub fn proxy_addr(&self) -> SocketAddr {
+        self.proxy_addr
+    }
+
+    /// The admin address.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_addr
+    }
+
+    /// The registry `/metrics` exposes, for modules that add their own metrics.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Serves until `shutdown` resolves, then drains and returns.
+    pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let tls = match &self.certs {
+            Some(store) => Some(store.acceptor()?),
+            None => None,
+        };
+        let (phase_tx, phase) = watch::channel(Phase::Running);
+        let (stop_tx, stop) = watch::channel(false);
+        if let Some(store) = &self.certs {
+            store.spawn_watcher(stop.clone());
+        }
+        spawn_upstream_probe(&self.ctx.legacy, &self.config, &self.health, stop);
+
+        let max = self.config.server.max_connections;
+        let permits = Arc::new(Semaphore::new(max));
+        let accept = tokio::spawn(listener::accept_loop(
+            self.proxy,
+            tls,
+            self.ctx.clone(),
+            ConnLimits::from(&self.config.server),
+            permits.clone(),
+            phase.clone(),
+        ));
+        let admin_state = Arc::new(admin::AdminState {
+            health: self.health.clone(),
+            registry: self.registry.clone(),
+            started: Instant::now(),
+            upstream: self.config.upstream.url.clone(),
+        });
+        let admin = tokio::spawn(admin::serve(self.admin, admin_state, phase.clone()));
+        self.health.set_ready(true);
+        tracing::info!(
+            listen = %self.proxy_addr,
+            admin = %self.admin_addr,
+            tls = self.certs.is_some(),
+            upstream = %self.config.upstream.url,
+            "dripgate serving"
+        );
+
+        shutdown.await;
+        let shutdown_cfg = &self.config.shutdown;
+        tracing::info!(delay = ?shutdown_cfg.delay, "shutdown requested: readiness off, still serving");
+        self.health.set_ready(false);
+        tokio::time::sleep(shutdown_cfg.delay).await;
+
+        tracing::info!(deadline = ?shutdown_cfg.drain_timeout, "draining in-flight requests");
+        let _ = phase_tx.send(Phase::Draining);
+        let _ = accept.await;
+        let all = u32::try_from(max).unwrap_or(u32::MAX);
+        let drained =
+            tokio::time::timeout(shutdown_cfg.drain_timeout, permits.acquire_many(all)).await;
+        if drained.is_err() {
+            let open = max - permits.available_permits();
+            tracing::warn!(open, "drain deadline passed; closing remaining connections");
+        }
+        let _ = phase_tx.send(Phase::Closed);
+        let _ = stop_tx.send(true);
+        let _ = admin.await;
+        tracing::info!("dripgate stopped");
+        Ok(())
+    }
+}
+
+/// Binds and serves `config` until `shutdown` resolves. Tests that need the bound ports use
+/// [`BoundServer::bind`] and [`BoundServer::serve`] instead.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    BoundServer::bind(config).await?.serve(shutdown).await
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind { addr, source })
+}
+
+/// Checks every few seconds that the legacy upstream accepts TCP connections and reports it as
+/// the `legacy_upstream` dependency. Readiness does not depend on it.
+fn spawn_upstream_probe(
+    legacy: &Forwarder,
+    config: &Config,
+    health: &Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let authority = legacy.authority();
+    let target = format!(
+        "{}:{}",
+        authority.host(),
+        authority.port_u16().unwrap_or(80)
+    );
+    let timeout = config.upstream.connect_timeout;
+    let health = health.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = every.tick() => {}
+            }
+            let result = match tokio::time::timeout(
+                timeout,
+                tokio::net::TcpStream::connect(&target),
+            )
+            .await
+            {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(format!("connect failed: {e}")),
+                Err(_) => Err("connect timed out".to_owned()),
+            };
+            health.report("legacy_upstream", result);
+        }
+    });
+}
