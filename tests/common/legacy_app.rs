@@ -1,0 +1,179 @@
+//! A small legacy app for tests, served by hyper on 127.0.0.1:0.
+//!
+//! - `/echo`: answers JSON with the method, path+query, request headers and body length.
+//! - `/upload`: reads the body as a stream and answers the byte count.
+//! - `/download?bytes=N`: streams N bytes (64 KiB chunks, generated lazily).
+//! - `/slow?ms=N`: waits N ms, then answers `slow done`.
+//! - `/ws`: WebSocket echo.
+//! - `/login`: echoes the body bytes back.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http::{Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpListener;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::protocol::Role;
+
+type AppBody = BoxBody<Bytes, Infallible>;
+
+/// A running legacy app.
+pub struct LegacyApp {
+    pub addr: SocketAddr,
+    pub requests: Arc<AtomicUsize>,
+}
+
+impl LegacyApp {
+    pub async fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                        route(req)
+                    });
+                    let _ = auto::Builder::new(TokioExecutor::new())
+                        .serve_connection_with_upgrades(TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        Self { addr, requests }
+    }
+}
+
+fn full(bytes: impl Into<Bytes>) -> AppBody {
+    Full::new(bytes.into()).boxed()
+}
+
+fn query_number(req: &Request<Incoming>, key: &str) -> u64 {
+    req.uri()
+        .query()
+        .unwrap_or("")
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+async fn route(mut req: Request<Incoming>) -> Result<Response<AppBody>, Infallible> {
+    let resp = match req.uri().path() {
+        "/upload" => {
+            let mut body = req.into_body();
+            let mut total = 0usize;
+            while let Some(Ok(frame)) = body.frame().await {
+                if let Some(d) = frame.data_ref() {
+                    total += d.len();
+                }
+            }
+            Response::new(full(total.to_string()))
+        }
+        "/download" => {
+            let n = query_number(&req, "bytes");
+            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+            let stream = futures_util::stream::unfold(n, move |left| {
+                let chunk = chunk.clone();
+                async move {
+                    if left == 0 {
+                        return None;
+                    }
+                    let take = left.min(chunk.len() as u64);
+                    let frame = Frame::data(chunk.slice(..take as usize));
+                    Some((Ok::<_, Infallible>(frame), left - take))
+                }
+            });
+            Response::new(BodyExt::boxed(StreamBody::new(stream)))
+        }
+        "/slow" => {
+            tokio::time::sleep(Duration::from_millis(query_number(&req, "ms"))).await;
+            Response::new(full("slow done"))
+        }
+        "/ws" => websocket(&mut req),
+        "/login" => {
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            Response::new(full(body))
+        }
+        _ => {
+            let headers: BTreeMap<String, Vec<String>> =
+                req.headers().keys().map(|k| {
+                    let values = req
+                        .headers()
+                        .get_all(k)
+                        .iter()
+                        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                        .collect();
+                    (k.as_str().to_owned(), values)
+                })
+                .collect();
+            let method = req.method().to_string();
+            let uri = req.uri().to_string();
+            let version = format!("{:?}", req.version());
+            let body = req.into_body().collect().await.unwrap().to_bytes();
+            let json = serde_json::json!({
+                "method": method,
+                "uri": uri,
+                "version": version,
+                "headers": headers,
+                "body_len": body.len(),
+            });
+            let mut resp = Response::new(full(json.to_string()));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/json"),
+            );
+            // A hop-by-hop header that must not reach the client.
+            resp.headers_mut()
+                .insert("keep-alive", http::HeaderValue::from_static("timeout=5"));
+            resp
+        }
+    };
+    Ok(resp)
+}
+
+fn websocket(req: &mut Request<Incoming>) -> Response<AppBody> {
+    let Some(key) = req.headers().get("sec-websocket-key") else {
+        let mut r = Response::new(full("not a websocket request"));
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        return r;
+    };
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+    let on_upgrade = hyper::upgrade::on(req);
+    tokio::spawn(async move {
+        let upgraded = on_upgrade.await.unwrap();
+        let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        while let Some(Ok(msg)) = ws.next().await {
+            if msg.is_close() {
+                break;
+            }
+            if ws.send(msg).await.is_err() {
+                break;
+            }
+        }
+    });
+    Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header(header::CONNECTION, "upgrade")
+        .header(header::UPGRADE, "websocket")
+        .header("sec-websocket-accept", accept)
+        .body(full(Bytes::new()))
+        .unwrap()
+}

@@ -1,0 +1,205 @@
+//! Forwarding through dripgate to a real legacy app: headers, forwarded headers, errors,
+//! sign-in routes, WebSocket upgrades.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::legacy_app::LegacyApp;
+use common::{Dripgate, client, config_for, metric};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+
+async fn echo(dg: &Dripgate, req: reqwest::RequestBuilder) -> Value {
+    let _ = dg;
+    let resp = req.send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.headers().get("keep-alive").is_none(),
+        "hop-by-hop response header leaked"
+    );
+    resp.json().await.unwrap()
+}
+
+fn header<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
+    v["headers"][name][0].as_str()
+}
+
+#[tokio::test]
+async fn forwards_method_path_query_and_end_to_end_headers() {
+    let app = LegacyApp::start().await;
+    let dg = Dripgate::start(config_for(app.addr)).await;
+    let req = client()
+        .put(dg.url("/echo/a%20b?x=1&y=2"))
+        .header("x-custom", "kept")
+        .header("connection", "keep-alive, x-hop")
+        .header("x-hop", "dropped")
+        .header("te", "trailers")
+        .body("hello");
+    let v = echo(&dg, req).await;
+    assert_eq!(v["method"], "PUT");
+    assert_eq!(v["uri"], "/echo/a%20b?x=1&y=2");
+    assert_eq!(v["body_len"], 5);
+    assert_eq!(header(&v, "x-custom"), Some("kept"));
+    assert_eq!(header(&v, "x-hop"), None);
+    assert_eq!(header(&v, "te"), None);
+    // Host is preserved by default: the client's, not the upstream's.
+    assert_eq!(header(&v, "host"), Some(dg.addr.to_string().as_str()));
+    dg.stop().await;
+}
+
+#[tokio::test]
+async fn host_can_be_rewritten_to_the_upstream() {
+    let app = LegacyApp::start().await;
+    let mut config = config_for(app.addr);
+    config.upstream.preserve_host = false;
+    let dg = Dripgate::start(config).await;
+    let v = echo(&dg, client().get(dg.url("/echo"))).await;
+    assert_eq!(header(&v, "host"), Some(app.addr.to_string().as_str()));
+    assert_eq!(header(&v, "x-forwarded-host"), Some(dg.addr.to_string().as_str()));
+    dg.stop().await;
+}
+
+#[tokio::test]
+async fn untrusted_client_cannot_spoof_forwarded_headers() {
+    let app = LegacyApp::start().await;
+    let mut config = config_for(app.addr);
+    config.forwarding.forwarded_header = true;
+    let dg = Dripgate::start(config).await;
+    let req = client()
+        .get(dg.url("/echo"))
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "evil.example")
+        .header("x-real-ip", "6.6.6.6")
+        .header("forwarded", "for=6.6.6.6");
+    let v = echo(&dg, req).await;
+    assert_eq!(header(&v, "x-forwarded-for"), Some("127.0.0.1"));
+    assert_eq!(header(&v, "x-forwarded-proto"), Some("http"));
+    assert_eq!(header(&v, "x-forwarded-host"), Some(dg.addr.to_string().as_str()));
+    assert_eq!(header(&v, "x-real-ip"), None);
+    let forwarded = header(&v, "forwarded").unwrap();
+    assert!(forwarded.starts_with("for=127.0.0.1;proto=http"), "{forwarded}");
+    assert!(!forwarded.contains("6.6.6.6"));
+    dg.stop().await;
+}
+
+#[tokio::test]
+async fn trusted_proxy_headers_are_kept_and_extended() {
+    let app = LegacyApp::start().await;
+    let mut config = config_for(app.addr);
+    config.forwarding.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    let dg = Dripgate::start(config).await;
+    let req = client()
+        .get(dg.url("/echo"))
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-forwarded-proto", "https")
+        .header("x-forwarded-host", "app.example");
+    let v = echo(&dg, req).await;
+    assert_eq!(header(&v, "x-forwarded-for"), Some("203.0.113.9, 127.0.0.1"));
+    assert_eq!(header(&v, "x-forwarded-proto"), Some("https"));
+    assert_eq!(header(&v, "x-forwarded-host"), Some("app.example"));
+    dg.stop().await;
+}
+
+#[tokio::test]
+async fn upstream_down_gives_502_and_slow_gives_504() {
+    // A port that was just free: nothing listens there.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let dg = Dripgate::start(config_for(dead)).await;
+    let resp = client().get(dg.url("/anything")).send().await.unwrap();
+    assert_eq!(resp.status(), 502);
+    assert_eq!(resp.text().await.unwrap(), "502 Bad Gateway\n");
+    dg.stop().await;
+
+    let app = LegacyApp::start().await;
+    let mut config = config_for(app.addr);
+    config.upstream.response_timeout = Duration::from_millis(200);
+    let dg = Dripgate::start(config).await;
+    let resp = client().get(dg.url("/slow?ms=3000")).send().await.unwrap();
+    assert_eq!(resp.status(), 504);
+    assert_eq!(resp.text().await.unwrap(), "504 Gateway Timeout\n");
+    let page = client()
+        .get(dg.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&page, "dripgate_upstream_errors_total{kind=\"timeout\",upstream=\"legacy\"}"),
+        Some(1.0)
+    );
+    dg.stop().await;
+}
+
+#[tokio::test]
+async fn signin_route_body_reaches_legacy_byte_for_byte() {
+    let app = LegacyApp::start().await;
+    let mut config = config_for(app.addr);
+    config.signin.max_body_bytes = 1024;
+    let dg = Dripgate::start(config).await;
+    // Latin-1 bytes and an odd field order must arrive unchanged.
+    let body: &[u8] = b"pwd=caf%E9&log=Alice%40Example.com&_csrf=zz&extra=%FF";
+    let resp = client()
+        .post(dg.url("/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), body);
+
+    // Larger than the limit: forwarded untouched, streamed.
+    let big = vec![b'a'; 10_000];
+    let resp = client()
+        .post(dg.url("/login"))
+        .body(big.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.bytes().await.unwrap().len(), big.len());
+
+    let page = client()
+        .get(dg.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&page, "dripgate_http_requests_total{route=\"signin\",status=\"200\"}"),
+        Some(2.0)
+    );
+    dg.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_echo_through_the_proxy() {
+    let app = LegacyApp::start().await;
+    let dg = Dripgate::start(config_for(app.addr)).await;
+    let (mut ws, resp) = tokio_tungstenite::connect_async(format!("ws://{}/ws", dg.addr))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 101);
+    for i in 0..5 {
+        ws.send(Message::text(format!("ping {i}"))).await.unwrap();
+        let back = ws.next().await.unwrap().unwrap();
+        assert_eq!(back, Message::text(format!("ping {i}")));
+    }
+    ws.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
+    assert_eq!(
+        ws.next().await.unwrap().unwrap(),
+        Message::binary(vec![0u8, 1, 2, 255])
+    );
+    ws.close(None).await.unwrap();
+    dg.stop().await;
+}
