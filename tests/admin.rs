@@ -13,31 +13,54 @@ use common::{Dripgate, client, config_for, get_text, metric};
 async fn health_readiness_status_and_metrics_after_traffic() {
     let app = LegacyApp::start().await;
     let dg = Dripgate::start(config_for(app.addr)).await;
-    assert_eq!(get_text(&dg.admin_url("/healthz")).await, (200, "ok\n".to_owned()));
+    assert_eq!(
+        get_text(&dg.admin_url("/healthz")).await,
+        (200, "ok\n".to_owned())
+    );
     assert_eq!(get_text(&dg.admin_url("/livez")).await.0, 200);
-    assert_eq!(get_text(&dg.admin_url("/readyz")).await, (200, "ready\n".to_owned()));
+    assert_eq!(
+        get_text(&dg.admin_url("/readyz")).await,
+        (200, "ready\n".to_owned())
+    );
     assert_eq!(get_text(&dg.admin_url("/nope")).await.0, 404);
 
     for _ in 0..3 {
         assert_eq!(get_text(&dg.url("/echo")).await.0, 200);
     }
-    let _ = client().post(dg.url("/login")).body("a=b").send().await.unwrap();
+    let _ = client()
+        .post(dg.url("/login"))
+        .body("a=b")
+        .send()
+        .await
+        .unwrap();
     let (status, page) = get_text(&dg.admin_url("/metrics")).await;
     assert_eq!(status, 200);
     assert_eq!(
-        metric(&page, "dripgate_http_requests_total{route=\"proxy\",status=\"200\"}"),
+        metric(
+            &page,
+            "dripgate_http_requests_total{route=\"proxy\",status=\"200\"}"
+        ),
         Some(3.0)
     );
     assert_eq!(
-        metric(&page, "dripgate_http_requests_total{route=\"signin\",status=\"200\"}"),
+        metric(
+            &page,
+            "dripgate_http_requests_total{route=\"signin\",status=\"200\"}"
+        ),
         Some(1.0)
     );
     assert_eq!(
-        metric(&page, "dripgate_upstream_requests_total{status=\"200\",upstream=\"legacy\"}"),
+        metric(
+            &page,
+            "dripgate_upstream_requests_total{status=\"200\",upstream=\"legacy\"}"
+        ),
         Some(4.0)
     );
     assert_eq!(
-        metric(&page, "dripgate_http_request_duration_seconds_count{route=\"proxy\"}"),
+        metric(
+            &page,
+            "dripgate_http_request_duration_seconds_count{route=\"proxy\"}"
+        ),
         Some(3.0)
     );
     assert_eq!(metric(&page, "dripgate_http_requests_in_flight"), Some(0.0));
@@ -60,7 +83,10 @@ async fn health_readiness_status_and_metrics_after_traffic() {
     assert!(seen, "legacy_upstream dependency never reported up");
     let page = get_text(&dg.admin_url("/metrics")).await.1;
     assert_eq!(
-        metric(&page, "dripgate_dependency_up{dependency=\"legacy_upstream\"}"),
+        metric(
+            &page,
+            "dripgate_dependency_up{dependency=\"legacy_upstream\"}"
+        ),
         Some(1.0)
     );
     dg.stop().await;
@@ -76,7 +102,11 @@ async fn readiness_stays_up_when_the_upstream_is_down() {
     let mut reported = false;
     for _ in 0..50 {
         let page = get_text(&dg.admin_url("/metrics")).await.1;
-        if metric(&page, "dripgate_dependency_up{dependency=\"legacy_upstream\"}") == Some(0.0) {
+        if metric(
+            &page,
+            "dripgate_dependency_up{dependency=\"legacy_upstream\"}",
+        ) == Some(0.0)
+        {
             reported = true;
             break;
         }
@@ -112,7 +142,10 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(saw_not_ready, "/readyz did not turn 503 after shutdown began");
+    assert!(
+        saw_not_ready,
+        "/readyz did not turn 503 after shutdown began"
+    );
     assert_eq!(get_text(&dg.url("/echo")).await.0, 200);
 
     let resp = slow.await.unwrap().unwrap();

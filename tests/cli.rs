@@ -12,7 +12,10 @@ use common::legacy_app::LegacyApp;
 const BIN: &str = env!("CARGO_BIN_EXE_dripgate");
 
 fn example_config() -> String {
-    format!("{}/config/dripgate.example.toml", env!("CARGO_MANIFEST_DIR"))
+    format!(
+        "{}/config/dripgate.example.toml",
+        env!("CARGO_MANIFEST_DIR")
+    )
 }
 
 fn dripgate(args: &[&str]) -> std::process::Output {
@@ -26,7 +29,11 @@ fn dripgate(args: &[&str]) -> std::process::Output {
 #[test]
 fn example_config_is_valid_and_printed() {
     let out = dripgate(&["check-config", "--config", &example_config()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("[upstream]"));
     assert!(text.contains("url = \"http://127.0.0.1:3000\""));
@@ -36,8 +43,11 @@ fn example_config_is_valid_and_printed() {
 fn unknown_key_exits_2_naming_key_and_line() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.toml");
-    std::fs::write(&path, "[upstream]\nurl = \"http://127.0.0.1:3000\"\nconect_timeout = \"1s\"\n")
-        .unwrap();
+    std::fs::write(
+        &path,
+        "[upstream]\nurl = \"http://127.0.0.1:3000\"\nconect_timeout = \"1s\"\n",
+    )
+    .unwrap();
     let out = dripgate(&["check-config", "--config", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8(out.stderr).unwrap();
@@ -129,7 +139,11 @@ async fn sigterm_drains_an_in_flight_request_then_exits_0() {
         .unwrap();
     assert!(health.status.success());
 
-    let slow = tokio::spawn(common::client().get(format!("http://{listen}/slow?ms=1000")).send());
+    let slow = tokio::spawn(
+        common::client()
+            .get(format!("http://{listen}/slow?ms=1000"))
+            .send(),
+    );
     for _ in 0..200 {
         if app.requests.load(std::sync::atomic::Ordering::SeqCst) == 1 {
             break;
@@ -144,11 +158,20 @@ async fn sigterm_drains_an_in_flight_request_then_exits_0() {
     let resp = slow.await.unwrap().unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "slow done");
-    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status.code(), Some(0));
 
     let health = Command::new(BIN)
-        .args(["health", "--url", &format!("http://{admin}/readyz"), "--timeout-secs", "1"])
+        .args([
+            "health",
+            "--url",
+            &format!("http://{admin}/readyz"),
+            "--timeout-secs",
+            "1",
+        ])
         .output()
         .unwrap();
     assert_eq!(health.status.code(), Some(1));

@@ -33,7 +33,10 @@ async fn slowloris_client_is_dropped() {
     config.server.header_read_timeout = Duration::from_millis(300);
     let dg = Dripgate::start(config).await;
     let mut stream = TcpStream::connect(dg.addr).await.unwrap();
-    stream.write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
     // Trickle one header byte at a time, far slower than a real client; bounded to 40 bytes.
     let trickle = async {
         for _ in 0..40 {
@@ -46,8 +49,13 @@ async fn slowloris_client_is_dropped() {
     };
     let cut_off_while_writing = trickle.await;
     let closed = cut_off_while_writing
-        || read_to_close(&mut stream, Duration::from_secs(5)).await.is_some();
-    assert!(closed, "a client trickling its headers was not disconnected");
+        || read_to_close(&mut stream, Duration::from_secs(5))
+            .await
+            .is_some();
+    assert!(
+        closed,
+        "a client trickling its headers was not disconnected"
+    );
     assert_eq!(app.requests.load(std::sync::atomic::Ordering::SeqCst), 0);
     dg.stop().await;
 }

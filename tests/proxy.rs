@@ -58,7 +58,10 @@ async fn host_can_be_rewritten_to_the_upstream() {
     let dg = Dripgate::start(config).await;
     let v = echo(&dg, client().get(dg.url("/echo"))).await;
     assert_eq!(header(&v, "host"), Some(app.addr.to_string().as_str()));
-    assert_eq!(header(&v, "x-forwarded-host"), Some(dg.addr.to_string().as_str()));
+    assert_eq!(
+        header(&v, "x-forwarded-host"),
+        Some(dg.addr.to_string().as_str())
+    );
     dg.stop().await;
 }
 
@@ -78,10 +81,16 @@ async fn untrusted_client_cannot_spoof_forwarded_headers() {
     let v = echo(&dg, req).await;
     assert_eq!(header(&v, "x-forwarded-for"), Some("127.0.0.1"));
     assert_eq!(header(&v, "x-forwarded-proto"), Some("http"));
-    assert_eq!(header(&v, "x-forwarded-host"), Some(dg.addr.to_string().as_str()));
+    assert_eq!(
+        header(&v, "x-forwarded-host"),
+        Some(dg.addr.to_string().as_str())
+    );
     assert_eq!(header(&v, "x-real-ip"), None);
     let forwarded = header(&v, "forwarded").unwrap();
-    assert!(forwarded.starts_with("for=127.0.0.1;proto=http"), "{forwarded}");
+    assert!(
+        forwarded.starts_with("for=127.0.0.1;proto=http"),
+        "{forwarded}"
+    );
     assert!(!forwarded.contains("6.6.6.6"));
     dg.stop().await;
 }
@@ -98,7 +107,10 @@ async fn trusted_proxy_headers_are_kept_and_extended() {
         .header("x-forwarded-proto", "https")
         .header("x-forwarded-host", "app.example");
     let v = echo(&dg, req).await;
-    assert_eq!(header(&v, "x-forwarded-for"), Some("203.0.113.9, 127.0.0.1"));
+    assert_eq!(
+        header(&v, "x-forwarded-for"),
+        Some("203.0.113.9, 127.0.0.1")
+    );
     assert_eq!(header(&v, "x-forwarded-proto"), Some("https"));
     assert_eq!(header(&v, "x-forwarded-host"), Some("app.example"));
     dg.stop().await;
@@ -133,7 +145,10 @@ async fn upstream_down_gives_502_and_slow_gives_504() {
         .await
         .unwrap();
     assert_eq!(
-        metric(&page, "dripgate_upstream_errors_total{kind=\"timeout\",upstream=\"legacy\"}"),
+        metric(
+            &page,
+            "dripgate_upstream_errors_total{kind=\"timeout\",upstream=\"legacy\"}"
+        ),
         Some(1.0)
     );
     dg.stop().await;
@@ -176,7 +191,10 @@ async fn signin_route_body_reaches_legacy_byte_for_byte() {
         .await
         .unwrap();
     assert_eq!(
-        metric(&page, "dripgate_http_requests_total{route=\"signin\",status=\"200\"}"),
+        metric(
+            &page,
+            "dripgate_http_requests_total{route=\"signin\",status=\"200\"}"
+        ),
         Some(2.0)
     );
     dg.stop().await;
@@ -195,7 +213,9 @@ async fn websocket_echo_through_the_proxy() {
         let back = ws.next().await.unwrap().unwrap();
         assert_eq!(back, Message::text(format!("ping {i}")));
     }
-    ws.send(Message::binary(vec![0u8, 1, 2, 255])).await.unwrap();
+    ws.send(Message::binary(vec![0u8, 1, 2, 255]))
+        .await
+        .unwrap();
     assert_eq!(
         ws.next().await.unwrap().unwrap(),
         Message::binary(vec![0u8, 1, 2, 255])

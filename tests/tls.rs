@@ -67,7 +67,9 @@ async fn get_on(
         .unwrap();
     let resp = sender.send_request(req).await.unwrap();
     let status = resp.status().as_u16();
-    http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap();
     status
 }
 
@@ -90,7 +92,10 @@ async fn https_http1_and_http2_reach_the_upstream_with_proto_https() {
     let ca = TestCa::new();
     let (_app, dg) = start_tls(dir.path(), &ca).await;
     let url = format!("https://localhost:{}/echo", dg.addr.port());
-    for (http2, version) in [(false, http::Version::HTTP_11), (true, http::Version::HTTP_2)] {
+    for (http2, version) in [
+        (false, http::Version::HTTP_11),
+        (true, http::Version::HTTP_2),
+    ] {
         let client = tls_client(&ca, http2);
         let resp = client
             .get(&url)
@@ -136,11 +141,10 @@ async fn certificate_reloads_without_dropping_an_open_connection() {
     let (_app, dg) = start_tls(dir.path(), &ca).await;
     // One connection, opened before the reload and kept open across it.
     let stream = tls_connect(&ca, dg.addr).await;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(
-        hyper_util::rt::TokioIo::new(stream),
-    )
-    .await
-    .unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
     let conn = tokio::spawn(conn);
     assert_eq!(get_on(&mut sender).await, 200);
     assert_eq!(served_cn(&ca, dg.addr).await, "first");
@@ -160,6 +164,8 @@ async fn certificate_reloads_without_dropping_an_open_connection() {
     assert_eq!(get_on(&mut sender).await, 200);
     assert!(!conn.is_finished());
     let page = common::get_text(&dg.admin_url("/metrics")).await.1;
-    assert!(common::metric(&page, "dripgate_tls_reloads_total{result=\"success\"}").unwrap() >= 1.0);
+    assert!(
+        common::metric(&page, "dripgate_tls_reloads_total{result=\"success\"}").unwrap() >= 1.0
+    );
     dg.stop().await;
 }

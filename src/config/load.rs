@@ -120,16 +120,14 @@ fn set_override(table: &mut toml::Table, name: &str, raw: &str) -> Result<(), Co
         return Err(bad("empty key segment (check for a stray '__')"));
     }
     let mut value = None;
-    if let Some(last) = path.last() {
-        if let Some(stem) = last.strip_suffix("_file") {
-            let mut secret_path = path[..path.len() - 1].to_vec();
-            secret_path.push(stem.to_owned());
-            if SECRET_KEYS.contains(&secret_path.join(".").as_str()) {
-                let mut file = toml::Table::new();
-                file.insert("file".to_owned(), toml::Value::String(raw.to_owned()));
-                value = Some(toml::Value::Table(file));
-                path = secret_path;
-            }
+    if let Some(stem) = path.last().and_then(|last| last.strip_suffix("_file")) {
+        let mut secret_path = path[..path.len() - 1].to_vec();
+        secret_path.push(stem.to_owned());
+        if SECRET_KEYS.contains(&secret_path.join(".").as_str()) {
+            let mut file = toml::Table::new();
+            file.insert("file".to_owned(), toml::Value::String(raw.to_owned()));
+            value = Some(toml::Value::Table(file));
+            path = secret_path;
         }
     }
     let Some((leaf, parents)) = path.split_last() else {
@@ -236,9 +234,7 @@ mod tests {
     #[test]
     fn unknown_key_names_key_and_line() {
         let text = "[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n";
-        let err = parse_str(text, "d.toml", env(&[]))
-            .err()
-            .expect("must fail");
+        let err = parse_str(text, "d.toml", env(&[])).expect_err("must fail");
         let msg = err.to_string();
         assert!(msg.starts_with("d.toml:3:1: server.lisen:"), "{msg}");
         assert!(msg.contains("unknown field `lisen`"), "{msg}");

@@ -111,10 +111,10 @@ impl ForwardedPolicy {
         if !headers.contains_key(&X_FORWARDED_PROTO) {
             headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
         }
-        if let Some(host) = host {
-            if !headers.contains_key(&X_FORWARDED_HOST) {
-                headers.insert(X_FORWARDED_HOST, host.clone());
-            }
+        if let Some(host) = host
+            && !headers.contains_key(&X_FORWARDED_HOST)
+        {
+            headers.insert(X_FORWARDED_HOST, host.clone());
         }
         if self.forwarded_header {
             self.append_forwarded(headers, peer_ip, proto, host);

@@ -113,8 +113,10 @@ async fn route(mut req: Request<Incoming>) -> Result<Response<AppBody>, Infallib
             Response::new(full(body))
         }
         _ => {
-            let headers: BTreeMap<String, Vec<String>> =
-                req.headers().keys().map(|k| {
+            let headers: BTreeMap<String, Vec<String>> = req
+                .headers()
+                .keys()
+                .map(|k| {
                     let values = req
                         .headers()
                         .get_all(k)
@@ -159,7 +161,8 @@ fn websocket(req: &mut Request<Incoming>) -> Response<AppBody> {
     let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         let upgraded = on_upgrade.await.unwrap();
-        let mut ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
+        let mut ws =
+            WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None).await;
         while let Some(Ok(msg)) = ws.next().await {
             if msg.is_close() {
                 break;

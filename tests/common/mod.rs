@@ -98,7 +98,8 @@ pub async fn get_text(url: &str) -> (u16, String) {
 
 /// The value of one sample (exact series text, e.g. `name{a="b"}`) in a /metrics page.
 pub fn metric(page: &str, series: &str) -> Option<f64> {
-    page.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.trim().parse().ok()))
+    page.lines().filter(|l| !l.starts_with('#')).find_map(|l| {
+        l.strip_prefix(series)
+            .and_then(|rest| rest.trim().parse().ok())
+    })
 }
