@@ -53,6 +53,8 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Most client connections served at once; further clients wait in the accept backlog.
     pub max_connections: usize,
+    /// Async worker threads; 0 means one per CPU core.
+    pub worker_threads: usize,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +66,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(60),
             max_header_bytes: 16 * 1024,
             max_connections: 4096,
+            worker_threads: 0,
         }
     }
 }

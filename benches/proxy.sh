@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Pass-through benchmark: wrk against the origin directly, nginx as a reverse proxy, and dripgate,
+# at the same concurrency, interleaved in each repetition. Prints req/s, p50/p99 latency and the
+# proxy's peak RSS, and the ratios dripgate/nginx and dripgate/direct (median over repetitions).
+#
+#   benches/proxy.sh [--reps N] [--duration 5s] [--connections 256] [--smoke]
+#
+# Layout on a 2-core machine: both proxies get one worker pinned to CPU 0; the origin (nginx,
+# one worker) and wrk share CPU 1. nginx and wrk come from Debian's packages and are installed if
+# missing. Only loopback addresses are used; every run is bounded by --duration.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+reps=3; duration=5s; conns=256
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --reps) reps=$2; shift 2;;
+    --duration) duration=$2; shift 2;;
+    --connections) conns=$2; shift 2;;
+    --smoke) reps=1; duration=1s; conns=16; shift;;
+    *) echo "unknown argument $1" >&2; exit 2;;
+  esac
+done
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need nginx; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+ORIGIN=127.0.0.1:18081; NGINX_PROXY=127.0.0.1:18082; DRIPGATE=127.0.0.1:18083; ADMIN=127.0.0.1:18093
+
+cargo build --release --quiet
+BIN=${CARGO_TARGET_DIR:-target}/release/dripgate
+
+mkdir -p "$work/www" "$work/origin" "$work/proxy"
+head -c 16384 /dev/zero | tr '\0' 'x' > "$work/www/16k.txt"
+nginx_conf() { # name listen body
+  cat > "$work/$1/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/$1/nginx.pid;
+error_log $work/$1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/$1; proxy_temp_path $work/$1; fastcgi_temp_path $work/$1;
+  uwsgi_temp_path $work/$1; scgi_temp_path $work/$1;
+  upstream origin { server $ORIGIN; keepalive 256; }
+  server {
+    listen $2 reuseport backlog=4096;
+    $3
+  }
+}
+CONF
+}
+nginx_conf origin "$ORIGIN" "location = /hello { return 200 'Hello World!\n'; } location / { root $work/www; }"
+nginx_conf proxy "$NGINX_PROXY" "location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; }"
+
+taskset -c 1 "$NGINX" -c "$work/origin/nginx.conf" & pids+=($!)
+taskset -c 0 "$NGINX" -c "$work/proxy/nginx.conf" & pids+=($!)
+DRIPGATE_SERVER__LISTEN=$DRIPGATE DRIPGATE_ADMIN__LISTEN=$ADMIN DRIPGATE_UPSTREAM__URL=http://$ORIGIN \
+DRIPGATE_SERVER__WORKER_THREADS=1 DRIPGATE_LOG__LEVEL=warn DRIPGATE_UPSTREAM__POOL_MAX_IDLE=512 \
+  taskset -c 0 "$BIN" serve --config config/dripgate.example.toml > "$work/dripgate.log" 2>&1 & pids+=($!)
+dg_pid=$!
+for _ in $(seq 1 50); do
+  curl_ok=1
+  for a in $ORIGIN $NGINX_PROXY $DRIPGATE; do
+    (exec 3<>/dev/tcp/${a%:*}/${a#*:}) 2>/dev/null || curl_ok=0
+  done
+  [ $curl_ok = 1 ] && break; sleep 0.2
+done
+
+# The nginx proxy's worker is the child of its master.
+nginx_master=${pids[1]}
+nginx_worker() { pgrep -P "$(cat "$work/proxy/nginx.pid" 2>/dev/null || echo $nginx_master)" | head -n1; }
+peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+results="$work/results.tsv"
+run_wrk() { # contender path
+  local target=$1 path=$2 out
+  out=$(taskset -c 1 wrk -t1 -c"$conns" -d"$duration" --latency "http://$target$path" 2>&1)
+  if echo "$out" | grep -q "Non-2xx\|Socket errors"; then
+    echo "FAILED RUN against $target$path:" >&2; echo "$out" >&2; exit 1
+  fi
+  python3 - "$out" <<'PY'
+import re, sys
+out = sys.argv[1]
+def lat(label):
+    m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    v, unit = float(m.group(1)), m.group(2)
+    return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+print(f"{rps:.0f}\t{lat('50'):.3f}\t{lat('99'):.3f}")
+PY
+}
+
+for path in /hello /16k.txt; do
+  for rep in $(seq 1 "$reps"); do
+    for who in direct nginx dripgate; do
+      case $who in direct) t=$ORIGIN;; nginx) t=$NGINX_PROXY;; dripgate) t=$DRIPGATE;; esac
+      printf '%s\t%s\t%s\t%s\n' "$path" "$rep" "$who" "$(run_wrk "$t" "$path")" >> "$results"
+    done
+  done
+done
+dg_rss=$(peak_rss_kb "$dg_pid"); ng_rss=$(peak_rss_kb "$(nginx_worker)")
+
+python3 - "$results" "$dg_rss" "$ng_rss" "$conns" "$duration" "$reps" <<'PY'
+import statistics, sys, collections
+path, dg_rss, ng_rss, conns, duration, reps = sys.argv[1:]
+rows = [l.rstrip("\n").split("\t") for l in open(path)]
+by = collections.defaultdict(dict)
+for p, rep, who, rps, p50, p99 in rows:
+    by[(p, rep)][who] = (float(rps), float(p50), float(p99))
+print(f"wrk -t1 -c{conns} -d{duration}, {reps} interleaved repetitions; medians (per-repetition ratios)\n")
+print("| path | contender | req/s | p50 ms | p99 ms |")
+print("|---|---|---|---|---|")
+paths = sorted({p for p, _ in by})
+for p in paths:
+    reps_ = [v for (pp, _), v in by.items() if pp == p]
+    for who in ("direct", "nginx", "dripgate"):
+        med = lambda i: statistics.median(r[who][i] for r in reps_)
+        print(f"| {p} | {who} | {med(0):.0f} | {med(1):.3f} | {med(2):.3f} |")
+print("\n| path | dripgate/nginx req/s | dripgate/nginx p99 | dripgate/direct req/s |")
+print("|---|---|---|---|")
+for p in paths:
+    reps_ = [v for (pp, _), v in by.items() if pp == p]
+    ratio = lambda a, b, i: statistics.median(r[a][i] / r[b][i] for r in reps_)
+    print(f"| {p} | {ratio('dripgate','nginx',0):.2f} | {ratio('dripgate','nginx',2):.2f} | {ratio('dripgate','direct',0):.2f} |")
+print(f"\npeak RSS: dripgate {int(dg_rss)/1024:.1f} MiB, nginx proxy worker {int(ng_rss)/1024:.1f} MiB")
+PY
