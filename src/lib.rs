@@ -7,3 +7,4 @@
 pub mod cli;
 pub mod hash;
 pub mod metrics;
+pub mod provider;

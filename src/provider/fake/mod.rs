@@ -1,0 +1,1 @@
+//! Fake providers: real HTTP servers on loopback that follow the providers' published contracts.
