@@ -146,10 +146,10 @@ pub fn authgear_validator() -> Validator {
         let doc = apollo_compiler::ExecutableDocument::parse_and_validate(&schema, query, "request.graphql")
             .map_err(|e| e.errors.to_string())?;
         let name = body.get("operationName").and_then(Value::as_str);
-        let op = doc.operations.get(name).map_err(|e| e.to_string())?;
+        let op = doc.operations.get(name).map_err(|e| format!("{e:?}"))?;
         let vars = body.get("variables").cloned().unwrap_or(Value::Object(Map::new()));
         let vars: apollo_compiler::response::JsonMap = serde_json::from_value(vars).map_err(|e| e.to_string())?;
-        apollo_compiler::request::coerce_variable_values(&schema, op, &vars).map_err(|e| e.to_string())?;
+        apollo_compiler::request::coerce_variable_values(&schema, op, &vars).map_err(|e| format!("{e:?}"))?;
         Ok(())
     })
 }
