@@ -11,13 +11,20 @@ use dripgate::provider::fake::Fault;
 use dripgate::provider::fake::kinde::{FakeKinde, FakeKindeOptions};
 use dripgate::provider::kinde::KindeClient;
 use dripgate::provider::{
-    ErrorClass, LegacyHash, LegacyHashMethod, NewUser, Password, Provider, ProviderError, ProviderMetrics, SaltPosition,
+    ErrorClass, LegacyHash, LegacyHashMethod, NewUser, Password, Provider, ProviderError,
+    ProviderMetrics, SaltPosition,
 };
 use provider_common::*;
 use secrecy::SecretString;
 
 fn client(fake: &FakeKinde) -> KindeClient {
-    KindeClient::new(&kinde_config(fake), &http(Duration::from_secs(5)), &fast_limits(), None).unwrap()
+    KindeClient::new(
+        &kinde_config(fake),
+        &http(Duration::from_secs(5)),
+        &fast_limits(),
+        None,
+    )
+    .unwrap()
 }
 
 fn ada() -> NewUser {
@@ -35,12 +42,24 @@ async fn migrates_a_user_end_to_end_and_the_password_works_at_the_fake() {
     let c = client(&fake);
     assert_eq!(c.find_user_by_email("ada@example.com").await.unwrap(), None);
     let secret = SecretString::from("correct horse battery staple");
-    let created = c.create_user(&ada(), Some(Password::from_secret_string(&secret))).await.unwrap();
-    assert!(!created.password_set, "Kinde creates and sets the password in two calls");
-    c.set_password(&created.id, Password::from_secret_string(&secret), None).await.unwrap();
+    let created = c
+        .create_user(&ada(), Some(Password::from_secret_string(&secret)))
+        .await
+        .unwrap();
+    assert!(
+        !created.password_set,
+        "Kinde creates and sets the password in two calls"
+    );
+    c.set_password(&created.id, Password::from_secret_string(&secret), None)
+        .await
+        .unwrap();
     c.require_password_change(&created.id).await.unwrap();
 
-    let found = c.find_user_by_email("ADA@example.com").await.unwrap().unwrap();
+    let found = c
+        .find_user_by_email("ADA@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(found.id, created.id);
     assert_eq!(found.legacy_id.as_deref(), Some("legacy-4711"));
     let user = fake.user_by_email("ada@example.com").unwrap();
@@ -52,7 +71,11 @@ async fn migrates_a_user_end_to_end_and_the_password_works_at_the_fake() {
     assert!(fake.verify_password("ada@example.com", b"correct horse battery staple"));
     assert!(!fake.verify_password("ada@example.com", b"wrong"));
     assert_eq!(fake.calls("token"), 1);
-    assert!(fake.spec_violations().is_empty(), "{:?}", fake.spec_violations());
+    assert!(
+        fake.spec_violations().is_empty(),
+        "{:?}",
+        fake.spec_violations()
+    );
 }
 
 #[tokio::test]
@@ -62,7 +85,9 @@ async fn fifty_concurrent_callers_share_one_token_request() {
     let mut tasks = Vec::new();
     for i in 0..50 {
         let c = c.clone();
-        tasks.push(tokio::spawn(async move { c.find_user_by_email(&format!("u{i}@example.com")).await }));
+        tasks.push(tokio::spawn(async move {
+            c.find_user_by_email(&format!("u{i}@example.com")).await
+        }));
     }
     for t in tasks {
         assert_eq!(t.await.unwrap().unwrap(), None);
@@ -102,11 +127,22 @@ async fn a_429_is_honoured_and_no_call_is_made_while_waiting() {
     let second = c.find_user_by_email("b@example.com").await;
     assert!(first.await.unwrap().is_ok());
     assert!(second.is_ok());
-    assert_eq!(fake.calls("getUsers"), 4, "warm-up, 429, the retry, the second caller: no extra calls");
-    let arrivals: Vec<_> = fake.arrivals().into_iter().filter(|(op, _)| op == "getUsers").collect();
+    assert_eq!(
+        fake.calls("getUsers"),
+        4,
+        "warm-up, 429, the retry, the second caller: no extra calls"
+    );
+    let arrivals: Vec<_> = fake
+        .arrivals()
+        .into_iter()
+        .filter(|(op, _)| op == "getUsers")
+        .collect();
     let throttled_at = arrivals[1].1;
     for (_, at) in &arrivals[2..] {
-        assert!(*at >= throttled_at + Duration::from_secs(1), "a call was made during the pause");
+        assert!(
+            *at >= throttled_at + Duration::from_secs(1),
+            "a call was made during the pause"
+        );
     }
 }
 
@@ -130,7 +166,10 @@ async fn duplicate_email_on_create_is_already_exists_with_the_existing_id() {
     let existing = fake.insert_user("ada@example.com");
     let c = client(&fake);
     match c.create_user(&ada(), None).await {
-        Err(ProviderError::AlreadyExists { existing_id: Some(id), .. }) => assert_eq!(id.as_str(), existing),
+        Err(ProviderError::AlreadyExists {
+            existing_id: Some(id),
+            ..
+        }) => assert_eq!(id.as_str(), existing),
         other => panic!("expected AlreadyExists, got {other:?}"),
     }
     assert_eq!(fake.users().len(), 1);
@@ -139,12 +178,26 @@ async fn duplicate_email_on_create_is_already_exists_with_the_existing_id() {
 #[tokio::test]
 async fn a_create_that_commits_then_hangs_can_be_found_afterwards() {
     let fake = kinde_fake().await;
-    let c = KindeClient::new(&kinde_config(&fake), &http(Duration::from_millis(500)), &fast_limits(), None).unwrap();
+    let c = KindeClient::new(
+        &kinde_config(&fake),
+        &http(Duration::from_millis(500)),
+        &fast_limits(),
+        None,
+    )
+    .unwrap();
     fake.fail_next("createUser", 1, Fault::CommitThenHang);
     let err = c.create_user(&ada(), None).await.unwrap_err();
     assert_eq!(err.class(), ErrorClass::Transient);
-    assert_eq!(fake.calls("createUser"), 1, "a create whose outcome is unknown is not resent");
-    let found = c.find_user_by_email("ada@example.com").await.unwrap().unwrap();
+    assert_eq!(
+        fake.calls("createUser"),
+        1,
+        "a create whose outcome is unknown is not resent"
+    );
+    let found = c
+        .find_user_by_email("ada@example.com")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(fake.users()[0].id, found.id.as_str());
 }
 
@@ -157,7 +210,10 @@ async fn transient_failures_of_idempotent_calls_are_retried() {
     assert_eq!(c.find_user_by_email("a@example.com").await.unwrap(), None);
     assert_eq!(fake.calls("getUsers"), 3);
     fake.fail_next("createUser", 1, Fault::Status(500));
-    assert_eq!(c.create_user(&ada(), None).await.unwrap_err().class(), ErrorClass::Transient);
+    assert_eq!(
+        c.create_user(&ada(), None).await.unwrap_err().class(),
+        ErrorClass::Transient
+    );
     assert_eq!(fake.calls("createUser"), 1);
 }
 
@@ -168,7 +224,10 @@ async fn policy_rejection_is_typed() {
     let id = c.create_user(&ada(), None).await.unwrap().id;
     fake.fail_next("SetUserPassword", 1, Fault::PasswordPolicy);
     let secret = SecretString::from("pw");
-    let err = c.set_password(&id, Password::from_secret_string(&secret), None).await.unwrap_err();
+    let err = c
+        .set_password(&id, Password::from_secret_string(&secret), None)
+        .await
+        .unwrap_err();
     assert_eq!(err.class(), ErrorClass::PasswordRejected);
     assert_eq!(fake.calls("SetUserPassword"), 1);
 }
@@ -192,11 +251,24 @@ async fn legacy_hash_transfer_sends_the_verified_hash() {
         variant: None,
     };
     let secret = SecretString::from("hunter2");
-    c.set_password(&id, Password::from_secret_string(&secret), Some(&legacy)).await.unwrap();
-    assert_eq!(fake.user_by_email("ada@example.com").unwrap().password.unwrap().method, "md5");
+    c.set_password(&id, Password::from_secret_string(&secret), Some(&legacy))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.user_by_email("ada@example.com")
+            .unwrap()
+            .password
+            .unwrap()
+            .method,
+        "md5"
+    );
     assert!(fake.verify_password("ada@example.com", b"hunter2"));
     assert!(!format!("{legacy:?}").contains("x9Q"));
-    assert!(fake.spec_violations().is_empty(), "{:?}", fake.spec_violations());
+    assert!(
+        fake.spec_violations().is_empty(),
+        "{:?}",
+        fake.spec_violations()
+    );
 }
 
 #[tokio::test]
@@ -208,20 +280,30 @@ async fn plaintext_transfer_breaks_the_spec_unless_the_account_accepts_it() {
     let c = KindeClient::new(&cfg, &http(Duration::from_secs(5)), &fast_limits(), None).unwrap();
     let id = c.create_user(&ada(), None).await.unwrap().id;
     let secret = SecretString::from("hunter2hunter2");
-    let err = c.set_password(&id, Password::from_secret_string(&secret), None).await.unwrap_err();
+    let err = c
+        .set_password(&id, Password::from_secret_string(&secret), None)
+        .await
+        .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Invalid);
     assert_eq!(strict.spec_violations().len(), 1);
 
     // An account that accepts the documented plaintext body.
-    let lenient =
-        FakeKinde::start("127.0.0.1:0", FakeKindeOptions { accept_plaintext_password: true, ..Default::default() })
-            .await
-            .unwrap();
+    let lenient = FakeKinde::start(
+        "127.0.0.1:0",
+        FakeKindeOptions {
+            accept_plaintext_password: true,
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
     let mut cfg = kinde_config(&lenient);
     cfg.password_transfer = PasswordTransfer::Plaintext;
     let c = KindeClient::new(&cfg, &http(Duration::from_secs(5)), &fast_limits(), None).unwrap();
     let id = c.create_user(&ada(), None).await.unwrap().id;
-    c.set_password(&id, Password::from_secret_string(&secret), None).await.unwrap();
+    c.set_password(&id, Password::from_secret_string(&secret), None)
+        .await
+        .unwrap();
     assert!(lenient.verify_password("ada@example.com", b"hunter2hunter2"));
 }
 
@@ -233,7 +315,10 @@ async fn check_reports_bad_secret_wrong_audience_and_missing_scope() {
 
     let mut cfg = kinde_config(&fake);
     cfg.client_secret = "wrong".to_string().into();
-    let r = KindeClient::new(&cfg, &http(Duration::from_secs(5)), &fast_limits(), None).unwrap().check_credentials().await;
+    let r = KindeClient::new(&cfg, &http(Duration::from_secs(5)), &fast_limits(), None)
+        .unwrap()
+        .check_credentials()
+        .await;
     assert!(!r.ok());
     let line = format!("{:?}", r.lines);
     assert!(line.contains("invalid_client"), "{line}");
@@ -241,12 +326,18 @@ async fn check_reports_bad_secret_wrong_audience_and_missing_scope() {
 
     let mut cfg = kinde_config(&fake);
     cfg.audience = Some("https://other.kinde.com/api".into());
-    let r = KindeClient::new(&cfg, &http(Duration::from_secs(5)), &fast_limits(), None).unwrap().check_credentials().await;
+    let r = KindeClient::new(&cfg, &http(Duration::from_secs(5)), &fast_limits(), None)
+        .unwrap()
+        .check_credentials()
+        .await;
     assert!(format!("{:?}", r.lines).contains("unauthorized_client"));
 
     let no_read = FakeKinde::start(
         "127.0.0.1:0",
-        FakeKindeOptions { scopes: vec!["create:users".into()], ..Default::default() },
+        FakeKindeOptions {
+            scopes: vec!["create:users".into()],
+            ..Default::default()
+        },
     )
     .await
     .unwrap();
@@ -262,22 +353,60 @@ async fn metrics_count_calls_by_operation_and_status() {
     let fake = kinde_fake().await;
     let registry = prometheus::Registry::new();
     let metrics = ProviderMetrics::register(&registry).unwrap();
-    let c = KindeClient::new(&kinde_config(&fake), &http(Duration::from_secs(5)), &fast_limits(), Some(metrics)).unwrap();
+    let c = KindeClient::new(
+        &kinde_config(&fake),
+        &http(Duration::from_secs(5)),
+        &fast_limits(),
+        Some(metrics),
+    )
+    .unwrap();
     fake.fail_next("getUsers", 1, Fault::Status(500));
     c.find_user_by_email("a@example.com").await.unwrap();
     let text = dripgate::metrics::render(&registry).unwrap();
     assert!(text.contains(r#"dripgate_provider_requests_total{operation="find_user",provider="kinde",status="ok"} 1"#), "{text}");
     assert!(text.contains(r#"dripgate_provider_requests_total{operation="find_user",provider="kinde",status="transient"} 1"#));
-    assert!(text.contains(r#"dripgate_provider_requests_total{operation="token",provider="kinde",status="ok"} 1"#));
+    assert!(text.contains(
+        r#"dripgate_provider_requests_total{operation="token",provider="kinde",status="ok"} 1"#
+    ));
     assert!(text.contains("dripgate_provider_request_duration_seconds_bucket"));
 }
 
 #[test]
 fn the_spec_validator_rejects_what_the_spec_rejects() {
     let v = kinde_validator();
-    assert!(v("SetUserPassword", &serde_json::json!({"password": "x", "is_temporary_password": false})).is_err());
-    assert!(v("SetUserPassword", &serde_json::json!({"hashed_password": "x", "hashing_method": "argon2"})).is_err());
-    assert!(v("SetUserPassword", &serde_json::json!({"hashed_password": "x", "hashing_method": "bcrypt"})).is_ok());
-    assert!(v("createUser", &serde_json::json!({"identities": [{"type": "fax"}]})).is_err());
-    assert!(v("updateUser", &serde_json::json!({"is_password_reset_requested": "yes"})).is_err());
+    assert!(
+        v(
+            "SetUserPassword",
+            &serde_json::json!({"password": "x", "is_temporary_password": false})
+        )
+        .is_err()
+    );
+    assert!(
+        v(
+            "SetUserPassword",
+            &serde_json::json!({"hashed_password": "x", "hashing_method": "argon2"})
+        )
+        .is_err()
+    );
+    assert!(
+        v(
+            "SetUserPassword",
+            &serde_json::json!({"hashed_password": "x", "hashing_method": "bcrypt"})
+        )
+        .is_ok()
+    );
+    assert!(
+        v(
+            "createUser",
+            &serde_json::json!({"identities": [{"type": "fax"}]})
+        )
+        .is_err()
+    );
+    assert!(
+        v(
+            "updateUser",
+            &serde_json::json!({"is_password_reset_requested": "yes"})
+        )
+        .is_err()
+    );
 }

@@ -5,20 +5,27 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dripgate::provider::config::{AuthgearConfig, HttpConfig, KindeConfig, LimitsConfig, PasswordTransfer};
+use dripgate::provider::config::{
+    AuthgearConfig, HttpConfig, KindeConfig, LimitsConfig, PasswordTransfer,
+};
 use dripgate::provider::fake::Validator;
 use dripgate::provider::fake::authgear::{FakeAuthgear, FakeAuthgearOptions};
 use dripgate::provider::fake::kinde::{FakeKinde, FakeKindeOptions};
 use serde_json::{Map, Value};
 
 pub fn spec_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/provider_specs").join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/provider_specs")
+        .join(name)
 }
 
 fn yaml_to_json(y: &yaml_rust2::Yaml) -> Value {
     use yaml_rust2::Yaml;
     match y {
-        Yaml::Real(s) => s.parse::<f64>().map(Value::from).unwrap_or(Value::String(s.clone())),
+        Yaml::Real(s) => s
+            .parse::<f64>()
+            .map(Value::from)
+            .unwrap_or(Value::String(s.clone())),
         Yaml::Integer(i) => Value::from(*i),
         Yaml::String(s) => Value::String(s.clone()),
         Yaml::Boolean(b) => Value::Bool(*b),
@@ -52,7 +59,9 @@ pub fn kinde_request_schema(spec: &Value, operation_id: &str) -> Option<Value> {
     for item in spec["paths"].as_object()?.values() {
         for op in item.as_object()?.values() {
             if op.get("operationId").and_then(Value::as_str) == Some(operation_id) {
-                return op.pointer("/requestBody/content/application~1json/schema").cloned();
+                return op
+                    .pointer("/requestBody/content/application~1json/schema")
+                    .cloned();
             }
         }
     }
@@ -63,7 +72,9 @@ pub fn kinde_request_schema(spec: &Value, operation_id: &str) -> Option<Value> {
 /// properties, additionalProperties, items, allOf/oneOf/anyOf, $ref into components).
 pub fn validate_schema(spec: &Value, schema: &Value, v: &Value, at: &str) -> Result<(), String> {
     if let Some(r) = schema.get("$ref").and_then(Value::as_str) {
-        let target = spec.pointer(r.trim_start_matches('#')).ok_or(format!("{at}: bad $ref {r}"))?;
+        let target = spec
+            .pointer(r.trim_start_matches('#'))
+            .ok_or(format!("{at}: bad $ref {r}"))?;
         return validate_schema(spec, target, v, at);
     }
     if v.is_null() && schema.get("nullable").and_then(Value::as_bool) == Some(true) {
@@ -101,7 +112,12 @@ pub fn validate_schema(spec: &Value, schema: &Value, v: &Value, at: &str) -> Res
         }
     }
     if let Some(obj) = v.as_object() {
-        for r in schema.get("required").and_then(Value::as_array).into_iter().flatten() {
+        for r in schema
+            .get("required")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             let r = r.as_str().unwrap_or_default();
             if !obj.contains_key(r) {
                 return Err(format!("{at}: '{r}' is a required property"));
@@ -112,8 +128,12 @@ pub fn validate_schema(spec: &Value, schema: &Value, v: &Value, at: &str) -> Res
             match props.and_then(|p| p.get(k)) {
                 Some(s) => validate_schema(spec, s, val, &format!("{at}.{k}"))?,
                 None => match schema.get("additionalProperties") {
-                    Some(Value::Bool(false)) => return Err(format!("{at}: unexpected property '{k}'")),
-                    Some(s @ Value::Object(_)) => validate_schema(spec, s, val, &format!("{at}.{k}"))?,
+                    Some(Value::Bool(false)) => {
+                        return Err(format!("{at}: unexpected property '{k}'"));
+                    }
+                    Some(s @ Value::Object(_)) => {
+                        validate_schema(spec, s, val, &format!("{at}.{k}"))?
+                    }
                     _ => {}
                 },
             }
@@ -131,7 +151,8 @@ pub fn validate_schema(spec: &Value, schema: &Value, v: &Value, at: &str) -> Res
 pub fn kinde_validator() -> Validator {
     let spec = Arc::new(kinde_spec());
     Arc::new(move |op: &str, body: &Value| {
-        let schema = kinde_request_schema(&spec, op).ok_or(format!("no request schema for {op} in the spec"))?;
+        let schema = kinde_request_schema(&spec, op)
+            .ok_or(format!("no request schema for {op} in the spec"))?;
         validate_schema(&spec, &schema, body, "body")
     })
 }
@@ -140,16 +161,29 @@ pub fn kinde_validator() -> Validator {
 /// must coerce to the declared types.
 pub fn authgear_validator() -> Validator {
     let sdl = std::fs::read_to_string(spec_path("authgear-admin-schema.graphql")).unwrap();
-    let schema = Arc::new(apollo_compiler::Schema::parse_and_validate(sdl, "schema.graphql").unwrap());
+    let schema =
+        Arc::new(apollo_compiler::Schema::parse_and_validate(sdl, "schema.graphql").unwrap());
     Arc::new(move |_op: &str, body: &Value| {
-        let query = body.get("query").and_then(Value::as_str).ok_or("no query")?;
-        let doc = apollo_compiler::ExecutableDocument::parse_and_validate(&schema, query, "request.graphql")
-            .map_err(|e| e.errors.to_string())?;
+        let query = body
+            .get("query")
+            .and_then(Value::as_str)
+            .ok_or("no query")?;
+        let doc = apollo_compiler::ExecutableDocument::parse_and_validate(
+            &schema,
+            query,
+            "request.graphql",
+        )
+        .map_err(|e| e.errors.to_string())?;
         let name = body.get("operationName").and_then(Value::as_str);
         let op = doc.operations.get(name).map_err(|e| format!("{e:?}"))?;
-        let vars = body.get("variables").cloned().unwrap_or(Value::Object(Map::new()));
-        let vars: apollo_compiler::response::JsonMap = serde_json::from_value(vars).map_err(|e| e.to_string())?;
-        apollo_compiler::request::coerce_variable_values(&schema, op, &vars).map_err(|e| format!("{e:?}"))?;
+        let vars = body
+            .get("variables")
+            .cloned()
+            .unwrap_or(Value::Object(Map::new()));
+        let vars: apollo_compiler::response::JsonMap =
+            serde_json::from_value(vars).map_err(|e| e.to_string())?;
+        apollo_compiler::request::coerce_variable_values(&schema, op, &vars)
+            .map_err(|e| format!("{e:?}"))?;
         Ok(())
     })
 }
@@ -167,11 +201,18 @@ pub fn fast_limits() -> LimitsConfig {
 }
 
 pub fn http(request_timeout: Duration) -> HttpConfig {
-    HttpConfig { request_timeout, connect_timeout: Duration::from_secs(2), deadline: Duration::from_secs(10), ca_bundle: None }
+    HttpConfig {
+        request_timeout,
+        connect_timeout: Duration::from_secs(2),
+        deadline: Duration::from_secs(10),
+        ca_bundle: None,
+    }
 }
 
 pub async fn kinde_fake() -> FakeKinde {
-    let fake = FakeKinde::start("127.0.0.1:0", FakeKindeOptions::default()).await.unwrap();
+    let fake = FakeKinde::start("127.0.0.1:0", FakeKindeOptions::default())
+        .await
+        .unwrap();
     fake.set_validator(kinde_validator());
     fake
 }

@@ -16,7 +16,9 @@ use rand::Rng;
 use serde_json::{Map, Value, json};
 
 use super::graphql::{self, Field, OperationKind, Selection};
-use super::{Fault, Incoming_, Knobs, Reply, ServerHandle, Validator, json_response, response, serve};
+use super::{
+    Fault, Incoming_, Knobs, Reply, ServerHandle, Validator, json_response, response, serve,
+};
 use crate::provider::authgear::{user_node_id, user_raw_id};
 
 /// Fake settings.
@@ -68,7 +70,9 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -81,7 +85,9 @@ pub struct FakeAuthgear {
 
 impl std::fmt::Debug for FakeAuthgear {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeAuthgear").field("base_url", &self.base_url).finish_non_exhaustive()
+        f.debug_struct("FakeAuthgear")
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -102,7 +108,11 @@ impl FakeAuthgear {
             let s = s.clone();
             async move { handle(&s, req).await }
         })?;
-        Ok(Self { shared, base_url, _server: server })
+        Ok(Self {
+            shared,
+            base_url,
+            _server: server,
+        })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -125,7 +135,12 @@ impl FakeAuthgear {
     /// The user with this email (case-insensitive).
     pub fn user_by_email(&self, email: &str) -> Option<FakeAuthgearUser> {
         let email = email.to_lowercase();
-        self.shared.lock().users.values().find(|u| u.email == email).cloned()
+        self.shared
+            .lock()
+            .users
+            .values()
+            .find(|u| u.email == email)
+            .cloned()
     }
 
     /// Whether `plaintext` is the password of the user with `email`.
@@ -176,15 +191,24 @@ fn authorized(s: &Shared, req: &Incoming_) -> bool {
     else {
         return false;
     };
-    let Ok(header) = jsonwebtoken::decode_header(token) else { return false };
+    let Ok(header) = jsonwebtoken::decode_header(token) else {
+        return false;
+    };
     if header.alg != Algorithm::RS256 || header.kid.as_deref() != Some(s.options.key_id.as_str()) {
         return false;
     }
     let mut validation = Validation::new(Algorithm::RS256);
     validation.set_audience(&[s.options.project_id.as_str()]);
     validation.leeway = 300;
-    let Ok(data) = jsonwebtoken::decode::<Value>(token, &s.key, &validation) else { return false };
-    let jti = data.claims.get("jti").and_then(Value::as_str).unwrap_or(token).to_string();
+    let Ok(data) = jsonwebtoken::decode::<Value>(token, &s.key, &validation) else {
+        return false;
+    };
+    let jti = data
+        .claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .unwrap_or(token)
+        .to_string();
     let mut st = s.lock();
     if st.revoked_jtis.contains(&jti) {
         return false;
@@ -205,35 +229,67 @@ fn api_error(message: &str, name: &str, reason: &str, info: Option<Value>, path:
 async fn handle(s: &Shared, req: Incoming_) -> Reply {
     let path = req.uri.path();
     if path != "/_api/admin/graphql" && path != "/graphql" {
-        return Reply::Send(response(404, "text/plain; charset=utf-8", "404 page not found"));
+        return Reply::Send(response(
+            404,
+            "text/plain; charset=utf-8",
+            "404 page not found",
+        ));
     }
     if !authorized(s, &req) {
         s.lock().knobs.arrive("forbidden");
         return forbidden();
     }
     if req.method == hyper::Method::GET {
-        return Reply::Send(response(200, "text/html; charset=utf-8", "<!DOCTYPE html><title>GraphiQL</title>"));
+        return Reply::Send(response(
+            200,
+            "text/html; charset=utf-8",
+            "<!DOCTYPE html><title>GraphiQL</title>",
+        ));
     }
     if req.method != hyper::Method::POST {
-        return Reply::Send(response(405, "text/plain; charset=utf-8", "method not allowed"));
+        return Reply::Send(response(
+            405,
+            "text/plain; charset=utf-8",
+            "method not allowed",
+        ));
     }
-    let ct = req.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let ct = req
+        .headers
+        .get(hyper::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
     let media = ct.split(';').next().unwrap_or_default().trim();
     if media != "application/json" && media != "application/graphql" {
         s.lock().knobs.violation(format!("content type {ct:?}"));
-        return Reply::Send(response(415, "text/plain; charset=utf-8", format!("invalid content type: {ct}")));
+        return Reply::Send(response(
+            415,
+            "text/plain; charset=utf-8",
+            format!("invalid content type: {ct}"),
+        ));
     }
     let body: Value = match serde_json::from_slice(&req.body) {
         Ok(v) => v,
-        Err(_) => return Reply::Send(json_response(400, &json!({"error": {"name": "BadRequest", "reason": "BadRequest", "message": "invalid JSON", "code": 400}}))),
+        Err(_) => {
+            return Reply::Send(json_response(
+                400,
+                &json!({"error": {"name": "BadRequest", "reason": "BadRequest", "message": "invalid JSON", "code": 400}}),
+            ));
+        }
     };
-    let query = body.get("query").and_then(Value::as_str).unwrap_or_default().to_string();
+    let query = body
+        .get("query")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
     let vars: Map<String, Value> = match body.get("variables") {
         Some(Value::Object(m)) => m.clone(),
         Some(Value::String(s)) => serde_json::from_str(s).unwrap_or_default(),
         _ => Map::new(),
     };
-    let op_name = body.get("operationName").and_then(Value::as_str).filter(|n| !n.is_empty());
+    let op_name = body
+        .get("operationName")
+        .and_then(Value::as_str)
+        .filter(|n| !n.is_empty());
     let operation = match graphql::parse_operation(&query, op_name) {
         Ok(op) => op,
         Err(e) => return Reply::Send(json_response(200, &json!({"errors": [{"message": e}]}))),
@@ -241,10 +297,19 @@ async fn handle(s: &Shared, req: Incoming_) -> Reply {
     let roots: Vec<&Field> = operation
         .selections
         .iter()
-        .filter_map(|s| if let Selection::Field(f) = s { Some(f) } else { None })
+        .filter_map(|s| {
+            if let Selection::Field(f) = s {
+                Some(f)
+            } else {
+                None
+            }
+        })
         .collect();
     if operation.kind == OperationKind::Mutation && roots.len() > 5 {
-        return Reply::Send(json_response(400, &json!({"error": {"name": "BadRequest", "reason": "BadRequest", "message": format!("too many mutation fields in one request: got {}, limit is 5", roots.len()), "code": 400}})));
+        return Reply::Send(json_response(
+            400,
+            &json!({"error": {"name": "BadRequest", "reason": "BadRequest", "message": format!("too many mutation fields in one request: got {}, limit is 5", roots.len()), "code": 400}}),
+        ));
     }
     let first = roots.first().map(|f| f.name.clone()).unwrap_or_default();
     let (fault, validator) = {
@@ -254,7 +319,10 @@ async fn handle(s: &Shared, req: Incoming_) -> Reply {
     if let Some(validator) = validator {
         if let Err(e) = validator(&first, &body) {
             s.lock().knobs.violation(format!("{first}: {e}"));
-            return Reply::Send(json_response(200, &json!({"data": null, "errors": [{"message": e}]})));
+            return Reply::Send(json_response(
+                200,
+                &json!({"data": null, "errors": [{"message": e}]}),
+            ));
         }
     }
     let mut hang_after = false;
@@ -262,10 +330,16 @@ async fn handle(s: &Shared, req: Incoming_) -> Reply {
     match fault {
         Some(Fault::Status(403)) => return forbidden(),
         Some(Fault::Status(code)) => {
-            return Reply::Send(json_response(code, &json!({"error": {"name": "InternalError", "reason": "UnexpectedError", "message": "unexpected error", "code": code}})));
+            return Reply::Send(json_response(
+                code,
+                &json!({"error": {"name": "InternalError", "reason": "UnexpectedError", "message": "unexpected error", "code": code}}),
+            ));
         }
         Some(Fault::RateLimit { reset_secs }) => {
-            let mut r = json_response(429, &json!({"error": {"name": "TooManyRequest", "reason": "RateLimited", "message": "request rate limited", "code": 429}}));
+            let mut r = json_response(
+                429,
+                &json!({"error": {"name": "TooManyRequest", "reason": "RateLimited", "message": "request rate limited", "code": 429}}),
+            );
             if let Ok(v) = hyper::header::HeaderValue::from_str(&reset_secs.to_string()) {
                 r.headers_mut().insert("retry-after", v);
             }
@@ -278,7 +352,11 @@ async fn handle(s: &Shared, req: Incoming_) -> Reply {
         None => {}
     }
     let result = execute(s, &roots, &vars, policy_fault);
-    if hang_after { Reply::Hang } else { Reply::Send(json_response(200, &result)) }
+    if hang_after {
+        Reply::Hang
+    } else {
+        Reply::Send(json_response(200, &result))
+    }
 }
 
 /// Runs the root fields in one transaction: any error rolls every change back.
@@ -288,10 +366,17 @@ fn execute(s: &Shared, roots: &[&Field], vars: &Map<String, Value>, policy_fault
     let mut data = Map::new();
     let mut errors = Vec::new();
     for field in roots {
-        let args: Map<String, Value> = field.args.iter().map(|(k, v)| (k.clone(), v.resolve(vars))).collect();
+        let args: Map<String, Value> = field
+            .args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.resolve(vars)))
+            .collect();
         match resolve(s, &mut st, field, &args, policy_fault) {
             Ok(v) => {
-                data.insert(field.key().to_string(), graphql::project(&field.selections, &v));
+                data.insert(
+                    field.key().to_string(),
+                    graphql::project(&field.selections, &v),
+                );
             }
             Err(e) => errors.push(e),
         }
@@ -305,7 +390,10 @@ fn execute(s: &Shared, roots: &[&Field], vars: &Map<String, Value>, policy_fault
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn user_value(u: &FakeAuthgearUser) -> Value {
@@ -325,22 +413,43 @@ fn payload(typename: &str, u: &FakeAuthgearUser) -> Value {
 fn new_uuid() -> String {
     let b: [u8; 16] = rand::rng().random();
     let h = hex::encode(b);
-    format!("{}-{}-4{}-a{}-{}", &h[0..8], &h[8..12], &h[13..16], &h[17..20], &h[20..32])
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[13..16],
+        &h[17..20],
+        &h[20..32]
+    )
 }
 
-fn check_policy(s: &Shared, password: &str, current: Option<&str>, path: &str, forced: bool) -> Result<(), Value> {
+fn check_policy(
+    s: &Shared,
+    password: &str,
+    current: Option<&str>,
+    path: &str,
+    forced: bool,
+) -> Result<(), Value> {
     let min = s.options.min_password_length;
     let mut causes = Vec::new();
     if forced || password.chars().count() < min {
         causes.push(json!({"Name": "PasswordTooShort", "Info": {"min_length": min, "pw_length": password.chars().count()}}));
     }
-    if s.options.password_history && current.is_some_and(|h| bcrypt::verify(password, h).unwrap_or(false)) {
+    if s.options.password_history
+        && current.is_some_and(|h| bcrypt::verify(password, h).unwrap_or(false))
+    {
         causes.push(json!({"Name": "PasswordReused", "Info": {"history_size": 1}}));
     }
     if causes.is_empty() {
         return Ok(());
     }
-    Err(api_error("invalid password", "Invalid", "PasswordPolicyViolated", Some(json!({"causes": causes})), path))
+    Err(api_error(
+        "invalid password",
+        "Invalid",
+        "PasswordPolicyViolated",
+        Some(json!({"causes": causes})),
+        path,
+    ))
 }
 
 fn hash(password: &str) -> Result<String, Value> {
@@ -348,38 +457,78 @@ fn hash(password: &str) -> Result<String, Value> {
 }
 
 fn user_id_arg(st: &State, input: &Value, path: &str) -> Result<String, Value> {
-    let id = input.get("userID").and_then(Value::as_str).unwrap_or_default();
-    let raw = user_raw_id(id).ok_or_else(|| api_error("invalid user ID", "Invalid", "Invalid", None, path))?;
+    let id = input
+        .get("userID")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let raw = user_raw_id(id)
+        .ok_or_else(|| api_error("invalid user ID", "Invalid", "Invalid", None, path))?;
     if st.users.contains_key(&raw) {
         Ok(raw)
     } else {
-        Err(api_error("user not found", "NotFound", "UserNotFound", None, path))
+        Err(api_error(
+            "user not found",
+            "NotFound",
+            "UserNotFound",
+            None,
+            path,
+        ))
     }
 }
 
-fn resolve(s: &Shared, st: &mut State, field: &Field, args: &Map<String, Value>, policy_fault: bool) -> Result<Value, Value> {
+fn resolve(
+    s: &Shared,
+    st: &mut State,
+    field: &Field,
+    args: &Map<String, Value>,
+    policy_fault: bool,
+) -> Result<Value, Value> {
     let path = field.name.as_str();
     let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_string);
     match path {
         "__typename" => Ok(json!("Query")),
         "getUsersByStandardAttribute" => {
             let name = text(args.get("attributeName")).unwrap_or_default();
-            if !matches!(name.as_str(), "email" | "phone_number" | "preferred_username") {
-                return Err(api_error("invalid attribute name", "Invalid", "GetUsersInvalidArgument", None, path));
+            if !matches!(
+                name.as_str(),
+                "email" | "phone_number" | "preferred_username"
+            ) {
+                return Err(api_error(
+                    "invalid attribute name",
+                    "Invalid",
+                    "GetUsersInvalidArgument",
+                    None,
+                    path,
+                ));
             }
-            let value = text(args.get("attributeValue")).unwrap_or_default().to_lowercase();
-            let mut found: Vec<&FakeAuthgearUser> =
-                st.users.values().filter(|u| name == "email" && u.email == value).collect();
+            let value = text(args.get("attributeValue"))
+                .unwrap_or_default()
+                .to_lowercase();
+            let mut found: Vec<&FakeAuthgearUser> = st
+                .users
+                .values()
+                .filter(|u| name == "email" && u.email == value)
+                .collect();
             found.sort_by(|a, b| a.raw_id.cmp(&b.raw_id));
             Ok(Value::Array(found.into_iter().map(user_value).collect()))
         }
         "getUserByLoginID" => {
-            let value = text(args.get("loginIDValue")).unwrap_or_default().to_lowercase();
-            Ok(st.users.values().find(|u| u.email == value).map(user_value).unwrap_or(Value::Null))
+            let value = text(args.get("loginIDValue"))
+                .unwrap_or_default()
+                .to_lowercase();
+            Ok(st
+                .users
+                .values()
+                .find(|u| u.email == value)
+                .map(user_value)
+                .unwrap_or(Value::Null))
         }
         "node" => {
             let id = text(args.get("id")).unwrap_or_default();
-            Ok(user_raw_id(&id).and_then(|raw| st.users.get(&raw)).map(user_value).unwrap_or(Value::Null))
+            Ok(user_raw_id(&id)
+                .and_then(|raw| st.users.get(&raw))
+                .map(user_value)
+                .unwrap_or(Value::Null))
         }
         "createUser" => {
             let input = args.get("input").cloned().unwrap_or(Value::Null);
@@ -387,10 +536,22 @@ fn resolve(s: &Shared, st: &mut State, field: &Field, args: &Map<String, Value>,
             let key = text(login.and_then(|l| l.get("key"))).unwrap_or_default();
             let value = text(login.and_then(|l| l.get("value"))).unwrap_or_default();
             if key.is_empty() || value.is_empty() {
-                return Err(api_error("login ID key & value is required", "Invalid", "Invalid", None, path));
+                return Err(api_error(
+                    "login ID key & value is required",
+                    "Invalid",
+                    "Invalid",
+                    None,
+                    path,
+                ));
             }
             if key != "email" {
-                return Err(api_error("invalid login ID key", "Invalid", "InvariantViolated", Some(json!({"cause": {"kind": "InvalidLoginIDKey"}})), path));
+                return Err(api_error(
+                    "invalid login ID key",
+                    "Invalid",
+                    "InvariantViolated",
+                    Some(json!({"cause": {"kind": "InvalidLoginIDKey"}})),
+                    path,
+                ));
             }
             let email = value.to_lowercase();
             if st.users.values().any(|u| u.email == email) {
@@ -398,7 +559,9 @@ fn resolve(s: &Shared, st: &mut State, field: &Field, args: &Map<String, Value>,
                     "identity already exists",
                     "Invalid",
                     "InvariantViolated",
-                    Some(json!({"cause": {"kind": "DuplicatedIdentity"}, "IdentityTypeIncoming": "login_id", "LoginIDTypeIncoming": "email", "IdentityTypeExisting": "login_id", "LoginIDTypeExisting": "email"})),
+                    Some(
+                        json!({"cause": {"kind": "DuplicatedIdentity"}, "IdentityTypeIncoming": "login_id", "LoginIDTypeIncoming": "email", "IdentityTypeExisting": "login_id", "LoginIDTypeExisting": "email"}),
+                    ),
                     path,
                 ));
             }
@@ -418,7 +581,10 @@ fn resolve(s: &Shared, st: &mut State, field: &Field, args: &Map<String, Value>,
                 email,
                 password_hash,
                 password_generated: generated,
-                password_expired: input.get("setPasswordExpired").and_then(Value::as_bool).unwrap_or(false),
+                password_expired: input
+                    .get("setPasswordExpired")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false),
             };
             let out = payload("CreateUserPayload", &user);
             st.users.insert(raw, user);
@@ -435,8 +601,14 @@ fn resolve(s: &Shared, st: &mut State, field: &Field, args: &Map<String, Value>,
                     (hash(p)?, false)
                 }
             };
-            let expired = input.get("setPasswordExpired").and_then(Value::as_bool).unwrap_or(false);
-            let user = st.users.get_mut(&raw).ok_or_else(|| json!({"message": "unexpected error"}))?;
+            let expired = input
+                .get("setPasswordExpired")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let user = st
+                .users
+                .get_mut(&raw)
+                .ok_or_else(|| json!({"message": "unexpected error"}))?;
             user.password_hash = Some(new_hash);
             user.password_generated = generated;
             user.password_expired = expired;
@@ -445,11 +617,19 @@ fn resolve(s: &Shared, st: &mut State, field: &Field, args: &Map<String, Value>,
         "setPasswordExpired" => {
             let input = args.get("input").cloned().unwrap_or(Value::Null);
             let raw = user_id_arg(st, &input, path)?;
-            let expired = input.get("expired").and_then(Value::as_bool).unwrap_or(false);
-            let user = st.users.get_mut(&raw).ok_or_else(|| json!({"message": "unexpected error"}))?;
+            let expired = input
+                .get("expired")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            let user = st
+                .users
+                .get_mut(&raw)
+                .ok_or_else(|| json!({"message": "unexpected error"}))?;
             user.password_expired = expired;
             Ok(payload("SetPasswordExpiredPayload", user))
         }
-        other => Err(json!({"message": format!("Cannot query field \"{other}\" (not implemented by the fake).")})),
+        other => Err(
+            json!({"message": format!("Cannot query field \"{other}\" (not implemented by the fake).")}),
+        ),
     }
 }

@@ -73,9 +73,12 @@ impl GValue {
             Self::Var(n) => vars.get(n).cloned().unwrap_or(Value::Null),
             Self::Lit(v) => v.clone(),
             Self::List(items) => Value::Array(items.iter().map(|i| i.resolve(vars)).collect()),
-            Self::Object(fields) => {
-                Value::Object(fields.iter().map(|(k, v)| (k.clone(), v.resolve(vars))).collect())
-            }
+            Self::Object(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.resolve(vars)))
+                    .collect(),
+            ),
         }
     }
 }
@@ -132,12 +135,16 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
                 let mut s = String::new();
                 i += 1;
                 loop {
-                    let Some(&ch) = chars.get(i) else { return Err("unterminated string".into()) };
+                    let Some(&ch) = chars.get(i) else {
+                        return Err("unterminated string".into());
+                    };
                     i += 1;
                     match ch {
                         '"' => break,
                         '\\' => {
-                            let Some(&e) = chars.get(i) else { return Err("bad escape".into()) };
+                            let Some(&e) = chars.get(i) else {
+                                return Err("bad escape".into());
+                            };
                             i += 1;
                             match e {
                                 'n' => s.push('\n'),
@@ -146,8 +153,10 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
                                 'b' => s.push('\u{8}'),
                                 'f' => s.push('\u{c}'),
                                 'u' => {
-                                    let hex: String = chars.get(i..i + 4).ok_or("bad \\u")?.iter().collect();
-                                    let code = u32::from_str_radix(&hex, 16).map_err(|_| "bad \\u")?;
+                                    let hex: String =
+                                        chars.get(i..i + 4).ok_or("bad \\u")?.iter().collect();
+                                    let code =
+                                        u32::from_str_radix(&hex, 16).map_err(|_| "bad \\u")?;
                                     s.push(char::from_u32(code).ok_or("bad \\u")?);
                                     i += 4;
                                 }
@@ -162,14 +171,19 @@ fn lex(src: &str) -> Result<Vec<Tok>, String> {
             c if c == '-' || c.is_ascii_digit() => {
                 let start = i;
                 i += 1;
-                while i < chars.len() && (chars[i].is_ascii_digit() || matches!(chars[i], '.' | 'e' | 'E' | '+' | '-')) {
+                while i < chars.len()
+                    && (chars[i].is_ascii_digit()
+                        || matches!(chars[i], '.' | 'e' | 'E' | '+' | '-'))
+                {
                     i += 1;
                 }
                 let text: String = chars[start..i].iter().collect();
                 if let Ok(n) = text.parse::<i64>() {
                     out.push(Tok::Int(n));
                 } else {
-                    out.push(Tok::Float(text.parse().map_err(|_| format!("bad number {text}"))?));
+                    out.push(Tok::Float(
+                        text.parse().map_err(|_| format!("bad number {text}"))?,
+                    ));
                 }
             }
             c if c == '_' || c.is_ascii_alphabetic() => {
@@ -211,7 +225,11 @@ impl Parser {
     }
 
     fn expect(&mut self, c: char) -> Result<(), String> {
-        if self.eat(c) { Ok(()) } else { Err(format!("expected '{c}' at token {}", self.pos)) }
+        if self.eat(c) {
+            Ok(())
+        } else {
+            Err(format!("expected '{c}' at token {}", self.pos))
+        }
     }
 
     fn name(&mut self) -> Result<String, String> {
@@ -225,7 +243,11 @@ impl Parser {
         let mut ops = Vec::new();
         while self.peek().is_some() {
             if self.peek() == Some(&Tok::Punct('{')) {
-                ops.push(Operation { kind: OperationKind::Query, name: None, selections: self.selection_set()? });
+                ops.push(Operation {
+                    kind: OperationKind::Query,
+                    name: None,
+                    selections: self.selection_set()?,
+                });
                 continue;
             }
             let kind = match self.name()?.as_str() {
@@ -250,7 +272,11 @@ impl Parser {
                 }
             }
             self.directives()?;
-            ops.push(Operation { kind, name, selections: self.selection_set()? });
+            ops.push(Operation {
+                kind,
+                name,
+                selections: self.selection_set()?,
+            });
         }
         Ok(ops)
     }
@@ -330,7 +356,9 @@ impl Parser {
                         self.pos += 1;
                         Some(self.name()?)
                     }
-                    Some(Tok::Name(_)) => return Err("fragment spreads are not supported by the fake".into()),
+                    Some(Tok::Name(_)) => {
+                        return Err("fragment spreads are not supported by the fake".into());
+                    }
                     _ => None,
                 };
                 self.directives()?;
@@ -338,12 +366,28 @@ impl Parser {
                 continue;
             }
             let first = self.name()?;
-            let (alias, name) = if self.eat(':') { (Some(first), self.name()?) } else { (None, first) };
-            let args = if self.peek() == Some(&Tok::Punct('(')) { self.arguments()? } else { Vec::new() };
+            let (alias, name) = if self.eat(':') {
+                (Some(first), self.name()?)
+            } else {
+                (None, first)
+            };
+            let args = if self.peek() == Some(&Tok::Punct('(')) {
+                self.arguments()?
+            } else {
+                Vec::new()
+            };
             self.directives()?;
-            let selections =
-                if self.peek() == Some(&Tok::Punct('{')) { self.selection_set()? } else { Vec::new() };
-            out.push(Selection::Field(Field { alias, name, args, selections }));
+            let selections = if self.peek() == Some(&Tok::Punct('{')) {
+                self.selection_set()?
+            } else {
+                Vec::new()
+            };
+            out.push(Selection::Field(Field {
+                alias,
+                name,
+                args,
+                selections,
+            }));
         }
         Ok(out)
     }
@@ -351,7 +395,10 @@ impl Parser {
 
 /// Parses a document and picks the operation (by name, or the only one).
 pub fn parse_operation(query: &str, operation_name: Option<&str>) -> Result<Operation, String> {
-    let mut p = Parser { toks: lex(query)?, pos: 0 };
+    let mut p = Parser {
+        toks: lex(query)?,
+        pos: 0,
+    };
     let ops = p.document()?;
     match operation_name {
         Some(name) => ops
@@ -377,12 +424,19 @@ pub fn project(selections: &[Selection], value: &Value) -> Value {
 }
 
 fn project_into(selections: &[Selection], obj: &Map<String, Value>, out: &mut Map<String, Value>) {
-    let typename = obj.get("__typename").and_then(Value::as_str).unwrap_or_default();
+    let typename = obj
+        .get("__typename")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     for s in selections {
         match s {
             Selection::Field(f) => {
                 let v = obj.get(&f.name).cloned().unwrap_or(Value::Null);
-                let v = if f.selections.is_empty() { v } else { project(&f.selections, &v) };
+                let v = if f.selections.is_empty() {
+                    v
+                } else {
+                    project(&f.selections, &v)
+                };
                 out.insert(f.key().to_string(), v);
             }
             Selection::Inline(cond, inner) => {

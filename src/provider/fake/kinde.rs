@@ -15,10 +15,17 @@ use rand::Rng;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::{Fault, Incoming_, Knobs, Reply, ServerHandle, Validator, json_response, query_params, serve};
+use super::{
+    Fault, Incoming_, Knobs, Reply, ServerHandle, Validator, json_response, query_params, serve,
+};
 
 /// Scopes dripgate needs.
-pub const ALL_SCOPES: [&str; 4] = ["read:users", "create:users", "update:users", "update:user_passwords"];
+pub const ALL_SCOPES: [&str; 4] = [
+    "read:users",
+    "create:users",
+    "update:users",
+    "update:user_passwords",
+];
 
 /// Fake settings.
 #[derive(Debug, Clone)]
@@ -105,7 +112,9 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -117,7 +126,9 @@ pub struct FakeKinde {
 
 impl std::fmt::Debug for FakeKinde {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FakeKinde").field("base_url", &self.shared.base_url).finish_non_exhaustive()
+        f.debug_struct("FakeKinde")
+            .field("base_url", &self.shared.base_url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -131,13 +142,20 @@ impl FakeKinde {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local = listener.local_addr()?;
         let base_url = format!("http://{local}");
-        let shared = Arc::new(Shared { options, base_url, state: Mutex::new(State::default()) });
+        let shared = Arc::new(Shared {
+            options,
+            base_url,
+            state: Mutex::new(State::default()),
+        });
         let s = shared.clone();
         let server = serve(listener, move |req| {
             let s = s.clone();
             async move { handle(&s, req).await }
         })?;
-        Ok(Self { shared, _server: server })
+        Ok(Self {
+            shared,
+            _server: server,
+        })
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -173,7 +191,11 @@ impl FakeKinde {
             .lock()
             .users
             .values()
-            .find(|u| u.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+            .find(|u| {
+                u.email
+                    .as_deref()
+                    .is_some_and(|e| e.eq_ignore_ascii_case(email))
+            })
             .cloned()
     }
 
@@ -196,7 +218,9 @@ impl FakeKinde {
 
     /// Whether `plaintext` signs in as the user with `email` (bcrypt, md5, sha256, plaintext).
     pub fn verify_password(&self, email: &str, plaintext: &[u8]) -> bool {
-        let Some(pw) = self.user_by_email(email).and_then(|u| u.password) else { return false };
+        let Some(pw) = self.user_by_email(email).and_then(|u| u.password) else {
+            return false;
+        };
         verify(&pw, plaintext)
     }
 
@@ -244,10 +268,10 @@ fn verify(pw: &StoredPassword, plaintext: &[u8]) -> bool {
     };
     match pw.method.as_str() {
         "bcrypt" => bcrypt::verify(plaintext, &pw.hash).unwrap_or(false),
-        "md5" => hex::encode(md5::Md5::digest(salted(&pw.salt, &pw.salt_position))).eq_ignore_ascii_case(&pw.hash),
-        "sha256" => {
-            hex::encode(sha2::Sha256::digest(salted(&pw.salt, &pw.salt_position))).eq_ignore_ascii_case(&pw.hash)
-        }
+        "md5" => hex::encode(md5::Md5::digest(salted(&pw.salt, &pw.salt_position)))
+            .eq_ignore_ascii_case(&pw.hash),
+        "sha256" => hex::encode(sha2::Sha256::digest(salted(&pw.salt, &pw.salt_position)))
+            .eq_ignore_ascii_case(&pw.hash),
         "plaintext" => pw.hash.as_bytes() == plaintext,
         _ => false,
     }
@@ -262,8 +286,11 @@ fn route(method: &hyper::Method, path: &str) -> Option<(&'static str, Option<Str
         (&M::POST, "/api/v1/user") => Some(("createUser", None)),
         (&M::PATCH, "/api/v1/user") => Some(("updateUser", None)),
         (&M::PUT, p) => {
-            let rest = p.strip_prefix("/api/v1/users/")?.strip_suffix("/password")?;
-            (!rest.is_empty() && !rest.contains('/')).then(|| ("SetUserPassword", Some(rest.to_string())))
+            let rest = p
+                .strip_prefix("/api/v1/users/")?
+                .strip_suffix("/password")?;
+            (!rest.is_empty() && !rest.contains('/'))
+                .then(|| ("SetUserPassword", Some(rest.to_string())))
         }
         _ => None,
     }
@@ -289,7 +316,10 @@ async fn handle(s: &Shared, req: Incoming_) -> Reply {
     let mut hang_after = false;
     match fault {
         Some(Fault::Status(code)) => {
-            return Reply::Send(json_response(code, &errors("INTERNAL_ERROR", "Injected failure")));
+            return Reply::Send(json_response(
+                code,
+                &errors("INTERNAL_ERROR", "Injected failure"),
+            ));
         }
         Some(Fault::RateLimit { reset_secs }) => {
             let mut r = json_response(429, &errors("TOO_MANY_REQUESTS", "Request was throttled"));
@@ -304,17 +334,35 @@ async fn handle(s: &Shared, req: Incoming_) -> Reply {
         Some(Fault::PasswordPolicy) if op == "SetUserPassword" => {
             return Reply::Send(json_response(
                 400,
-                &errors("INVALID_PASSWORD", "The password does not meet the password policy"),
+                &errors(
+                    "INVALID_PASSWORD",
+                    "The password does not meet the password policy",
+                ),
             ));
         }
         Some(Fault::PasswordPolicy) | None => {}
     }
-    let reply = if op == "token" { token(s, &req) } else { api(s, op, path_id, &req) };
-    if hang_after { Reply::Hang } else { Reply::Send(reply) }
+    let reply = if op == "token" {
+        token(s, &req)
+    } else {
+        api(s, op, path_id, &req)
+    };
+    if hang_after {
+        Reply::Hang
+    } else {
+        Reply::Send(reply)
+    }
 }
 
-fn oauth_error(status: u16, error: &str, description: &str) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
-    json_response(status, &json!({"error": error, "error_description": description}))
+fn oauth_error(
+    status: u16,
+    error: &str,
+    description: &str,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    json_response(
+        status,
+        &json!({"error": error, "error_description": description}),
+    )
 }
 
 fn token(s: &Shared, req: &Incoming_) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
@@ -324,26 +372,45 @@ fn token(s: &Shared, req: &Incoming_) -> hyper::Response<http_body_util::Full<by
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     if !ct.starts_with("application/x-www-form-urlencoded") {
-        s.lock().knobs.violation(format!("token: content type {ct:?}"));
-        return oauth_error(400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded");
+        s.lock()
+            .knobs
+            .violation(format!("token: content type {ct:?}"));
+        return oauth_error(
+            400,
+            "invalid_request",
+            "Content-Type must be application/x-www-form-urlencoded",
+        );
     }
     let form: HashMap<String, String> = form_urlencoded::parse(&req.body).into_owned().collect();
     if form.get("grant_type").map(String::as_str) != Some("client_credentials") {
-        return oauth_error(400, "unsupported_grant_type", "grant_type must be client_credentials");
+        return oauth_error(
+            400,
+            "unsupported_grant_type",
+            "grant_type must be client_credentials",
+        );
     }
     let opts = &s.options;
-    if form.get("client_id") != Some(&opts.client_id) || form.get("client_secret") != Some(&opts.client_secret) {
+    if form.get("client_id") != Some(&opts.client_id)
+        || form.get("client_secret") != Some(&opts.client_secret)
+    {
         return oauth_error(401, "invalid_client", "Client authentication failed");
     }
     let audience = format!("{}/api", s.base_url);
     match form.get("audience") {
         None => return oauth_error(400, "invalid_request", "The audience parameter is required"),
         Some(a) if *a != audience => {
-            return oauth_error(400, "unauthorized_client", "The client is not authorized for this audience");
+            return oauth_error(
+                400,
+                "unauthorized_client",
+                "The client is not authorized for this audience",
+            );
         }
         Some(_) => {}
     }
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let lifetime = opts.token_lifetime.as_secs().max(1);
     let scope = opts.scopes.join(" ");
     let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
@@ -359,7 +426,10 @@ fn token(s: &Shared, req: &Incoming_) -> hyper::Response<http_body_util::Full<by
     let token = format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(sig));
     s.lock().tokens.insert(
         token.clone(),
-        Issued { expires_at: Instant::now() + opts.token_lifetime, scopes: opts.scopes.clone() },
+        Issued {
+            expires_at: Instant::now() + opts.token_lifetime,
+            scopes: opts.scopes.clone(),
+        },
     );
     json_response(
         200,
@@ -367,7 +437,12 @@ fn token(s: &Shared, req: &Incoming_) -> hyper::Response<http_body_util::Full<by
     )
 }
 
-fn api(s: &Shared, op: &str, path_id: Option<String>, req: &Incoming_) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+fn api(
+    s: &Shared,
+    op: &str,
+    path_id: Option<String>,
+    req: &Incoming_,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
     let bearer = req
         .headers
         .get(hyper::header::AUTHORIZATION)
@@ -377,26 +452,46 @@ fn api(s: &Shared, op: &str, path_id: Option<String>, req: &Incoming_) -> hyper:
     let mut st = s.lock();
     let scopes = match st.tokens.get(bearer) {
         Some(t) if t.expires_at > Instant::now() => t.scopes.clone(),
-        _ => return json_response(401, &errors("UNAUTHORIZED", "Missing or expired access token")),
+        _ => {
+            return json_response(
+                401,
+                &errors("UNAUTHORIZED", "Missing or expired access token"),
+            );
+        }
     };
     if !scopes.iter().any(|sc| sc == required_scope(op)) {
         return if op == "SetUserPassword" {
             super::response(403, "application/json", "")
         } else {
-            json_response(403, &errors("FORBIDDEN", "Unauthorized - invalid credentials"))
+            json_response(
+                403,
+                &errors("FORBIDDEN", "Unauthorized - invalid credentials"),
+            )
         };
     }
     let params = query_params(&req.uri);
     let has_body = matches!(op, "createUser" | "updateUser" | "SetUserPassword");
     let body: Value = if has_body && !req.body.is_empty() {
-        let ct = req.headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let ct = req
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
         if !ct.starts_with("application/json") {
             st.knobs.violation(format!("{op}: content type {ct:?}"));
-            return json_response(400, &errors("INVALID_REQUEST", "Content-Type must be application/json"));
+            return json_response(
+                400,
+                &errors("INVALID_REQUEST", "Content-Type must be application/json"),
+            );
         }
         match serde_json::from_slice(&req.body) {
             Ok(v) => v,
-            Err(_) => return json_response(400, &errors("INVALID_JSON", "The request body is not valid JSON")),
+            Err(_) => {
+                return json_response(
+                    400,
+                    &errors("INVALID_JSON", "The request body is not valid JSON"),
+                );
+            }
         }
     } else {
         Value::Null
@@ -415,15 +510,26 @@ fn api(s: &Shared, op: &str, path_id: Option<String>, req: &Incoming_) -> hyper:
                 .get("email")
                 .map(|e| e.split(',').map(|x| x.trim().to_lowercase()).collect())
                 .unwrap_or_default();
-            let page_size = params.get("page_size").and_then(|p| p.parse::<usize>().ok()).unwrap_or(10);
+            let page_size = params
+                .get("page_size")
+                .and_then(|p| p.parse::<usize>().ok())
+                .unwrap_or(10);
             let mut users: Vec<&FakeKindeUser> = st
                 .users
                 .values()
-                .filter(|u| wanted.is_empty() || u.email.as_ref().is_some_and(|e| wanted.contains(&e.to_lowercase())))
+                .filter(|u| {
+                    wanted.is_empty()
+                        || u.email
+                            .as_ref()
+                            .is_some_and(|e| wanted.contains(&e.to_lowercase()))
+                })
                 .collect();
             users.sort_by(|a, b| a.id.cmp(&b.id));
             let list: Vec<Value> = users.into_iter().take(page_size).map(listed).collect();
-            json_response(200, &json!({"code": "OK", "message": "Success", "users": list, "next_token": null}))
+            json_response(
+                200,
+                &json!({"code": "OK", "message": "Success", "users": list, "next_token": null}),
+            )
         }
         "getUserData" => match params.get("id").and_then(|id| st.users.get(id)) {
             Some(u) => json_response(200, &single(u)),
@@ -431,7 +537,9 @@ fn api(s: &Shared, op: &str, path_id: Option<String>, req: &Incoming_) -> hyper:
         },
         "createUser" => create(&mut st, &body),
         "updateUser" => {
-            let Some(u) = params.get("id").and_then(|id| st.users.get_mut(id)) else { return not_found() };
+            let Some(u) = params.get("id").and_then(|id| st.users.get_mut(id)) else {
+                return not_found();
+            };
             if let Some(v) = body.get("given_name").and_then(Value::as_str) {
                 u.given_name = Some(v.to_string());
             }
@@ -441,7 +549,10 @@ fn api(s: &Shared, op: &str, path_id: Option<String>, req: &Incoming_) -> hyper:
             if let Some(v) = body.get("provided_id").and_then(Value::as_str) {
                 u.provided_id = Some(v.to_string());
             }
-            if let Some(v) = body.get("is_password_reset_requested").and_then(Value::as_bool) {
+            if let Some(v) = body
+                .get("is_password_reset_requested")
+                .and_then(Value::as_bool)
+            {
                 u.password_reset_requested = v;
             }
             json_response(
@@ -457,7 +568,10 @@ fn api(s: &Shared, op: &str, path_id: Option<String>, req: &Incoming_) -> hyper:
 }
 
 fn not_found() -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
-    json_response(404, &json!({"errors": {"code": "USER_NOT_FOUND", "message": "The user does not exist"}}))
+    json_response(
+        404,
+        &json!({"errors": {"code": "USER_NOT_FOUND", "message": "The user does not exist"}}),
+    )
 }
 
 fn listed(u: &FakeKindeUser) -> Value {
@@ -482,20 +596,45 @@ fn single(u: &FakeKindeUser) -> Value {
 fn create(st: &mut State, body: &Value) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
     let mut email = None;
     let mut verified = false;
-    for identity in body.get("identities").and_then(Value::as_array).into_iter().flatten() {
+    for identity in body
+        .get("identities")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
         if identity.get("type").and_then(Value::as_str) == Some("email") {
-            email = identity.get("details").and_then(|d| d.get("email")).and_then(Value::as_str).map(str::to_string);
-            verified = identity.get("is_verified").and_then(Value::as_bool).unwrap_or(false);
+            email = identity
+                .get("details")
+                .and_then(|d| d.get("email"))
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            verified = identity
+                .get("is_verified")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
         }
     }
     if let Some(e) = &email {
-        let taken = st.users.values().any(|u| u.email.as_ref().is_some_and(|x| x.eq_ignore_ascii_case(e)));
+        let taken = st
+            .users
+            .values()
+            .any(|u| u.email.as_ref().is_some_and(|x| x.eq_ignore_ascii_case(e)));
         if taken {
-            return json_response(400, &errors("USER_ALREADY_EXISTS", "A user with this email already exists"));
+            return json_response(
+                400,
+                &errors(
+                    "USER_ALREADY_EXISTS",
+                    "A user with this email already exists",
+                ),
+            );
         }
     }
     let profile = body.get("profile");
-    let text = |v: Option<&Value>, k: &str| v.and_then(|p| p.get(k)).and_then(Value::as_str).map(str::to_string);
+    let text = |v: Option<&Value>, k: &str| {
+        v.and_then(|p| p.get(k))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
     let id = new_id();
     let user = FakeKindeUser {
         id: id.clone(),
@@ -508,13 +647,26 @@ fn create(st: &mut State, body: &Value) -> hyper::Response<http_body_util::Full<
         password_reset_requested: false,
     };
     st.users.insert(id.clone(), user);
-    let identities: Vec<Value> =
-        email.iter().map(|_| json!({"type": "email", "result": {"created": true}})).collect();
-    json_response(200, &json!({"id": id, "created": true, "identities": identities}))
+    let identities: Vec<Value> = email
+        .iter()
+        .map(|_| json!({"type": "email", "result": {"created": true}}))
+        .collect();
+    json_response(
+        200,
+        &json!({"id": id, "created": true, "identities": identities}),
+    )
 }
 
-const METHODS: [&str; 8] =
-    ["bcrypt", "crypt", "md5", "sha256", "wordpress", "pbkdf2", "firebase-scrypt", "aspnet-identity-v2"];
+const METHODS: [&str; 8] = [
+    "bcrypt",
+    "crypt",
+    "md5",
+    "sha256",
+    "wordpress",
+    "pbkdf2",
+    "firebase-scrypt",
+    "aspnet-identity-v2",
+];
 
 fn set_password(
     s: &Shared,
@@ -525,24 +677,58 @@ fn set_password(
     if !st.users.contains_key(&id) {
         return not_found();
     }
-    let temporary = body.get("is_temporary_password").and_then(Value::as_bool).unwrap_or(false);
-    let stored = match (body.get("hashed_password").and_then(Value::as_str), body.get("password").and_then(Value::as_str)) {
+    let temporary = body
+        .get("is_temporary_password")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let stored = match (
+        body.get("hashed_password").and_then(Value::as_str),
+        body.get("password").and_then(Value::as_str),
+    ) {
         (Some(hash), _) => {
-            let method = body.get("hashing_method").and_then(Value::as_str).unwrap_or("bcrypt");
+            let method = body
+                .get("hashing_method")
+                .and_then(Value::as_str)
+                .unwrap_or("bcrypt");
             if !METHODS.contains(&method) {
-                return json_response(400, &errors("INVALID_HASHING_METHOD", "Unsupported hashing_method"));
+                return json_response(
+                    400,
+                    &errors("INVALID_HASHING_METHOD", "Unsupported hashing_method"),
+                );
             }
             let salt = body.get("salt").and_then(Value::as_str).map(str::to_string);
-            let salt_position = body.get("salt_position").and_then(Value::as_str).map(str::to_string);
-            if method == "bcrypt" && !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$")) {
+            let salt_position = body
+                .get("salt_position")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            if method == "bcrypt"
+                && !(hash.starts_with("$2a$")
+                    || hash.starts_with("$2b$")
+                    || hash.starts_with("$2y$"))
+            {
                 return json_response(400, &errors("INVALID_PASSWORD_HASH", "Not a bcrypt hash"));
             }
             if salt.is_some() && salt_position.is_none() && matches!(method, "md5" | "sha256") {
-                return json_response(400, &errors("INVALID_SALT_POSITION", "salt_position is required with a salt"));
+                return json_response(
+                    400,
+                    &errors(
+                        "INVALID_SALT_POSITION",
+                        "salt_position is required with a salt",
+                    ),
+                );
             }
             // Kinde rewrites $2b$ to $2a$ (same algorithm).
-            let hash = hash.strip_prefix("$2b$").map(|r| format!("$2a${r}")).unwrap_or_else(|| hash.to_string());
-            StoredPassword { method: method.to_string(), hash, salt, salt_position, temporary }
+            let hash = hash
+                .strip_prefix("$2b$")
+                .map(|r| format!("$2a${r}"))
+                .unwrap_or_else(|| hash.to_string());
+            StoredPassword {
+                method: method.to_string(),
+                hash,
+                salt,
+                salt_position,
+                temporary,
+            }
         }
         (None, Some(plain)) if s.options.accept_plaintext_password => StoredPassword {
             method: "plaintext".into(),
@@ -552,8 +738,15 @@ fn set_password(
             temporary,
         },
         _ => {
-            st.knobs.violation("SetUserPassword: 'hashed_password' is a required property".into());
-            return json_response(400, &errors("INVALID_REQUEST", "'hashed_password' is a required property"));
+            st.knobs
+                .violation("SetUserPassword: 'hashed_password' is a required property".into());
+            return json_response(
+                400,
+                &errors(
+                    "INVALID_REQUEST",
+                    "'hashed_password' is a required property",
+                ),
+            );
         }
     };
     if let Some(u) = st.users.get_mut(&id) {

@@ -60,7 +60,8 @@ impl Knobs {
     /// Counts a call and returns the fault to apply to it, if any.
     pub fn arrive(&mut self, operation: &str) -> Option<Fault> {
         *self.calls.entry(operation.to_string()).or_default() += 1;
-        self.arrivals.push((operation.to_string(), tokio::time::Instant::now()));
+        self.arrivals
+            .push((operation.to_string(), tokio::time::Instant::now()));
         self.faults.get_mut(operation).and_then(VecDeque::pop_front)
     }
 
@@ -112,7 +113,6 @@ pub(crate) struct Incoming_ {
 /// A running fake server; stops when dropped.
 #[derive(Debug)]
 pub(crate) struct ServerHandle {
-
     stop: watch::Sender<bool>,
 }
 
@@ -122,9 +122,14 @@ impl Drop for ServerHandle {
     }
 }
 
-pub(crate) fn response(status: u16, content_type: &str, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+pub(crate) fn response(
+    status: u16,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
     let mut r = Response::new(Full::new(body.into()));
-    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     if let Ok(v) = hyper::header::HeaderValue::from_str(content_type) {
         r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
     }
@@ -159,10 +164,16 @@ where
                         let (parts, body) = req.into_parts();
                         let body = match Limited::new(body, 4 * 1024 * 1024).collect().await {
                             Ok(b) => b.to_bytes(),
-                            Err(_) => return Ok::<_, FakeError>(response(413, "text/plain", "too large")),
+                            Err(_) => {
+                                return Ok::<_, FakeError>(response(413, "text/plain", "too large"));
+                            }
                         };
-                        let incoming =
-                            Incoming_ { method: parts.method, uri: parts.uri, headers: parts.headers, body };
+                        let incoming = Incoming_ {
+                            method: parts.method,
+                            uri: parts.uri,
+                            headers: parts.headers,
+                            body,
+                        };
                         match handler(incoming).await {
                             Reply::Send(r) => Ok(r),
                             Reply::Reset => Err(FakeError),
@@ -173,7 +184,8 @@ where
                         }
                     }
                 });
-                let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service);
                 let _ = conn.await;
             });
         }
