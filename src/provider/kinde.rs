@@ -232,27 +232,27 @@ impl KindeClient {
             let lifetime = Duration::from_secs(parsed.expires_in.unwrap_or(3600).max(1));
             return Ok((SecretString::from(parsed.access_token), lifetime));
         }
-        if let Ok(err) = serde_json::from_slice::<OAuthError>(&answer.body) {
-            if matches!(answer.status, 400 | 401 | 403) {
-                let hint = match err.error.as_str() {
-                    "invalid_client" => "client id or secret rejected",
-                    "unauthorized_client" => {
-                        "application not authorised for this audience (check `audience`)"
-                    }
-                    "invalid_scope" => "scope not granted to the application",
-                    "invalid_request" => "malformed token request",
-                    _ => "token request refused",
-                };
-                let desc = err
-                    .error_description
-                    .map(|d| format!(" ({})", clip(&d)))
-                    .unwrap_or_default();
-                return Err(ProviderError::Auth {
-                    provider: KIND,
-                    operation: op,
-                    detail: format!("{}: {hint}{desc}", clip(&err.error)),
-                });
-            }
+        if let Ok(err) = serde_json::from_slice::<OAuthError>(&answer.body)
+            && matches!(answer.status, 400 | 401 | 403)
+        {
+            let hint = match err.error.as_str() {
+                "invalid_client" => "client id or secret rejected",
+                "unauthorized_client" => {
+                    "application not authorised for this audience (check `audience`)"
+                }
+                "invalid_scope" => "scope not granted to the application",
+                "invalid_request" => "malformed token request",
+                _ => "token request refused",
+            };
+            let desc = err
+                .error_description
+                .map(|d| format!(" ({})", clip(&d)))
+                .unwrap_or_default();
+            return Err(ProviderError::Auth {
+                provider: KIND,
+                operation: op,
+                detail: format!("{}: {hint}{desc}", clip(&err.error)),
+            });
         }
         Err(map_failure(op, &answer))
     }
@@ -648,8 +648,7 @@ fn legacy_body(legacy: &LegacyHash, temporary: bool) -> Result<Zeroizing<Vec<u8>
         body.insert("variant".into(), json!(v));
     }
     body.insert("is_temporary_password".into(), json!(temporary));
-    let out = encode_secret_json(&Value::Object(body));
-    out
+    encode_secret_json(&Value::Object(body))
 }
 
 impl Provider for KindeClient {

@@ -82,10 +82,10 @@ impl Limiter {
     /// Remembers that the provider asked for a pause: no request is sent before it ends.
     pub fn pause_for(&self, wait: Duration) {
         let until = Instant::now() + wait;
-        if let Ok(mut guard) = self.blocked_until.lock() {
-            if guard.is_none_or(|current| current < until) {
-                *guard = Some(until);
-            }
+        if let Ok(mut guard) = self.blocked_until.lock()
+            && guard.is_none_or(|current| current < until)
+        {
+            *guard = Some(until);
         }
     }
 

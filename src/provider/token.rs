@@ -53,15 +53,15 @@ impl TokenCache {
     {
         let queued_at = Instant::now();
         let mut state = self.state.lock().await;
-        if let Some((token, refresh_at)) = &state.current {
-            if Instant::now() < *refresh_at {
-                return Ok(token.clone());
-            }
+        if let Some((token, refresh_at)) = &state.current
+            && Instant::now() < *refresh_at
+        {
+            return Ok(token.clone());
         }
-        if let Some((failed_at, err)) = &state.last_failure {
-            if *failed_at >= queued_at {
-                return Err(err.clone());
-            }
+        if let Some((failed_at, err)) = &state.last_failure
+            && *failed_at >= queued_at
+        {
+            return Err(err.clone());
         }
         match fetch().await {
             Ok((value, lifetime)) => {

@@ -86,10 +86,10 @@ pub fn validate_schema(spec: &Value, schema: &Value, v: &Value, at: &str) -> Res
         }
     }
     for key in ["oneOf", "anyOf"] {
-        if let Some(any) = schema.get(key).and_then(Value::as_array) {
-            if !any.iter().any(|s| validate_schema(spec, s, v, at).is_ok()) {
-                return Err(format!("{at}: matches none of {key}"));
-            }
+        if let Some(any) = schema.get(key).and_then(Value::as_array)
+            && !any.iter().any(|s| validate_schema(spec, s, v, at).is_ok())
+        {
+            return Err(format!("{at}: matches none of {key}"));
         }
     }
     if let Some(t) = schema.get("type").and_then(Value::as_str) {
@@ -106,10 +106,10 @@ pub fn validate_schema(spec: &Value, schema: &Value, v: &Value, at: &str) -> Res
             return Err(format!("{at}: expected {t}, got {v}"));
         }
     }
-    if let Some(e) = schema.get("enum").and_then(Value::as_array) {
-        if !e.contains(v) {
-            return Err(format!("{at}: {v} is not one of {e:?}"));
-        }
+    if let Some(e) = schema.get("enum").and_then(Value::as_array)
+        && !e.contains(v)
+    {
+        return Err(format!("{at}: {v} is not one of {e:?}"));
     }
     if let Some(obj) = v.as_object() {
         for r in schema

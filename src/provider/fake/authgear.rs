@@ -316,14 +316,14 @@ async fn handle(s: &Shared, req: Incoming_) -> Reply {
         let mut st = s.lock();
         (st.knobs.arrive(&first), st.validator.clone())
     };
-    if let Some(validator) = validator {
-        if let Err(e) = validator(&first, &body) {
-            s.lock().knobs.violation(format!("{first}: {e}"));
-            return Reply::Send(json_response(
-                200,
-                &json!({"data": null, "errors": [{"message": e}]}),
-            ));
-        }
+    if let Some(validator) = validator
+        && let Err(e) = validator(&first, &body)
+    {
+        s.lock().knobs.violation(format!("{first}: {e}"));
+        return Reply::Send(json_response(
+            200,
+            &json!({"data": null, "errors": [{"message": e}]}),
+        ));
     }
     let mut hang_after = false;
     let mut policy_fault = false;

@@ -496,13 +496,12 @@ fn api(
     } else {
         Value::Null
     };
-    if has_body {
-        if let Some(validator) = st.validator.clone() {
-            if let Err(e) = validator(op, &body) {
-                st.knobs.violation(format!("{op}: {e}"));
-                return json_response(400, &errors("INVALID_REQUEST", &e));
-            }
-        }
+    if has_body
+        && let Some(validator) = st.validator.clone()
+        && let Err(e) = validator(op, &body)
+    {
+        st.knobs.violation(format!("{op}: {e}"));
+        return json_response(400, &errors("INVALID_REQUEST", &e));
     }
     match op {
         "getUsers" => {

@@ -165,7 +165,11 @@ where
                         let body = match Limited::new(body, 4 * 1024 * 1024).collect().await {
                             Ok(b) => b.to_bytes(),
                             Err(_) => {
-                                return Ok::<_, FakeError>(response(413, "text/plain", "too large"));
+                                return Ok::<_, FakeError>(response(
+                                    413,
+                                    "text/plain",
+                                    "too large",
+                                ));
                             }
                         };
                         let incoming = Incoming_ {
