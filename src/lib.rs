@@ -10,6 +10,7 @@ pub mod config;
 pub mod hash;
 pub mod logging;
 pub mod metrics;
+pub mod provider;
 pub mod proxy;
 pub mod server;
 pub mod signin;

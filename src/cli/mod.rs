@@ -45,6 +45,12 @@ pub enum Command {
         #[arg(long, env = "DRIPGATE_CONFIG")]
         config: PathBuf,
     },
+    /// Identity provider tools.
+    Provider {
+        /// What to do with the provider.
+        #[command(subcommand)]
+        command: ProviderCommand,
+    },
     /// Probe an admin endpoint (for images without curl): exit 0 on a 2xx answer, else 1.
     #[command(after_help = "Example:\n  dripgate health --url http://127.0.0.1:9090/readyz")]
     Health {
@@ -57,6 +63,20 @@ pub enum Command {
     },
 }
 
+/// `dripgate provider …`.
+#[derive(Debug, Subcommand)]
+pub enum ProviderCommand {
+    /// Obtain credentials and make one read call; print what works and what does not.
+    #[command(
+        after_help = "Example:\n  dripgate provider check --config /etc/dripgate/dripgate.toml"
+    )]
+    Check {
+        /// Config file (TOML); its `[provider]` section is used.
+        #[arg(long, env = "DRIPGATE_CONFIG")]
+        config: PathBuf,
+    },
+}
+
 /// Parses the command line and runs the chosen command; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -64,6 +84,9 @@ pub fn main() -> ExitCode {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => check_config(&config),
         Command::Health { url, timeout_secs } => health::probe(&url, timeout_secs),
+        Command::Provider {
+            command: ProviderCommand::Check { config },
+        } => provider_check(&config),
     }
 }
 
@@ -115,4 +138,22 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+fn provider_check(path: &std::path::Path) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dripgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let code = runtime.block_on(crate::provider::check::command(
+        path,
+        &mut std::io::stdout(),
+    ));
+    ExitCode::from(code)
 }

@@ -13,7 +13,10 @@ use std::path::Path;
 use super::Config;
 
 /// Keys whose values are secrets: they accept the `_FILE` environment form.
-pub const SECRET_KEYS: &[&str] = &[];
+pub const SECRET_KEYS: &[&str] = &[
+    "provider.kinde.client_secret",
+    "provider.authgear.private_key_pem",
+];
 
 /// Why a config could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -33,6 +33,9 @@ pub struct Config {
     pub log: LogConfig,
     /// Which requests are sign-ins, and how their bodies are read.
     pub signin: SigninConfig,
+    /// The new identity provider; absent until the operator configures one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider: Option<crate::provider::ProviderConfig>,
 }
 
 /// The public listener.
@@ -286,6 +289,11 @@ impl Config {
                     "must start with '/' and carry no query".to_owned(),
                 ));
             }
+        }
+        if let Some(provider) = &self.provider {
+            provider
+                .validate()
+                .map_err(|e| invalid("provider", e.to_string()))?;
         }
         if let Some(tls) = &self.server.tls {
             for (key, path) in [

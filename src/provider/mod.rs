@@ -1,0 +1,370 @@
+//! New identity providers behind one trait: Kinde and Authgear clients, their token caches,
+//! client-side rate limits and retries, and faithful fake servers for tests and the demo.
+//!
+//! The migration sequence the caller runs (see docs/PROVIDERS.md):
+//! find by email → create (Authgear sets the password in the same call) → set password
+//! (when [`CreatedUser::password_set`] is false) → optionally require a password change.
+//! On [`ProviderError::AlreadyExists`] or a transient failure of create, find by email again:
+//! the user may have been created by another replica or by a request whose answer was lost.
+
+use std::fmt;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
+
+pub mod authgear;
+pub mod check;
+pub mod config;
+mod der;
+pub mod error;
+pub mod fake;
+mod http;
+pub mod kinde;
+pub mod limit;
+pub mod metrics;
+pub mod token;
+
+pub use config::ProviderConfig;
+pub use error::{ErrorClass, ProviderError};
+pub use metrics::ProviderMetrics;
+
+/// Which identity provider.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProviderKind {
+    /// Kinde (REST management API, M2M token).
+    Kinde,
+    /// Authgear (GraphQL Admin API, self-signed admin-key JWT).
+    Authgear,
+}
+
+impl ProviderKind {
+    /// The bounded label value used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kinde => "kinde",
+            Self::Authgear => "authgear",
+        }
+    }
+}
+
+impl fmt::Display for ProviderKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A provider operation (bounded set, used in metric labels and errors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Operation {
+    /// Obtaining credentials (M2M token, signed admin JWT).
+    Token,
+    /// Find a user by email.
+    FindUser,
+    /// Create a user.
+    CreateUser,
+    /// Set a user's password.
+    SetPassword,
+    /// Require a password change at next sign-in.
+    RequirePasswordChange,
+    /// Import a legacy password hash.
+    ImportHash,
+    /// The cheap credentials check.
+    Check,
+}
+
+impl Operation {
+    /// The bounded label value used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::FindUser => "find_user",
+            Self::CreateUser => "create_user",
+            Self::SetPassword => "set_password",
+            Self::RequirePasswordChange => "require_password_change",
+            Self::ImportHash => "import_hash",
+            Self::Check => "check",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A provider's id for a user (Kinde `kp_…`; Authgear node id, unpadded base64url of `User:<uuid>`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ProviderUserId(pub String);
+
+impl ProviderUserId {
+    /// The id as a string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProviderUserId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A user as the provider reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderUser {
+    /// The provider's id.
+    pub id: ProviderUserId,
+    /// The email the provider has for the user (lower-cased by dripgate on create).
+    pub email: Option<String>,
+    /// The legacy id the provider stores, where it has a field for it (Kinde `provided_id`).
+    pub legacy_id: Option<String>,
+}
+
+/// The profile of a user to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewUser {
+    /// Email address (the login identifier); normalised to lower case by the clients.
+    pub email: String,
+    /// Given name, if the legacy store has one.
+    pub given_name: Option<String>,
+    /// Family name, if the legacy store has one.
+    pub family_name: Option<String>,
+    /// Stable reference to the legacy user id (stored where the provider has a field for it).
+    pub legacy_id: Option<String>,
+}
+
+/// The result of a create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedUser {
+    /// The new user's id.
+    pub id: ProviderUserId,
+    /// True when the password was set in the same call (Authgear); false means call
+    /// [`Provider::set_password`] next (Kinde).
+    pub password_set: bool,
+}
+
+/// A plaintext password the user just proved, borrowed from the caller (who zeroizes it).
+#[derive(Clone, Copy)]
+pub struct Password<'a> {
+    bytes: &'a [u8],
+}
+
+impl<'a> Password<'a> {
+    /// Borrows the password from secret bytes.
+    pub fn from_secret_bytes(secret: &'a SecretSlice<u8>) -> Self {
+        Self {
+            bytes: secret.expose_secret(),
+        }
+    }
+
+    /// Borrows the password from a secret string.
+    pub fn from_secret_string(secret: &'a SecretString) -> Self {
+        Self {
+            bytes: secret.expose_secret().as_bytes(),
+        }
+    }
+
+    /// The raw bytes (crate-internal: only the clients look at them).
+    pub(crate) fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The password as UTF-8, if it is.
+    pub(crate) fn as_str(&self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes).ok()
+    }
+}
+
+impl fmt::Debug for Password<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// Legacy hash methods a provider may accept as-is (Kinde's `hashing_method` values).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyHashMethod {
+    /// bcrypt (`$2a$`/`$2b$`/`$2y$`).
+    Bcrypt,
+    /// crypt(3) family.
+    Crypt,
+    /// md5 hex digest, optionally salted.
+    Md5,
+    /// sha256 hex digest, optionally salted.
+    Sha256,
+    /// WordPress phpass (`$P$`).
+    Wordpress,
+    /// PBKDF2 (needs `variant`, optional `iterations`).
+    Pbkdf2,
+    /// Firebase's modified scrypt.
+    FirebaseScrypt,
+    /// ASP.NET Identity v2 (base64 `PasswordHash` as-is).
+    AspnetIdentityV2,
+}
+
+impl LegacyHashMethod {
+    /// Kinde's `hashing_method` value for this method.
+    pub fn kinde_name(self) -> &'static str {
+        match self {
+            Self::Bcrypt => "bcrypt",
+            Self::Crypt => "crypt",
+            Self::Md5 => "md5",
+            Self::Sha256 => "sha256",
+            Self::Wordpress => "wordpress",
+            Self::Pbkdf2 => "pbkdf2",
+            Self::FirebaseScrypt => "firebase-scrypt",
+            Self::AspnetIdentityV2 => "aspnet-identity-v2",
+        }
+    }
+}
+
+/// Where a salt goes relative to the password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SaltPosition {
+    /// salt + password.
+    Prefix,
+    /// password + salt.
+    Suffix,
+}
+
+/// A verified legacy hash in a form a provider can import.
+pub struct LegacyHash {
+    /// The method.
+    pub method: LegacyHashMethod,
+    /// The hash string in the provider's expected encoding (hex for md5/sha256).
+    pub hash: SecretString,
+    /// The salt, if separate from the hash.
+    pub salt: Option<SecretString>,
+    /// Where the salt goes.
+    pub salt_position: Option<SaltPosition>,
+    /// PBKDF2 iterations.
+    pub iterations: Option<u32>,
+    /// PBKDF2 variant (e.g. `salted-pbkdf2-hmac-sha256`).
+    pub variant: Option<String>,
+}
+
+impl fmt::Debug for LegacyHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LegacyHash")
+            .field("method", &self.method)
+            .field("hash", &"<redacted>")
+            .field("salt", &self.salt.as_ref().map(|_| "<redacted>"))
+            .field("salt_position", &self.salt_position)
+            .finish()
+    }
+}
+
+/// What a provider can do, so the caller can pick the sequence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// create_user sets the password atomically in the same call.
+    pub atomic_create_with_password: bool,
+    /// import_legacy_hash works (for at least some methods).
+    pub imports_legacy_hashes: bool,
+    /// Where a legacy id is stored (None: the provider has no field for it).
+    pub stores_legacy_id: bool,
+}
+
+/// Result of the credentials check: one line per aspect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckReport {
+    /// `(aspect, Ok(detail) | Err(detail))` lines, in order.
+    pub lines: Vec<(String, Result<String, String>)>,
+}
+
+impl CheckReport {
+    /// True when every line is ok.
+    pub fn ok(&self) -> bool {
+        self.lines.iter().all(|(_, r)| r.is_ok())
+    }
+}
+
+/// A new identity provider's management API.
+///
+/// Methods return boxed futures so that `Arc<dyn Provider>` works.
+pub trait Provider: Send + Sync + fmt::Debug {
+    /// Which provider this is.
+    fn kind(&self) -> ProviderKind;
+
+    /// What it can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Finds the user with this email (case-insensitive), if any.
+    fn find_user_by_email<'a>(
+        &'a self,
+        email: &'a str,
+    ) -> BoxFuture<'a, Result<Option<ProviderUser>, ProviderError>>;
+
+    /// Creates a user; where the provider can, sets `password` in the same call.
+    fn create_user<'a>(
+        &'a self,
+        user: &'a NewUser,
+        password: Option<Password<'a>>,
+    ) -> BoxFuture<'a, Result<CreatedUser, ProviderError>>;
+
+    /// Sets the user's password to the one the user just proved (with the verified legacy hash,
+    /// which providers that import hashes may use instead, depending on config).
+    fn set_password<'a>(
+        &'a self,
+        id: &'a ProviderUserId,
+        password: Password<'a>,
+        legacy: Option<&'a LegacyHash>,
+    ) -> BoxFuture<'a, Result<(), ProviderError>>;
+
+    /// Makes the user choose a new password at the next sign-in.
+    fn require_password_change<'a>(
+        &'a self,
+        id: &'a ProviderUserId,
+    ) -> BoxFuture<'a, Result<(), ProviderError>>;
+
+    /// Imports a legacy hash for a user (for users who never sign in).
+    fn import_legacy_hash<'a>(
+        &'a self,
+        id: &'a ProviderUserId,
+        hash: &'a LegacyHash,
+    ) -> BoxFuture<'a, Result<(), ProviderError>>;
+
+    /// Obtains credentials and makes one cheap read call.
+    fn check_credentials(&self) -> BoxFuture<'_, CheckReport>;
+}
+
+/// Builds the configured provider client.
+pub fn build(
+    config: &ProviderConfig,
+    metrics: Option<ProviderMetrics>,
+) -> Result<Arc<dyn Provider>, ProviderError> {
+    config.validate()?;
+    match config.kind {
+        ProviderKind::Kinde => {
+            let section = config.kinde.as_ref().ok_or_else(|| {
+                ProviderError::Config("kind = \"kinde\" needs a [kinde] section".into())
+            })?;
+            Ok(Arc::new(kinde::KindeClient::new(
+                section,
+                &config.http,
+                &config.limits,
+                metrics,
+            )?))
+        }
+        ProviderKind::Authgear => {
+            let section = config.authgear.as_ref().ok_or_else(|| {
+                ProviderError::Config("kind = \"authgear\" needs an [authgear] section".into())
+            })?;
+            Ok(Arc::new(authgear::AuthgearClient::new(
+                section,
+                &config.http,
+                &config.limits,
+                metrics,
+            )?))
+        }
+    }
+}
+
+/// Normalises an email for the provider: trimmed, lower-cased.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
