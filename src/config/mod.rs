@@ -222,6 +222,10 @@ impl Default for SigninConfig {
             routes: vec![SigninRoute {
                 method: "POST".to_owned(),
                 path: "/login".to_owned(),
+                body: crate::signin::extract::BodyKind::Auto,
+                identifier_field: default_identifier_field(),
+                password_field: default_password_field(),
+                legacy_failure: FailureSignature::default(),
             }],
             max_body_bytes: 64 * 1024,
             body_timeout: Duration::from_secs(10),
@@ -237,6 +241,69 @@ pub struct SigninRoute {
     pub method: String,
     /// Exact request path, without query, e.g. `/wp-login.php`.
     pub path: String,
+    /// Body encoding: `auto` (from Content-Type), `form`, `json` or `multipart`.
+    #[serde(default)]
+    pub body: crate::signin::extract::BodyKind,
+    /// Field holding the identifier (for JSON a key or a pointer such as `/user/email`).
+    #[serde(default = "default_identifier_field")]
+    pub identifier_field: String,
+    /// Field holding the password.
+    #[serde(default = "default_password_field")]
+    pub password_field: String,
+    /// What a failed legacy sign-in looks like; only sign-ins legacy accepted are verified.
+    #[serde(default)]
+    pub legacy_failure: FailureSignature,
+}
+
+fn default_identifier_field() -> String {
+    "email".to_owned()
+}
+
+fn default_password_field() -> String {
+    "password".to_owned()
+}
+
+/// How to recognise a legacy sign-in that failed. Empty: every sign-in is verified (the hash
+/// check is then the only judge, at the price of CPU spent on wrong guesses).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FailureSignature {
+    /// Response statuses that mean "wrong credentials", e.g. `[200, 401]` for a form re-shown.
+    pub status: Vec<u16>,
+    /// A `Location` containing this text means failure, e.g. `"/login?error"`.
+    pub location_contains: Option<String>,
+    /// A successful sign-in sets this cookie; its absence means failure.
+    pub success_cookie: Option<String>,
+}
+
+impl FailureSignature {
+    /// Whether a legacy response with this status and headers is a failed sign-in.
+    pub fn is_failure(&self, status: http::StatusCode, headers: &http::HeaderMap) -> bool {
+        if self.status.contains(&status.as_u16()) {
+            return true;
+        }
+        if let Some(needle) = &self.location_contains {
+            let location = headers
+                .get(http::header::LOCATION)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            if location.contains(needle.as_str()) {
+                return true;
+            }
+        }
+        if let Some(cookie) = &self.success_cookie {
+            let prefix = format!("{cookie}=");
+            let set = headers
+                .get_all(http::header::SET_COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .any(|v| v.trim_start().starts_with(&prefix));
+            if !set {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 impl Config {

@@ -3,6 +3,8 @@
 //! bytes are then forwarded to the legacy app unchanged. A body larger than the limit is
 //! forwarded untouched, streamed.
 
+pub mod extract;
+
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
