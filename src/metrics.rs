@@ -13,7 +13,9 @@ pub fn new_registry() -> Result<Registry, prometheus::Error> {
         prometheus::Opts::new("dripgate_build_info", "Build information; always 1."),
         &["version"],
     )?;
-    build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+    build_info
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
     registry.register(Box::new(build_info))?;
     Ok(registry)
 }
