@@ -1,5 +1,7 @@
 //! The command line: `dripgate <command>`.
 
+pub mod hash;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,10 +17,16 @@ pub struct Cli {
 
 /// The subcommands.
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Legacy password hashes: verify, list formats.
+    #[command(subcommand)]
+    Hash(hash::HashCommand),
+}
 
 /// Parses the command line and runs the chosen command; returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Hash(cmd) => hash::run(cmd),
+    }
 }
