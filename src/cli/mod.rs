@@ -1,5 +1,6 @@
 //! The command line: `dripgate <command>`.
 
+pub mod hash;
 mod health;
 
 use std::path::PathBuf;
@@ -45,6 +46,9 @@ pub enum Command {
         #[arg(long, env = "DRIPGATE_CONFIG")]
         config: PathBuf,
     },
+    /// Legacy password hashes: verify, list formats.
+    #[command(subcommand)]
+    Hash(hash::HashCommand),
     /// Identity provider tools.
     Provider {
         /// What to do with the provider.
@@ -84,6 +88,7 @@ pub fn main() -> ExitCode {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => check_config(&config),
         Command::Health { url, timeout_secs } => health::probe(&url, timeout_secs),
+        Command::Hash(cmd) => hash::run(cmd),
         Command::Provider {
             command: ProviderCommand::Check { config },
         } => provider_check(&config),

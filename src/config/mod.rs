@@ -33,6 +33,8 @@ pub struct Config {
     pub log: LogConfig,
     /// Which requests are sign-ins, and how their bodies are read.
     pub signin: SigninConfig,
+    /// Legacy hash verification: work-factor caps and the verification pool.
+    pub hash: crate::hash::HashConfig,
     /// The new identity provider; absent until the operator configures one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<crate::provider::ProviderConfig>,
