@@ -29,6 +29,7 @@ fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 work=$(mktemp -d)
+chmod 755 "$work"   # nginx workers run unprivileged and must read the static files
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
@@ -68,12 +69,14 @@ DRIPGATE_SERVER__LISTEN=$DRIPGATE DRIPGATE_ADMIN__LISTEN=$ADMIN DRIPGATE_UPSTREA
 DRIPGATE_SERVER__WORKER_THREADS=1 DRIPGATE_LOG__LEVEL=warn DRIPGATE_UPSTREAM__POOL_MAX_IDLE=512 \
   taskset -c 0 "$BIN" serve --config config/dripgate.example.toml > "$work/dripgate.log" 2>&1 & pids+=($!)
 dg_pid=$!
-for _ in $(seq 1 50); do
-  curl_ok=1
-  for a in $ORIGIN $NGINX_PROXY $DRIPGATE; do
-    (exec 3<>/dev/tcp/${a%:*}/${a#*:}) 2>/dev/null || curl_ok=0
-  done
-  [ $curl_ok = 1 ] && break; sleep 0.2
+listening() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
+for a in $ORIGIN $NGINX_PROXY $DRIPGATE; do
+  for _ in $(seq 1 50); do listening "$a" && break; sleep 0.2; done
+  if ! listening "$a"; then
+    echo "nothing listens on $a; logs:" >&2
+    cat "$work"/*/error.log "$work/dripgate.log" >&2 2>/dev/null || true
+    exit 1
+  fi
 done
 
 # The nginx proxy's worker is the child of its master.
@@ -104,7 +107,8 @@ for path in /hello /16k.txt; do
   for rep in $(seq 1 "$reps"); do
     for who in direct nginx dripgate; do
       case $who in direct) t=$ORIGIN;; nginx) t=$NGINX_PROXY;; dripgate) t=$DRIPGATE;; esac
-      printf '%s\t%s\t%s\t%s\n' "$path" "$rep" "$who" "$(run_wrk "$t" "$path")" >> "$results"
+      line=$(run_wrk "$t" "$path") || exit 1
+      printf '%s\t%s\t%s\t%s\n' "$path" "$rep" "$who" "$line" >> "$results"
     done
   done
 done

@@ -1,0 +1,394 @@
+//! The migration of one user, run beside the sign-in on a bounded queue:
+//! legacy lookup ► verify ► (observe: count) ► claim ► find-by-email ► create ► set password ►
+//! migrated. Every exit is an [`Outcome`]; any failure of dripgate's own steps is recorded and
+//! left for the next sign-in, while the legacy sign-in it rode on is untouched.
+
+use std::sync::Arc;
+
+use secrecy::ExposeSecret;
+use tokio::sync::Semaphore;
+
+use super::metrics::MigrationMetrics;
+use super::outcome::{Outcome, Stage};
+use super::phase::{MigrationConfig, OnExistingUser, Phase, PhaseState};
+use crate::audit::{AuditEvent, AuditKind, AuditLog};
+use crate::hash::{Password, VerifyError, VerifyPool};
+use crate::ledger::{Claim, Ledger, LedgerError, State};
+use crate::legacy::{LegacyStore, LegacyUser, Lookup};
+use crate::provider::{NewUser, Provider, ProviderError, ProviderUserId};
+use crate::signin::extract::Credentials;
+
+/// Everything a migration needs; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    legacy: LegacyStore,
+    verifier: VerifyPool,
+    provider: Option<Arc<dyn Provider>>,
+    ledger: Ledger,
+    config: MigrationConfig,
+    phase: PhaseState,
+    audit: AuditLog,
+    metrics: MigrationMetrics,
+    replica: String,
+    /// One permit per admitted job (running or queued).
+    admission: Arc<Semaphore>,
+    /// One permit per running job.
+    running: Arc<Semaphore>,
+}
+
+/// The parts an [`Engine`] is built from.
+pub struct EngineParts {
+    /// The legacy hash store.
+    pub legacy: LegacyStore,
+    /// The bounded hash verification pool.
+    pub verifier: VerifyPool,
+    /// The new provider; `None` allows only the `observe` phase.
+    pub provider: Option<Arc<dyn Provider>>,
+    /// The migration ledger.
+    pub ledger: Ledger,
+    /// The `[migration]` section.
+    pub config: MigrationConfig,
+    /// The shared, hot-switchable phase.
+    pub phase: PhaseState,
+    /// Where audit events go.
+    pub audit: AuditLog,
+    /// Migration metrics.
+    pub metrics: MigrationMetrics,
+    /// This replica's id (audit events, lease owner).
+    pub replica: String,
+}
+
+impl Engine {
+    /// Builds the engine.
+    pub fn new(parts: EngineParts) -> Self {
+        let workers = parts.config.workers.max(1);
+        let admitted = workers + parts.config.queue_size;
+        Self {
+            inner: Arc::new(Inner {
+                admission: Arc::new(Semaphore::new(admitted)),
+                running: Arc::new(Semaphore::new(workers)),
+                legacy: parts.legacy,
+                verifier: parts.verifier,
+                provider: parts.provider,
+                ledger: parts.ledger,
+                config: parts.config,
+                phase: parts.phase,
+                audit: parts.audit,
+                metrics: parts.metrics,
+                replica: parts.replica,
+            }),
+        }
+    }
+
+    /// The legacy store (for normalizing identifiers on the routing path).
+    pub fn legacy(&self) -> &LegacyStore {
+        &self.inner.legacy
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
+    }
+
+    /// The `[migration]` section.
+    pub fn config(&self) -> &MigrationConfig {
+        &self.inner.config
+    }
+
+    /// The phase state.
+    pub fn phase(&self) -> &PhaseState {
+        &self.inner.phase
+    }
+
+    /// The audit log.
+    pub fn audit(&self) -> &AuditLog {
+        &self.inner.audit
+    }
+
+    /// This replica's id.
+    pub fn replica(&self) -> &str {
+        &self.inner.replica
+    }
+
+    /// Records an outcome decided on the request path.
+    pub fn record(&self, outcome: Outcome) {
+        self.inner.metrics.record(outcome);
+    }
+
+    /// Queues the migration of the user who just signed in at legacy. Never waits: when the
+    /// queue is full the work is shed (and counted); the sign-in is not affected either way.
+    pub fn submit(&self, credentials: Credentials) {
+        let Ok(admitted) = self.inner.admission.clone().try_acquire_owned() else {
+            self.record(Outcome::Shed);
+            return;
+        };
+        let engine = self.clone();
+        tokio::spawn(async move {
+            let _admitted = admitted;
+            let Ok(_running) = engine.inner.running.clone().acquire_owned().await else {
+                return;
+            };
+            let outcome = engine.migrate(credentials).await;
+            engine.record(outcome);
+        });
+    }
+
+    /// Runs one migration to its outcome.
+    pub async fn migrate(&self, credentials: Credentials) -> Outcome {
+        let this = &self.inner;
+        let user = match this.legacy.lookup(&credentials.identifier).await {
+            Ok(Lookup::Found(user)) => user,
+            Ok(Lookup::NotFound) => return Outcome::UnknownUser,
+            Ok(Lookup::NotMigratable(reason)) => {
+                tracing::debug!(reason = reason.as_str(), "legacy user not migratable");
+                return Outcome::NotMigratable;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "legacy store lookup failed");
+                return Outcome::Fallback(Stage::LegacyStore);
+            }
+        };
+        let password = Password::from_slice(credentials.password.expose_secret());
+        match this.verifier.verify(user.hash.clone(), password).await {
+            Ok(true) => {}
+            Ok(false) => return Outcome::WrongPassword,
+            Err(VerifyError::Shed) => return Outcome::Shed,
+            Err(e) => {
+                tracing::warn!(user = %user.key, format = user.format.as_str(), error = %e, "legacy hash not verified");
+                return Outcome::Fallback(Stage::Hash);
+            }
+        }
+        let phase = this.phase.get().phase;
+        if phase == Phase::Observe {
+            return Outcome::WouldMigrate;
+        }
+        let Some(provider) = this.provider.clone() else {
+            return Outcome::Fallback(Stage::Provider);
+        };
+        let fingerprint = this.ledger.fingerprint(user.hash.hash().as_bytes());
+        let (claim, resync) = match self.claim(&user, &fingerprint).await {
+            Ok(Claimed::Go(claim, resync)) => (claim, resync),
+            Ok(Claimed::Done(outcome)) => return outcome,
+            Err(e) => {
+                tracing::warn!(user = %user.key, error = %e, "ledger claim failed");
+                return Outcome::Fallback(Stage::Ledger);
+            }
+        };
+        let run = Run {
+            engine: self,
+            provider: provider.as_ref(),
+            user: &user,
+            claim: &claim,
+            credentials: &credentials,
+            phase,
+        };
+        run.provision(&fingerprint, resync).await
+    }
+
+    async fn claim(&self, user: &LegacyUser, fingerprint: &str) -> Result<Claimed, LedgerError> {
+        let this = &self.inner;
+        let record = this.ledger.get(&user.key).await?;
+        let format = user.format.as_str();
+        match record.as_ref().map(|r| r.state) {
+            Some(State::Migrated) => {
+                let same = record
+                    .as_ref()
+                    .and_then(|r| r.hash_fingerprint.as_deref())
+                    .is_some_and(|stored| this.ledger.fingerprint_matches(user.hash.hash().as_bytes(), stored));
+                if same {
+                    return Ok(Claimed::Done(Outcome::AlreadyMigrated));
+                }
+                // The password changed at legacy after migration: set it again.
+                Ok(match this.ledger.claim_resync(&user.key, &this.replica, fingerprint).await? {
+                    Some(claim) => Claimed::Go(claim, true),
+                    None => Claimed::Done(Outcome::InProgress),
+                })
+            }
+            Some(State::Conflict) => Ok(Claimed::Done(Outcome::Conflict)),
+            Some(State::BlockedPolicy) => Ok(Claimed::Done(Outcome::BlockedByPolicy)),
+            _ => Ok(match this.ledger.claim(&user.key, &this.replica, format).await? {
+                Some(claim) => Claimed::Go(claim, false),
+                None => Claimed::Done(Outcome::InProgress),
+            }),
+        }
+    }
+}
+
+enum Claimed {
+    Go(Claim, bool),
+    Done(Outcome),
+}
+
+/// One migration holding a claim.
+struct Run<'a> {
+    engine: &'a Engine,
+    provider: &'a dyn Provider,
+    user: &'a LegacyUser,
+    claim: &'a Claim,
+    credentials: &'a Credentials,
+    phase: Phase,
+}
+
+impl Run<'_> {
+    fn audit(&self, kind: AuditKind, provider_id: Option<&str>) -> AuditEvent {
+        AuditEvent::new(
+            kind,
+            Some(&self.user.key),
+            self.phase.as_str(),
+            self.engine.replica(),
+        )
+        .provider_user(provider_id)
+    }
+
+    fn password(&self) -> crate::provider::Password<'_> {
+        crate::provider::Password::from_secret_bytes(&self.credentials.password)
+    }
+
+    async fn provision(&self, fingerprint: &str, resync: bool) -> Outcome {
+        let ledger = self.engine.ledger();
+        let mut adopted = false;
+        let mut password_set = false;
+        let id = match self.claim.provider_user_id.clone() {
+            Some(id) => ProviderUserId(id),
+            None => match self.find_or_create().await {
+                Ok(Found::Existing(id)) => {
+                    adopted = true;
+                    id
+                }
+                Ok(Found::Created(id, set)) => {
+                    password_set = set;
+                    id
+                }
+                Ok(Found::Stop(outcome)) => return outcome,
+                Err(e) => return self.provider_failed(&e, None).await,
+            },
+        };
+        if self.claim.provider_user_id.is_none() {
+            match ledger.mark_created(self.claim, id.as_str()).await {
+                Ok(()) => {}
+                Err(LedgerError::Fenced) => return Outcome::InProgress,
+                Err(e) => return self.ledger_failed(&e).await,
+            }
+        }
+        if !password_set {
+            if let Err(e) = self
+                .provider
+                .set_password(&id, self.password(), None)
+                .await
+            {
+                return self.provider_failed(&e, Some(&id)).await;
+            }
+        }
+        match ledger
+            .mark_migrated(self.claim, id.as_str(), fingerprint)
+            .await
+        {
+            Ok(_) => {}
+            Err(LedgerError::Fenced) => return Outcome::InProgress,
+            Err(e) => return self.ledger_failed(&e).await,
+        }
+        let audit = self.engine.audit();
+        if resync {
+            audit.emit(self.audit(AuditKind::PasswordResynced, Some(id.as_str())));
+            return Outcome::Resynced;
+        }
+        if adopted {
+            audit.emit(self.audit(AuditKind::AdoptedExisting, Some(id.as_str())));
+        }
+        audit.emit(self.audit(AuditKind::Migrated, Some(id.as_str())));
+        if adopted { Outcome::Adopted } else { Outcome::Migrated }
+    }
+
+    /// Find-by-email first (it also finds a user created by an attempt that crashed), then
+    /// create if absent.
+    async fn find_or_create(&self) -> Result<Found, ProviderError> {
+        if let Some(existing) = self.provider.find_user_by_email(&self.user.email).await? {
+            let first_attempt = self.claim.attempts <= 1;
+            if first_attempt && self.engine.config().on_existing_user == OnExistingUser::Skip {
+                return Ok(Found::Stop(self.conflict(&existing.id).await));
+            }
+            return Ok(Found::Existing(existing.id));
+        }
+        let new_user = NewUser {
+            email: self.user.email.clone(),
+            given_name: self.user.given_name.clone(),
+            family_name: self.user.family_name.clone(),
+            legacy_id: Some(self.user.legacy_id.clone()),
+        };
+        match self.provider.create_user(&new_user, Some(self.password())).await {
+            Ok(created) => Ok(Found::Created(created.id, created.password_set)),
+            Err(ProviderError::AlreadyExists {
+                existing_id: Some(id),
+                ..
+            }) => Ok(Found::Existing(id)),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn conflict(&self, id: &ProviderUserId) -> Outcome {
+        let ledger = self.engine.ledger();
+        if let Err(e) = ledger
+            .mark_terminal(self.claim, State::Conflict, "existing_provider_user")
+            .await
+        {
+            return self.ledger_failed(&e).await;
+        }
+        self.engine
+            .audit()
+            .emit(self.audit(AuditKind::Conflict, Some(id.as_str())).reason("existing_provider_user"));
+        Outcome::Conflict
+    }
+
+    async fn provider_failed(&self, error: &ProviderError, id: Option<&ProviderUserId>) -> Outcome {
+        if let ProviderError::PasswordRejected { .. } = error {
+            return self.blocked_by_policy(id).await;
+        }
+        let reason = error.class().as_str();
+        tracing::warn!(user = %self.user.key, error = %error, "provider call failed; the next sign-in retries");
+        self.fail(reason).await;
+        Outcome::Fallback(Stage::Provider)
+    }
+
+    async fn blocked_by_policy(&self, id: Option<&ProviderUserId>) -> Outcome {
+        let ledger = self.engine.ledger();
+        if let Err(e) = ledger
+            .mark_terminal(self.claim, State::BlockedPolicy, "password_policy")
+            .await
+        {
+            return self.ledger_failed(&e).await;
+        }
+        if let (true, Some(id)) = (self.engine.config().require_change_on_policy_block, id) {
+            if let Err(e) = self.provider.require_password_change(id).await {
+                tracing::warn!(user = %self.user.key, error = %e, "could not require a password change");
+            }
+        }
+        self.engine.audit().emit(
+            self.audit(AuditKind::PasswordBlockedByPolicy, id.map(ProviderUserId::as_str))
+                .reason("password_policy"),
+        );
+        Outcome::BlockedByPolicy
+    }
+
+    async fn ledger_failed(&self, error: &LedgerError) -> Outcome {
+        tracing::warn!(user = %self.user.key, error = %error, "ledger write failed; the next sign-in retries");
+        self.fail(error.kind()).await;
+        Outcome::Fallback(Stage::Ledger)
+    }
+
+    async fn fail(&self, reason: &str) {
+        let _ = self.engine.ledger().mark_failed(self.claim, reason).await;
+        self.engine
+            .audit()
+            .emit(self.audit(AuditKind::MigrationFailed, None).reason(reason));
+    }
+}
+
+enum Found {
+    Existing(ProviderUserId),
+    Created(ProviderUserId, bool),
+    Stop(Outcome),
+}
