@@ -1,5 +1,6 @@
 //! The command line: `dripgate <command>`.
 
+pub mod hash;
 mod health;
 
 use std::path::PathBuf;
@@ -51,6 +52,9 @@ pub enum Command {
         #[command(subcommand)]
         command: ProviderCommand,
     },
+    /// Legacy password hashes: verify, list formats.
+    #[command(subcommand)]
+    Hash(hash::HashCommand),
     /// Probe an admin endpoint (for images without curl): exit 0 on a 2xx answer, else 1.
     #[command(after_help = "Example:\n  dripgate health --url http://127.0.0.1:9090/readyz")]
     Health {
@@ -83,6 +87,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => check_config(&config),
+        Command::Hash(cmd) => hash::run(cmd),
         Command::Health { url, timeout_secs } => health::probe(&url, timeout_secs),
         Command::Provider {
             command: ProviderCommand::Check { config },
