@@ -66,7 +66,11 @@ async fn census_and_lookup_commands() {
 
     let out = run(&config, &url, &["census"]);
     let text = String::from_utf8(out.stdout).unwrap();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("users:                   3"), "{text}");
     assert!(text.contains("can migrate:             2"), "{text}");
     assert!(text.contains("no_email"), "{text}");

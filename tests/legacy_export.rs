@@ -57,7 +57,10 @@ async fn check_store(store: &LegacyStore) {
     assert_eq!(a.given_name.as_deref(), Some("Alice"));
     assert!(hash::verify(&a.hash, b.password.as_bytes(), &HashConfig::default()).unwrap());
     // Logins keep case under the default rule (lower-case emails only).
-    assert!(matches!(store.lookup("alice").await.unwrap(), Lookup::NotFound));
+    assert!(matches!(
+        store.lookup("alice").await.unwrap(),
+        Lookup::NotFound
+    ));
     let Lookup::Found(a2) = store.lookup(" Alice ").await.unwrap() else {
         panic!("Alice")
     };
@@ -66,19 +69,43 @@ async fn check_store(store: &LegacyStore) {
         panic!("bob")
     };
     assert_eq!(bob.format.as_str(), "wordpress");
-    assert_eq!(reason(store.lookup("carol").await.unwrap()), Reason::NoEmail);
-    assert_eq!(reason(store.lookup("dave").await.unwrap()), Reason::TruncatedHash);
-    assert_eq!(reason(store.lookup("eve").await.unwrap()), Reason::DuplicateKey);
-    assert_eq!(reason(store.lookup("EVE@example.com").await.unwrap()), Reason::DuplicateKey);
-    assert_eq!(reason(store.lookup("frank").await.unwrap()), Reason::UnknownFormat);
-    assert_eq!(reason(store.lookup("gina").await.unwrap()), Reason::EmptyHash);
-    assert!(matches!(store.lookup("nobody@example.com").await.unwrap(), Lookup::NotFound));
+    assert_eq!(
+        reason(store.lookup("carol").await.unwrap()),
+        Reason::NoEmail
+    );
+    assert_eq!(
+        reason(store.lookup("dave").await.unwrap()),
+        Reason::TruncatedHash
+    );
+    assert_eq!(
+        reason(store.lookup("eve").await.unwrap()),
+        Reason::DuplicateKey
+    );
+    assert_eq!(
+        reason(store.lookup("EVE@example.com").await.unwrap()),
+        Reason::DuplicateKey
+    );
+    assert_eq!(
+        reason(store.lookup("frank").await.unwrap()),
+        Reason::UnknownFormat
+    );
+    assert_eq!(
+        reason(store.lookup("gina").await.unwrap()),
+        Reason::EmptyHash
+    );
+    assert!(matches!(
+        store.lookup("nobody@example.com").await.unwrap(),
+        Lookup::NotFound
+    ));
 
     let census = store.census(&mut |_| {}).await.unwrap();
     assert_eq!(census.users, 8);
     assert_eq!(census.migratable, 2, "{}", census.to_text());
     assert_eq!(census.not_migratable.get(&Reason::DuplicateKey), Some(&2));
-    assert_eq!(census.examples.get(&Reason::NoEmail).unwrap(), &vec!["3".to_owned()]);
+    assert_eq!(
+        census.examples.get(&Reason::NoEmail).unwrap(),
+        &vec!["3".to_owned()]
+    );
     assert!(!census.to_text().contains(&b.hash));
 }
 
@@ -91,7 +118,11 @@ async fn csv_export() {
     let store = LegacyStore::open(&LegacyConfig::export(&path, columns()), &registry).unwrap();
     assert_eq!(store.backend(), "export");
     check_store(&store).await;
-    assert!(dripgate::metrics::render(&registry).unwrap().contains("dripgate_legacy_users 8"));
+    assert!(
+        dripgate::metrics::render(&registry)
+            .unwrap()
+            .contains("dripgate_legacy_users 8")
+    );
 }
 
 #[tokio::test]
@@ -119,9 +150,11 @@ async fn jsonl_export() {
     }
     text.push('\n');
     std::fs::write(&path, text).unwrap();
-    let store =
-        LegacyStore::open(&LegacyConfig::export(&path, columns()), &prometheus::Registry::new())
-            .unwrap();
+    let store = LegacyStore::open(
+        &LegacyConfig::export(&path, columns()),
+        &prometheus::Registry::new(),
+    )
+    .unwrap();
     check_store(&store).await;
 }
 
@@ -130,15 +163,25 @@ async fn missing_column_and_bad_json_are_errors_without_values() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("users.csv");
     std::fs::write(&path, "id,email\n1,a@b.c\n").unwrap();
-    let err = LegacyStore::open(&LegacyConfig::export(&path, columns()), &prometheus::Registry::new())
-        .unwrap_err();
+    let err = LegacyStore::open(
+        &LegacyConfig::export(&path, columns()),
+        &prometheus::Registry::new(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("user_id"), "{err}");
 
     let path = dir.path().join("users.jsonl");
     let secret = vector("bcrypt_2y-001").hash;
-    std::fs::write(&path, format!("{{\"user_id\": 1, \"password_hash\": \"{secret}\"\n")).unwrap();
-    let err = LegacyStore::open(&LegacyConfig::export(&path, columns()), &prometheus::Registry::new())
-        .unwrap_err();
+    std::fs::write(
+        &path,
+        format!("{{\"user_id\": 1, \"password_hash\": \"{secret}\"\n"),
+    )
+    .unwrap();
+    let err = LegacyStore::open(
+        &LegacyConfig::export(&path, columns()),
+        &prometheus::Registry::new(),
+    )
+    .unwrap_err();
     assert!(err.to_string().contains("line 1"), "{err}");
     assert!(!err.to_string().contains(&secret), "{err}");
 }
@@ -157,7 +200,10 @@ async fn reloads_when_the_file_changes_and_keeps_the_old_index_on_a_bad_file() {
     }
     let store = LegacyStore::open(&config, &registry).unwrap();
     assert!(!store.reload_if_changed().await, "unchanged file");
-    assert!(matches!(store.lookup("n@x.org").await.unwrap(), Lookup::NotFound));
+    assert!(matches!(
+        store.lookup("n@x.org").await.unwrap(),
+        Lookup::NotFound
+    ));
 
     std::fs::write(
         &path,
@@ -183,8 +229,14 @@ async fn reloads_when_the_file_changes_and_keeps_the_old_index_on_a_bad_file() {
     // A broken file keeps the previous index.
     std::fs::write(&path, "garbage without the columns\n").unwrap();
     assert!(!store.reload_if_changed().await);
-    assert!(matches!(store.lookup("n@x.org").await.unwrap(), Lookup::Found(_)));
+    assert!(matches!(
+        store.lookup("n@x.org").await.unwrap(),
+        Lookup::Found(_)
+    ));
     let text = dripgate::metrics::render(&registry).unwrap();
-    assert!(text.contains("dripgate_legacy_export_reloads_total{result=\"error\"} 1"), "{text}");
+    assert!(
+        text.contains("dripgate_legacy_export_reloads_total{result=\"error\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("dripgate_legacy_users 2"), "{text}");
 }

@@ -47,9 +47,15 @@ fn wordpress_ddl(kind: Kind, p: &str) -> Vec<String> {
         // The same columns in PostgreSQL and SQLite types (WordPress ships MySQL only).
         Kind::Postgres | Kind::Sqlite => {
             let (id, dt) = if kind == Kind::Postgres {
-                ("bigserial PRIMARY KEY", "timestamp NOT NULL default '1970-01-01 00:00:00'")
+                (
+                    "bigserial PRIMARY KEY",
+                    "timestamp NOT NULL default '1970-01-01 00:00:00'",
+                )
             } else {
-                ("INTEGER PRIMARY KEY AUTOINCREMENT", "text NOT NULL default '0000-00-00 00:00:00'")
+                (
+                    "INTEGER PRIMARY KEY AUTOINCREMENT",
+                    "text NOT NULL default '0000-00-00 00:00:00'",
+                )
             };
             vec![
                 format!(
@@ -84,9 +90,27 @@ fn wordpress_ddl(kind: Kind, p: &str) -> Vec<String> {
 /// Drupal 7's `users` (modules/user/user.install), per database.
 fn drupal7_ddl(kind: Kind, p: &str) -> Vec<String> {
     let (uid, int, tiny, blob, unique) = match kind {
-        Kind::MySql => ("int unsigned", "int", "tinyint", "longblob", "UNIQUE KEY name (name)"),
-        Kind::Postgres => ("bigint CHECK (uid >= 0)", "integer", "smallint", "bytea", "UNIQUE (name)"),
-        Kind::Sqlite => ("INTEGER CHECK (uid >= 0)", "INTEGER", "INTEGER", "BLOB", "UNIQUE (name)"),
+        Kind::MySql => (
+            "int unsigned",
+            "int",
+            "tinyint",
+            "longblob",
+            "UNIQUE KEY name (name)",
+        ),
+        Kind::Postgres => (
+            "bigint CHECK (uid >= 0)",
+            "integer",
+            "smallint",
+            "bytea",
+            "UNIQUE (name)",
+        ),
+        Kind::Sqlite => (
+            "INTEGER CHECK (uid >= 0)",
+            "INTEGER",
+            "INTEGER",
+            "BLOB",
+            "UNIQUE (name)",
+        ),
     };
     vec![format!(
         "CREATE TABLE {p}users (
@@ -152,13 +176,21 @@ async fn wordpress_on(db: &Db) {
         ("grace", "grace@example.com", &md5.hash),
     ];
     for (login, email, pass) in rows {
-        db.insert(&users, &cols, &[Some(login), Some(email), Some(pass), Some(login)])
-            .await;
+        db.insert(
+            &users,
+            &cols,
+            &[Some(login), Some(email), Some(pass), Some(login)],
+        )
+        .await;
     }
     let meta = format!("{p}usermeta");
     for (k, v) in [("first_name", "Alice"), ("last_name", "Liddell")] {
-        db.insert(&meta, &["user_id", "meta_key", "meta_value"], &[Some("1"), Some(k), Some(v)])
-            .await;
+        db.insert(
+            &meta,
+            &["user_id", "meta_key", "meta_value"],
+            &[Some("1"), Some(k), Some(v)],
+        )
+        .await;
     }
 
     let mut config = LegacyConfig::sql(Preset::Wordpress, db.url.clone());
@@ -186,15 +218,39 @@ async fn wordpress_on(db: &Db) {
     let g = found(store.lookup("grace").await.unwrap());
     assert!(verifies(&g, &md5.password), "wordpress md5 branch");
 
-    assert!(matches!(store.lookup("nobody").await.unwrap(), Lookup::NotFound));
-    assert!(matches!(store.lookup("   ").await.unwrap(), Lookup::NotFound));
-    assert_eq!(reason(store.lookup("carol").await.unwrap()), Reason::NoEmail);
-    assert_eq!(reason(store.lookup("dave").await.unwrap()), Reason::TruncatedHash);
-    assert_eq!(reason(store.lookup("frank").await.unwrap()), Reason::EmptyHash);
+    assert!(matches!(
+        store.lookup("nobody").await.unwrap(),
+        Lookup::NotFound
+    ));
+    assert!(matches!(
+        store.lookup("   ").await.unwrap(),
+        Lookup::NotFound
+    ));
+    assert_eq!(
+        reason(store.lookup("carol").await.unwrap()),
+        Reason::NoEmail
+    );
+    assert_eq!(
+        reason(store.lookup("dave").await.unwrap()),
+        Reason::TruncatedHash
+    );
+    assert_eq!(
+        reason(store.lookup("frank").await.unwrap()),
+        Reason::EmptyHash
+    );
     // Two rows share eve@example.com after lower-casing: reported, never merged.
-    assert_eq!(reason(store.lookup("eve@example.com").await.unwrap()), Reason::DuplicateKey);
-    assert_eq!(reason(store.lookup("eve").await.unwrap()), Reason::DuplicateKey);
-    assert_eq!(reason(store.lookup("EVE2").await.unwrap()), Reason::DuplicateKey);
+    assert_eq!(
+        reason(store.lookup("eve@example.com").await.unwrap()),
+        Reason::DuplicateKey
+    );
+    assert_eq!(
+        reason(store.lookup("eve").await.unwrap()),
+        Reason::DuplicateKey
+    );
+    assert_eq!(
+        reason(store.lookup("EVE2").await.unwrap()),
+        Reason::DuplicateKey
+    );
 
     // Census.
     let census = store.census(&mut |_| {}).await.unwrap();
@@ -206,11 +262,18 @@ async fn wordpress_on(db: &Db) {
     assert_eq!(nm.get(&Reason::EmptyHash), Some(&1));
     assert_eq!(nm.get(&Reason::DuplicateKey), Some(&2));
     assert_eq!(census.formats.get("wordpress"), Some(&6), "{census:?}");
-    assert!(census.work_factors.contains_key("wordpress count_log2=13"), "{census:?}");
+    assert!(
+        census.work_factors.contains_key("wordpress count_log2=13"),
+        "{census:?}"
+    );
     let text = census.to_text();
     for secret in [&bcrypt.hash, &phpass.hash, &md5.hash] {
         assert!(!text.contains(secret.as_str()));
-        assert!(!serde_json::to_string(&census).unwrap().contains(secret.as_str()));
+        assert!(
+            !serde_json::to_string(&census)
+                .unwrap()
+                .contains(secret.as_str())
+        );
     }
 
     // The gauge is set by a refresh, not by a scrape.
@@ -224,7 +287,10 @@ async fn wordpress_on(db: &Db) {
 
     // Read-only: the store's connections refuse writes where the database can.
     store.close().await;
-    for stmt in [format!("DROP TABLE {p}usermeta"), format!("DROP TABLE {p}users")] {
+    for stmt in [
+        format!("DROP TABLE {p}usermeta"),
+        format!("DROP TABLE {p}users"),
+    ] {
         db.exec(&stmt).await;
     }
 }
@@ -248,8 +314,12 @@ async fn drupal7_on(db: &Db) {
         ("5", "locked", Some("locked@example.org"), "!disabled"),
     ];
     for (uid, name, mail, pass) in rows {
-        db.insert(&users, &cols, &[Some(uid), Some(name), mail, Some(pass), mail])
-            .await;
+        db.insert(
+            &users,
+            &cols,
+            &[Some(uid), Some(name), mail, Some(pass), mail],
+        )
+        .await;
     }
     let mut config = LegacyConfig::sql(Preset::Drupal7, db.url.clone());
     config.table_prefix = Some(p.clone());
@@ -270,8 +340,14 @@ async fn drupal7_on(db: &Db) {
     let l = found(store.lookup("LEGACY6@example.ORG").await.unwrap());
     assert!(verifies(&l, &upgraded.password));
 
-    assert_eq!(reason(store.lookup("nomail").await.unwrap()), Reason::NoEmail);
-    assert_eq!(reason(store.lookup("locked").await.unwrap()), Reason::LockedAccount);
+    assert_eq!(
+        reason(store.lookup("nomail").await.unwrap()),
+        Reason::NoEmail
+    );
+    assert_eq!(
+        reason(store.lookup("locked").await.unwrap()),
+        Reason::LockedAccount
+    );
     // The anonymous row (uid 0) is never a user.
     assert!(matches!(store.lookup("").await.unwrap(), Lookup::NotFound));
 
@@ -279,7 +355,12 @@ async fn drupal7_on(db: &Db) {
     assert_eq!(census.users, 5, "{census:?}");
     assert_eq!(census.migratable, 3);
     assert_eq!(census.formats.get("drupal"), Some(&4));
-    assert!(census.work_factors.keys().any(|k| k.starts_with("drupal count_log2=")));
+    assert!(
+        census
+            .work_factors
+            .keys()
+            .any(|k| k.starts_with("drupal count_log2="))
+    );
     assert_eq!(store.count().await.unwrap(), 5);
     store.close().await;
     db.exec(&format!("DROP TABLE {p}users")).await;
@@ -303,10 +384,16 @@ async fn drupal7_preset_on_every_database() {
 async fn store_connections_are_read_only() {
     for db in databases("store_connections_are_read_only").await {
         let p = unique_prefix();
-        db.exec(&format!("CREATE TABLE {p}users (id integer, email varchar(100), pass varchar(100))"))
-            .await;
-        db.insert(&format!("{p}users"), &["id", "email", "pass"], &[Some("1"), Some("a@b.c"), Some("x")])
-            .await;
+        db.exec(&format!(
+            "CREATE TABLE {p}users (id integer, email varchar(100), pass varchar(100))"
+        ))
+        .await;
+        db.insert(
+            &format!("{p}users"),
+            &["id", "email", "pass"],
+            &[Some("1"), Some("a@b.c"), Some("x")],
+        )
+        .await;
         // A custom query that tries to write is refused by the read-only session.
         let mut config = LegacyConfig::sql(Preset::Custom, db.url.clone());
         let param = if db.kind == Kind::Postgres { "$1" } else { "?" };
@@ -315,10 +402,12 @@ async fn store_connections_are_read_only() {
         let err = store.lookup("a@b.c").await.unwrap_err();
         assert_eq!(err.kind().as_str(), "query", "{:?}: {err}", db.kind);
         store.close().await;
-        let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {p}users")))
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+        let left: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {p}users"
+        )))
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
         assert_eq!(left, 1, "{:?}", db.kind);
         db.exec(&format!("DROP TABLE {p}users")).await;
     }
@@ -340,7 +429,14 @@ async fn generic_and_custom_presets_with_format_column_and_binary_hash() {
         let bcrypt = vector("bcrypt_2y-001");
         let cast = |v: &str| match db.kind {
             Kind::Postgres => format!("convert_to('{v}', 'UTF8')"),
-            _ => format!("CAST('{v}' AS {})", if db.kind == Kind::MySql { "binary" } else { "blob" }),
+            _ => format!(
+                "CAST('{v}' AS {})",
+                if db.kind == Kind::MySql {
+                    "binary"
+                } else {
+                    "blob"
+                }
+            ),
         };
         db.exec(&format!(
             "INSERT INTO {p}accounts VALUES (7, 'Zoe@Example.com', {}, 'bcrypt', 'Zoe'), (8, 'yan@example.com', {}, 'nosuchformat', NULL)",
@@ -361,7 +457,10 @@ async fn generic_and_custom_presets_with_format_column_and_binary_hash() {
         assert_eq!(z.legacy_id, "7");
         assert_eq!(z.given_name.as_deref(), Some("Zoe"));
         assert!(verifies(&z, &bcrypt.password), "{:?}", db.kind);
-        assert_eq!(reason(store.lookup("yan@example.com").await.unwrap()), Reason::UnknownFormat);
+        assert_eq!(
+            reason(store.lookup("yan@example.com").await.unwrap()),
+            Reason::UnknownFormat
+        );
         store.close().await;
 
         // custom: the operator's own query, one placeholder, columns by name.
@@ -370,7 +469,9 @@ async fn generic_and_custom_presets_with_format_column_and_binary_hash() {
         config.query = Some(format!(
             "SELECT user_id AS id, mail AS email, pw AS hash FROM {p}accounts WHERE lower(mail) = {param}"
         ));
-        config.census_query = Some(format!("SELECT user_id AS id, mail AS email, pw AS hash FROM {p}accounts"));
+        config.census_query = Some(format!(
+            "SELECT user_id AS id, mail AS email, pw AS hash FROM {p}accounts"
+        ));
         config.columns.login = String::new();
         config.format = Some("auto".into());
         let store = LegacyStore::open(&config, &prometheus::Registry::new()).unwrap();

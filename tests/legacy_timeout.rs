@@ -80,8 +80,7 @@ async fn closed_port_is_an_error_within_the_bound() {
 async fn failed_refresh_keeps_the_gauge_and_counts_the_error() {
     let (addr, server) = silent_server().await;
     let registry = prometheus::Registry::new();
-    let store =
-        LegacyStore::open(&config(format!("mysql://root@{addr}/test")), &registry).unwrap();
+    let store = LegacyStore::open(&config(format!("mysql://root@{addr}/test")), &registry).unwrap();
     assert!(store.refresh_count().await.is_err());
     let text = dripgate::metrics::render(&registry).unwrap();
     assert!(text.contains("dripgate_legacy_users 0"), "{text}");

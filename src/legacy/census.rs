@@ -87,7 +87,11 @@ impl<'a> Tally<'a> {
     /// Adds one row.
     pub fn add(&mut self, row: &RawRow) {
         self.census.users += 1;
-        if let Some(login) = row.login.as_deref().map(str::trim).filter(|l| !l.is_empty())
+        if let Some(login) = row
+            .login
+            .as_deref()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
             && !self.logins.insert(fp(&self.rules.normalize.login(login)))
         {
             self.census.login_collisions += 1;
@@ -95,9 +99,17 @@ impl<'a> Tally<'a> {
         if let Ok(h) = self.rules.hash_of(row)
             && let Ok((format, params)) = shape::inspect(&h)
         {
-            *self.census.formats.entry(format.as_str().to_owned()).or_default() += 1;
+            *self
+                .census
+                .formats
+                .entry(format.as_str().to_owned())
+                .or_default() += 1;
             if let Some(p) = params {
-                *self.census.work_factors.entry(format!("{format} {p}")).or_default() += 1;
+                *self
+                    .census
+                    .work_factors
+                    .entry(format!("{format} {p}"))
+                    .or_default() += 1;
             }
         }
         let outcome = self.rules.classify(row);
@@ -122,7 +134,11 @@ impl<'a> Tally<'a> {
                 if let Seen::Migratable = seen {
                     // The earlier row is a duplicate too.
                     self.census.migratable = self.census.migratable.saturating_sub(1);
-                    *self.census.not_migratable.entry(Reason::DuplicateKey).or_default() += 1;
+                    *self
+                        .census
+                        .not_migratable
+                        .entry(Reason::DuplicateKey)
+                        .or_default() += 1;
                     self.keys.insert(fp(&key), Seen::Other);
                 }
                 self.not_migratable(Reason::DuplicateKey, id);
@@ -180,7 +196,11 @@ impl Census {
         for (format, n) in &self.formats {
             let _ = writeln!(s, "  {format:<18} {n:>10}");
             let prefix = format!("{format} ");
-            for (wf, m) in self.work_factors.iter().filter(|(k, _)| k.starts_with(&prefix)) {
+            for (wf, m) in self
+                .work_factors
+                .iter()
+                .filter(|(k, _)| k.starts_with(&prefix))
+            {
                 let _ = writeln!(s, "    {:<16} {m:>10}", wf.trim_start_matches(&prefix));
             }
         }

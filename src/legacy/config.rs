@@ -269,7 +269,9 @@ impl LegacyConfig {
         let bad = |m: &str| Err(LegacyError::Config(m.to_owned()));
         match (&self.database_url, &self.export) {
             (Some(_), Some(_)) => return bad("set database_url or export, not both"),
-            (None, None) => return bad("set database_url (a database) or [legacy.export] (a file)"),
+            (None, None) => {
+                return bad("set database_url (a database) or [legacy.export] (a file)");
+            }
             _ => {}
         }
         if self.export.is_some() && !matches!(self.preset, Preset::Generic) {

@@ -92,7 +92,11 @@ impl LegacyError {
     }
 
     /// Classifies a sqlx error from `backend`; `connect_timeout` is the pool acquire bound.
-    pub(crate) fn from_sqlx(backend: &'static str, e: sqlx::Error, connect_timeout: Duration) -> Self {
+    pub(crate) fn from_sqlx(
+        backend: &'static str,
+        e: sqlx::Error,
+        connect_timeout: Duration,
+    ) -> Self {
         use sqlx::Error as E;
         match e {
             E::PoolTimedOut => LegacyError::Timeout {

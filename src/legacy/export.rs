@@ -187,7 +187,11 @@ trait ClassifyMessage {
 
 impl ClassifyMessage for serde_json::Error {
     fn classify_message(&self) -> String {
-        format!("invalid JSON object at column {} ({:?})", self.column(), self.classify())
+        format!(
+            "invalid JSON object at column {} ({:?})",
+            self.column(),
+            self.classify()
+        )
     }
 }
 
@@ -346,9 +350,15 @@ impl Index {
             let mut lens = [NULL; FIELDS];
             for (len, f) in lens.iter_mut().zip(&fields) {
                 if let Some(f) = f {
-                    *len = u16::try_from(f.len()).ok().filter(|&l| l != NULL).ok_or_else(|| {
-                        export_err(path, format!("row {}: a field is longer than 65534 bytes", row + 1))
-                    })?;
+                    *len = u16::try_from(f.len())
+                        .ok()
+                        .filter(|&l| l != NULL)
+                        .ok_or_else(|| {
+                            export_err(
+                                path,
+                                format!("row {}: a field is longer than 65534 bytes", row + 1),
+                            )
+                        })?;
                     arena.push_str(f);
                 }
             }

@@ -33,7 +33,9 @@ impl LegacyMetrics {
                 "dripgate_legacy_lookup_duration_seconds",
                 "Time to look a user up in the legacy store.",
             )
-            .buckets(vec![0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5]),
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
         )?;
         let refreshes = IntCounterVec::new(
             Opts::new(

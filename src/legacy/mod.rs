@@ -27,9 +27,9 @@ use secrecy::ExposeSecret;
 
 pub use census::Census;
 pub use config::{
-    Columns, ExportConfig, ExportKind, KeyField, LegacyConfig, Preset, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_COUNT_INTERVAL, DEFAULT_MAX_CONNECTIONS, DEFAULT_QUERY_TIMEOUT,
-    DEFAULT_RELOAD_INTERVAL,
+    Columns, DEFAULT_CONNECT_TIMEOUT, DEFAULT_COUNT_INTERVAL, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_QUERY_TIMEOUT, DEFAULT_RELOAD_INTERVAL, ExportConfig, ExportKind, KeyField,
+    LegacyConfig, Preset,
 };
 pub use error::{ErrorKind, LegacyError};
 pub use metrics::LegacyMetrics;
@@ -81,7 +81,10 @@ impl LegacyStore {
     ///
     /// A SQL store connects lazily (the first lookup connects) and must be opened inside a tokio
     /// runtime. An export file is read and indexed now (about 2 s per million rows).
-    pub fn open(config: &LegacyConfig, registry: &prometheus::Registry) -> Result<Self, LegacyError> {
+    pub fn open(
+        config: &LegacyConfig,
+        registry: &prometheus::Registry,
+    ) -> Result<Self, LegacyError> {
         config.validate()?;
         let normalize = config
             .normalize
@@ -127,7 +130,9 @@ impl LegacyStore {
         };
         let metrics = LegacyMetrics::register(registry)?;
         if let Backend::Export(e) = &backend {
-            metrics.users.set(i64::try_from(e.index.load().len()).unwrap_or(i64::MAX));
+            metrics
+                .users
+                .set(i64::try_from(e.index.load().len()).unwrap_or(i64::MAX));
         }
         Ok(LegacyStore {
             inner: Arc::new(Inner {
@@ -316,7 +321,10 @@ impl LegacyStore {
                 let n = index.len();
                 e.index.store(Arc::new(index));
                 self.inner.metrics.reload("ok");
-                self.inner.metrics.users.set(i64::try_from(n).unwrap_or(i64::MAX));
+                self.inner
+                    .metrics
+                    .users
+                    .set(i64::try_from(n).unwrap_or(i64::MAX));
                 tracing::info!(path = %e.config.path.display(), users = n, "Legacy export reloaded.");
                 true
             }
@@ -335,7 +343,10 @@ impl LegacyStore {
 
     /// Reads every user and classifies them, streaming; `progress` is called with the number of
     /// rows read so far every 10 000 rows. Never writes.
-    pub async fn census(&self, progress: &mut (dyn FnMut(u64) + Send)) -> Result<Census, LegacyError> {
+    pub async fn census(
+        &self,
+        progress: &mut (dyn FnMut(u64) + Send),
+    ) -> Result<Census, LegacyError> {
         let rules = &self.inner.rules;
         let preset = match &self.inner.backend {
             Backend::Export(_) => "export",

@@ -132,7 +132,16 @@ mod tests {
     #[test]
     fn never_panics_and_is_idempotent() {
         let n = NormalizeConfig::case_insensitive();
-        for s in ["", " ", "\u{130}", "ß", "ǅ", "\u{0}", "a\u{301}\u{301}", "İSTANBUL@x"] {
+        for s in [
+            "",
+            " ",
+            "\u{130}",
+            "ß",
+            "ǅ",
+            "\u{0}",
+            "a\u{301}\u{301}",
+            "İSTANBUL@x",
+        ] {
             let once = n.identifier(s);
             assert_eq!(n.identifier(&once), once, "{s:?}");
         }

@@ -213,7 +213,11 @@ impl Cmp {
     }
 
     fn binds(&self, n: usize) -> usize {
-        if self.dialect == Dialect::Postgres { 1 } else { n }
+        if self.dialect == Dialect::Postgres {
+            1
+        } else {
+            n
+        }
     }
 }
 
@@ -408,10 +412,22 @@ mod tests {
 
     #[test]
     fn placeholders() {
-        assert_eq!(count_placeholders("SELECT 1 WHERE a = ? OR b = ?", Dialect::MySql), 2);
-        assert_eq!(count_placeholders("SELECT 1 WHERE a = $1 OR b = $1", Dialect::Postgres), 1);
-        assert_eq!(count_placeholders("SELECT '?' WHERE a = ?1 OR b = ?1", Dialect::Sqlite), 1);
-        assert_eq!(count_placeholders("SELECT 1 -- ?\nWHERE a = ?", Dialect::Sqlite), 1);
+        assert_eq!(
+            count_placeholders("SELECT 1 WHERE a = ? OR b = ?", Dialect::MySql),
+            2
+        );
+        assert_eq!(
+            count_placeholders("SELECT 1 WHERE a = $1 OR b = $1", Dialect::Postgres),
+            1
+        );
+        assert_eq!(
+            count_placeholders("SELECT '?' WHERE a = ?1 OR b = ?1", Dialect::Sqlite),
+            1
+        );
+        assert_eq!(
+            count_placeholders("SELECT 1 -- ?\nWHERE a = ?", Dialect::Sqlite),
+            1
+        );
         assert_eq!(count_placeholders("SELECT 1", Dialect::Sqlite), 0);
     }
 
@@ -429,10 +445,18 @@ mod tests {
         let c = LegacyConfig::sql(Preset::Wordpress, "mysql://x");
         let n = default_normalize(Preset::Wordpress);
         let my = build(&c, Dialect::MySql, &n).unwrap_or_else(|e| panic!("{e}"));
-        assert!(my.lookup.contains("u.user_login = ? OR u.user_email = ?"), "{}", my.lookup);
+        assert!(
+            my.lookup.contains("u.user_login = ? OR u.user_email = ?"),
+            "{}",
+            my.lookup
+        );
         assert_eq!(my.binds, 2);
         let pg = build(&c, Dialect::Postgres, &n).unwrap_or_else(|e| panic!("{e}"));
-        assert!(pg.lookup.contains("lower(u.user_login) = $1"), "{}", pg.lookup);
+        assert!(
+            pg.lookup.contains("lower(u.user_login) = $1"),
+            "{}",
+            pg.lookup
+        );
         assert_eq!(pg.binds, 1);
     }
 }

@@ -63,7 +63,11 @@ impl SqlStore {
         let dialect = Dialect::from_url(url)?;
         let bad_url = |e: sqlx::Error| {
             // The URL may hold a password: name only the problem.
-            LegacyError::Config(format!("database_url is not a valid {} URL: {}", dialect.as_str(), redact_url_error(&e)))
+            LegacyError::Config(format!(
+                "database_url is not a valid {} URL: {}",
+                dialect.as_str(),
+                redact_url_error(&e)
+            ))
         };
         let max = config.max_connections;
         let acquire = config.connect_timeout;
