@@ -1,6 +1,6 @@
 //! Edge cases of the hash module: locked values, malformed values, caps, Latin-1 bytes, the
 //! bounded pool, and a seeded property test that parsing never panics.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use dripgate::hash::{
     self, Format, HashConfig, HashError, HashMetrics, LegacyHash, Password, SaltPosition,
@@ -13,7 +13,15 @@ fn caps() -> HashConfig {
 
 #[test]
 fn locked_values_never_verify() {
-    for h in ["!", "*", "!!", "*LK*", "*0", "!$6$ib2rpW.228CstWVn$y6JOcxdc", "!$2y$04$nqGXDXoUonurGkhUWrcva.XDMPmkZLA.PoxuCdiRVLwSvYyjyVd4e"] {
+    for h in [
+        "!",
+        "*",
+        "!!",
+        "*LK*",
+        "*0",
+        "!$6$ib2rpW.228CstWVn$y6JOcxdc",
+        "!$2y$04$nqGXDXoUonurGkhUWrcva.XDMPmkZLA.PoxuCdiRVLwSvYyjyVd4e",
+    ] {
         for f in Format::ALL {
             let r = hash::verify(&LegacyHash::new(f, h), b"", &caps());
             assert_eq!(r, Ok(false), "{f} {h}");
@@ -41,13 +49,21 @@ fn malformed_values_are_typed_errors() {
         let r = hash::verify(&LegacyHash::new(f, h), b"password", &caps());
         assert!(r.is_err(), "{f} {h}: {r:?}");
     }
-    assert_eq!(hash::verify(&LegacyHash::auto("not a hash"), b"x", &caps()), Err(HashError::Undetected));
+    assert_eq!(
+        hash::verify(&LegacyHash::auto("not a hash"), b"x", &caps()),
+        Err(HashError::Undetected)
+    );
 }
 
 #[test]
 fn errors_never_contain_the_hash_or_password() {
     let secret_hash = "$2y$04$SECRETSECRETSECRETSECRETSECRET";
-    let e = hash::verify(&LegacyHash::new(Format::Bcrypt, secret_hash), b"hunter2", &caps()).unwrap_err();
+    let e = hash::verify(
+        &LegacyHash::new(Format::Bcrypt, secret_hash),
+        b"hunter2",
+        &caps(),
+    )
+    .unwrap_err();
     let msg = e.to_string();
     assert!(!msg.contains("SECRET") && !msg.contains("hunter2"), "{msg}");
     assert!(!format!("{e:?}").contains("SECRET"));
@@ -64,21 +80,46 @@ fn work_factor_caps() {
         ..HashConfig::default()
     };
     let cases = [
-        (Format::Bcrypt, "$2a$05$Czf2asH2yMyqVE88Emml6u6Mk5Hbk6.PAaiCDauUE8i1Xm7lRzndm"),
-        (Format::Crypt, "$5$rounds=10000$OZBRjYzI4eYf/oRm$t1F8tz7ud/JSEv4G5p5ghUKcWr8J4kHYEwjusIkeud8"),
+        (
+            Format::Bcrypt,
+            "$2a$05$Czf2asH2yMyqVE88Emml6u6Mk5Hbk6.PAaiCDauUE8i1Xm7lRzndm",
+        ),
+        (
+            Format::Crypt,
+            "$5$rounds=10000$OZBRjYzI4eYf/oRm$t1F8tz7ud/JSEv4G5p5ghUKcWr8J4kHYEwjusIkeud8",
+        ),
         (Format::Wordpress, "$P$BoQjkeN0kFwKVNabNE6n1VyuxNIKCo0"),
-        (Format::Drupal, "$S$DmXyMekx5pqsQnUba0PQFLdKIsOmI.g1icjvnuVAnyZ7ltW4ojAz"),
-        (Format::Django, "pbkdf2_sha256$1000$xAyHRtXttYb7$uXIHHrqHRZjyBrJ0HVClIuFybEt8VVSuWMHPLWyLkDo="),
-        (Format::Argon2, "$argon2id$v=19$m=65536,t=4,p=1$g2gSyeT0Vc9GxWAyT+8s+g$3GPThPcXpW3eGfyLBPPk0+bUy3Vd/GclUronFK3Bi7I"),
-        (Format::Scrypt, "$scrypt$ln=10,r=8,p=1$c2FsdHNhbHRzYWx0MTIzNA$FE8Vp8fwcNY9jOZ1Bw2dENy7rSGNBAiIrAbe5qNp2IE"),
+        (
+            Format::Drupal,
+            "$S$DmXyMekx5pqsQnUba0PQFLdKIsOmI.g1icjvnuVAnyZ7ltW4ojAz",
+        ),
+        (
+            Format::Django,
+            "pbkdf2_sha256$1000$xAyHRtXttYb7$uXIHHrqHRZjyBrJ0HVClIuFybEt8VVSuWMHPLWyLkDo=",
+        ),
+        (
+            Format::Argon2,
+            "$argon2id$v=19$m=65536,t=4,p=1$g2gSyeT0Vc9GxWAyT+8s+g$3GPThPcXpW3eGfyLBPPk0+bUy3Vd/GclUronFK3Bi7I",
+        ),
+        (
+            Format::Scrypt,
+            "$scrypt$ln=10,r=8,p=1$c2FsdHNhbHRzYWx0MTIzNA$FE8Vp8fwcNY9jOZ1Bw2dENy7rSGNBAiIrAbe5qNp2IE",
+        ),
     ];
     for (f, h) in cases {
         let r = hash::verify(&LegacyHash::new(f, h), b"password", &tight);
-        assert!(matches!(r, Err(HashError::CostTooHigh { .. })), "{f}: {r:?}");
+        assert!(
+            matches!(r, Err(HashError::CostTooHigh { .. })),
+            "{f}: {r:?}"
+        );
     }
     let long = vec![b'a'; caps().max_password_bytes + 1];
     assert!(matches!(
-        hash::verify(&LegacyHash::new(Format::Md5, "04b29c5e0c3e9573004e070295b0550b"), &long, &caps()),
+        hash::verify(
+            &LegacyHash::new(Format::Md5, "04b29c5e0c3e9573004e070295b0550b"),
+            &long,
+            &caps()
+        ),
         Err(HashError::PasswordTooLong { .. })
     ));
 }
@@ -91,8 +132,13 @@ fn latin1_password_bytes_verify() {
     assert_eq!(hash::verify(&h, latin1, &caps()), Ok(true));
     assert_eq!(hash::verify(&h, "pässword".as_bytes(), &caps()), Ok(false));
     // bcrypt over Latin-1 bytes.
-    let b = bcrypt::hash_with_salt(latin1, 4, [3u8; 16]).unwrap().format_for_version(bcrypt::Version::TwoY);
-    assert_eq!(hash::verify(&LegacyHash::auto(b), latin1, &caps()), Ok(true));
+    let b = bcrypt::hash_with_salt(latin1, 4, [3u8; 16])
+        .unwrap()
+        .format_for_version(bcrypt::Version::TwoY);
+    assert_eq!(
+        hash::verify(&LegacyHash::auto(b), latin1, &caps()),
+        Ok(true)
+    );
 }
 
 #[test]
@@ -103,31 +149,58 @@ fn passlib_pbkdf2_and_scrypt() {
         "$pbkdf2-sha512$1000$c2FsdHNhbHRzYWx0MTIzNA$jO1VfTTb6vUnXy3vwC1nAOIc7ZOal5/ChCzzH3WNpDMn0zsYpLn/iACzP91yo8s416cQM2K9DDdbvYtu3Pwwtw",
         "$scrypt$ln=10,r=8,p=1$c2FsdHNhbHRzYWx0MTIzNA$FE8Vp8fwcNY9jOZ1Bw2dENy7rSGNBAiIrAbe5qNp2IE",
     ] {
-        assert_eq!(hash::verify(&LegacyHash::auto(h), b"password", &caps()), Ok(true), "{h}");
-        assert_eq!(hash::verify(&LegacyHash::auto(h), b"passwore", &caps()), Ok(false), "{h}");
+        assert_eq!(
+            hash::verify(&LegacyHash::auto(h), b"password", &caps()),
+            Ok(true),
+            "{h}"
+        );
+        assert_eq!(
+            hash::verify(&LegacyHash::auto(h), b"passwore", &caps()),
+            Ok(false),
+            "{h}"
+        );
     }
 }
 
 #[test]
 fn salted_digest_settings_are_checked() {
-    let h = LegacyHash::new(Format::Md5, "34afa672b3600c497c452f412fbfa492").with_salt(Some(b"s".to_vec()));
-    assert!(matches!(hash::verify(&h, b"x", &caps()), Err(HashError::Settings { .. })));
-    let h = LegacyHash::new(Format::Bcrypt, "$2y$04$nqGXDXoUonurGkhUWrcva.XDMPmkZLA.PoxuCdiRVLwSvYyjyVd4e").salted("s", SaltPosition::Prefix);
-    assert!(matches!(hash::verify(&h, b"x", &caps()), Err(HashError::Settings { .. })));
+    let h = LegacyHash::new(Format::Md5, "34afa672b3600c497c452f412fbfa492")
+        .with_salt(Some(b"s".to_vec()));
+    assert!(matches!(
+        hash::verify(&h, b"x", &caps()),
+        Err(HashError::Settings { .. })
+    ));
+    let h = LegacyHash::new(
+        Format::Bcrypt,
+        "$2y$04$nqGXDXoUonurGkhUWrcva.XDMPmkZLA.PoxuCdiRVLwSvYyjyVd4e",
+    )
+    .salted("s", SaltPosition::Prefix);
+    assert!(matches!(
+        hash::verify(&h, b"x", &caps()),
+        Err(HashError::Settings { .. })
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_verifies_and_sheds_when_full() {
     let registry = prometheus::Registry::new();
     let metrics = HashMetrics::register(&registry).unwrap();
-    let config = HashConfig { pool_size: 1, queue_limit: 1, ..HashConfig::default() };
+    let config = HashConfig {
+        pool_size: 1,
+        queue_limit: 1,
+        ..HashConfig::default()
+    };
     let pool = VerifyPool::new(config, metrics.clone());
     let slow = "$2y$10$eS.DTZ3X3QLOwj.MHHSjOOs9aLTa6WBwTwCI/N7M776diclWhV10K";
     let mut tasks = Vec::new();
     for _ in 0..6 {
         let pool = pool.clone();
         tasks.push(tokio::spawn(async move {
-            pool.verify(LegacyHash::auto(slow), Password::from_slice(b"isquvowyt2019")).await
+            pool.verify(
+                LegacyHash::auto(slow),
+                Password::from_slice(b"isquvowyt2019"),
+            )
+            .await
         }));
         tokio::task::yield_now().await;
     }
@@ -140,16 +213,28 @@ async fn pool_verifies_and_sheds_when_full() {
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert!(ok >= 1 && shed >= 1 && ok + shed == 6, "ok={ok} shed={shed}");
+    assert!(
+        ok >= 1 && shed >= 1 && ok + shed == 6,
+        "ok={ok} shed={shed}"
+    );
     assert_eq!(metrics.shed.get(), shed);
     assert_eq!(metrics.in_flight.get(), 0);
     let text = dripgate::metrics::render(&registry).unwrap();
     assert!(text.contains("dripgate_hash_verify_duration_seconds_bucket{format=\"bcrypt\""));
     assert!(!text.contains("eS.DTZ3X3"));
     // A wrong password through the pool is Ok(false), a bad hash a typed error.
-    assert!(!pool.verify(LegacyHash::auto(slow), Password::from_slice(b"no")).await.unwrap());
+    assert!(
+        !pool
+            .verify(LegacyHash::auto(slow), Password::from_slice(b"no"))
+            .await
+            .unwrap()
+    );
     assert!(matches!(
-        pool.verify(LegacyHash::new(Format::Bcrypt, "bad"), Password::from_slice(b"no")).await,
+        pool.verify(
+            LegacyHash::new(Format::Bcrypt, "bad"),
+            Password::from_slice(b"no")
+        )
+        .await,
         Err(VerifyError::Hash(HashError::Malformed { .. }))
     ));
 }
@@ -173,9 +258,16 @@ fn parsing_never_panics_on_mutated_or_random_input() {
     let text = include_str!("fixtures/hash-vectors.jsonl");
     let seeds: Vec<String> = text
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["hash"].as_str().unwrap().to_owned())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["hash"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
         .collect();
-    let alphabet: Vec<char> = "$./0123456789abcdefxyzABCXYZ_=+,!*U\u{0}\u{1f}é🙂 rounds=m=t=p=v=19".chars().collect();
+    let alphabet: Vec<char> = "$./0123456789abcdefxyzABCXYZ_=+,!*U\u{0}\u{1f}é🙂 rounds=m=t=p=v=19"
+        .chars()
+        .collect();
     // Cheap caps so that a mutated cost cannot make the test slow.
     let caps = HashConfig {
         bcrypt_max_cost: 5,
@@ -190,7 +282,9 @@ fn parsing_never_panics_on_mutated_or_random_input() {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for i in 0..4000 {
         let s: String = if i % 4 == 0 {
-            (0..rng.below(100)).map(|_| alphabet[rng.below(alphabet.len())]).collect()
+            (0..rng.below(100))
+                .map(|_| alphabet[rng.below(alphabet.len())])
+                .collect()
         } else {
             let mut chars: Vec<char> = seeds[rng.below(seeds.len())].chars().collect();
             for _ in 0..=rng.below(3) {
@@ -215,7 +309,10 @@ fn parsing_never_panics_on_mutated_or_random_input() {
         let _ = hash::detect(&s);
         let f = Format::ALL[rng.below(Format::ALL.len())];
         let r = hash::verify(&LegacyHash::new(f, s.clone()), b"password", &caps);
-        assert!(!matches!(r, Err(HashError::Internal { .. })), "{f} {s:?}: {r:?}");
+        assert!(
+            !matches!(r, Err(HashError::Internal { .. })),
+            "{f} {s:?}: {r:?}"
+        );
         let _ = hash::verify(&LegacyHash::auto(s), b"p\xe4ss\0word", &caps);
     }
 }

@@ -89,6 +89,7 @@ pub fn detect(hash: &str) -> Option<Format> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -76,17 +76,28 @@ pub(crate) fn decode(
 }
 
 /// Verifies a salted-digest [`LegacyHash`] with algorithm `algo`.
-pub(crate) fn verify(h: &LegacyHash, pw: &[u8], algo: Algo, format: Format) -> Result<bool, HashError> {
+pub(crate) fn verify(
+    h: &LegacyHash,
+    pw: &[u8],
+    algo: Algo,
+    format: Format,
+) -> Result<bool, HashError> {
     let expected = decode(h.hash(), algo.len(), h.encoding(), format)?;
     let actual = match (h.salt(), h.salt_position()) {
         (None, None) => algo.digest(&[pw]),
         (Some(salt), Some(SaltPosition::Prefix)) => algo.digest(&[salt, pw]),
         (Some(salt), Some(SaltPosition::Suffix)) => algo.digest(&[pw, salt]),
         (Some(_), None) => {
-            return Err(HashError::Settings { format, reason: "a salt needs salt_position prefix or suffix" });
+            return Err(HashError::Settings {
+                format,
+                reason: "a salt needs salt_position prefix or suffix",
+            });
         }
         (None, Some(_)) => {
-            return Err(HashError::Settings { format, reason: "salt_position given without a salt" });
+            return Err(HashError::Settings {
+                format,
+                reason: "salt_position given without a salt",
+            });
         }
     };
     Ok(ct_eq(&actual, &expected))

@@ -14,7 +14,10 @@ pub(crate) fn verify(hash: &str, pw: &[u8], caps: &HashConfig) -> Result<bool, H
     let (stored, md5_input);
     let pw: &[u8] = if let Some(rest) = hash.strip_prefix('U') {
         if !rest.starts_with('$') {
-            return Err(HashError::malformed(format, "upgraded Drupal hash must start with U$"));
+            return Err(HashError::malformed(
+                format,
+                "upgraded Drupal hash must start with U$",
+            ));
         }
         stored = rest;
         md5_input = hex_lower(&Algo::Md5.digest(&[pw]));

@@ -195,6 +195,7 @@ impl fmt::Debug for LegacyHash {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

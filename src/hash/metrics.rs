@@ -1,7 +1,9 @@
 //! Prometheus metrics of hash verification. Labels come only from [`Format`] names and fixed
 //! outcome names.
 
-use prometheus::{HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+};
 
 use super::Format;
 
@@ -40,7 +42,8 @@ impl HashMetrics {
                 "Time to verify one password against a legacy hash, by format.",
             )
             .buckets(vec![
-                0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                10.0,
             ]),
             &["format"],
         )?;

@@ -17,8 +17,8 @@ mod format;
 mod legacy;
 mod metrics;
 mod password;
-mod php;
 mod phc;
+mod php;
 mod phpass;
 mod pool;
 mod util;
@@ -49,8 +49,13 @@ pub fn verify(hash: &LegacyHash, password: &[u8], caps: &HashConfig) -> Result<b
     if is_locked(hash.hash()) {
         return Ok(false);
     }
-    let salted = matches!(format, Format::Md5 | Format::Sha1 | Format::Sha256 | Format::Sha512);
-    if !salted && (hash.salt().is_some() || hash.salt_position().is_some() || hash.encoding().is_some()) {
+    let salted = matches!(
+        format,
+        Format::Md5 | Format::Sha1 | Format::Sha256 | Format::Sha512
+    );
+    if !salted
+        && (hash.salt().is_some() || hash.salt_position().is_some() || hash.encoding().is_some())
+    {
         return Err(HashError::Settings {
             format,
             reason: "salt, salt_position and encoding apply only to md5, sha1, sha256 and sha512",
@@ -68,7 +73,12 @@ pub fn is_locked(stored: &str) -> bool {
     stored.starts_with('!') || stored.starts_with('*')
 }
 
-fn dispatch(format: Format, h: &LegacyHash, pw: &[u8], caps: &HashConfig) -> Result<bool, HashError> {
+fn dispatch(
+    format: Format,
+    h: &LegacyHash,
+    pw: &[u8],
+    caps: &HashConfig,
+) -> Result<bool, HashError> {
     let stored = h.hash();
     match format {
         Format::Bcrypt => bcrypt::verify(stored, pw, caps, format),

@@ -4,7 +4,12 @@ use super::crypt::{self, Dialect};
 use super::{Format, HashConfig, HashError, phc};
 
 /// Verifies `pw` as PHP's `password_verify($pw, $hash)` would.
-pub(crate) fn password_verify(hash: &str, pw: &[u8], caps: &HashConfig, format: Format) -> Result<bool, HashError> {
+pub(crate) fn password_verify(
+    hash: &str,
+    pw: &[u8],
+    caps: &HashConfig,
+    format: Format,
+) -> Result<bool, HashError> {
     if hash.starts_with("$argon2i$") || hash.starts_with("$argon2id$") {
         phc::verify_argon2(hash, pw, caps, format)
     } else {

@@ -23,19 +23,36 @@ pub(crate) fn verify(
     let algo = match b.get(..3) {
         Some(b"$P$" | b"$H$") => Algo::Md5,
         Some(b"$S$") => Algo::Sha512,
-        _ => return Err(HashError::malformed(format, "phpass hash must start with $P$, $H$ or $S$")),
+        _ => {
+            return Err(HashError::malformed(
+                format,
+                "phpass hash must start with $P$, $H$ or $S$",
+            ));
+        }
     };
     let expected_len = match algo {
         Algo::Md5 => 34,
         _ => 55,
     };
     if b.len() != expected_len {
-        return Err(HashError::malformed(format, "phpass hash has the wrong length"));
+        return Err(HashError::malformed(
+            format,
+            "phpass hash has the wrong length",
+        ));
     }
-    let count_log2 = itoa64_value(b[3])
-        .filter(|c| (7..=30).contains(c))
-        .ok_or(HashError::malformed(format, "phpass iteration count must be 7 to 30"))?;
-    HashError::check_cap(format, "count_log2", u64::from(count_log2), u64::from(caps.phpass_max_count_log2))?;
+    let count_log2 =
+        itoa64_value(b[3])
+            .filter(|c| (7..=30).contains(c))
+            .ok_or(HashError::malformed(
+                format,
+                "phpass iteration count must be 7 to 30",
+            ))?;
+    HashError::check_cap(
+        format,
+        "count_log2",
+        u64::from(count_log2),
+        u64::from(caps.phpass_max_count_log2),
+    )?;
     if pw.len() > max_password {
         return Ok(false);
     }

@@ -90,7 +90,9 @@ impl VerifyPool {
             .acquire_owned()
             .await
             .map_err(|_| VerifyError::Aborted)?;
-        let label = hash.resolved_format().map_or(UNKNOWN_FORMAT, |f| f.as_str());
+        let label = hash
+            .resolved_format()
+            .map_or(UNKNOWN_FORMAT, |f| f.as_str());
         let config = inner.config.clone();
         let metrics = inner.metrics.clone();
         let task = tokio::task::spawn_blocking(move || {

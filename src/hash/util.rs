@@ -1,8 +1,8 @@
 //! Small shared helpers: constant-time compare, C-string semantics, crypt alphabets.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::DecodePaddingMode;
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use subtle::ConstantTimeEq;
 
 /// The `./0-9A-Za-z` alphabet used by crypt(3), phpass and Drupal, in value order.
@@ -26,7 +26,10 @@ pub(crate) fn c_str(password: &[u8]) -> &[u8] {
 
 /// Value of a character in [`ITOA64`].
 pub(crate) fn itoa64_value(c: u8) -> Option<u32> {
-    ITOA64.iter().position(|&x| x == c).and_then(|p| u32::try_from(p).ok())
+    ITOA64
+        .iter()
+        .position(|&x| x == c)
+        .and_then(|p| u32::try_from(p).ok())
 }
 
 /// phpass / Drupal `encode64`: little-endian 6-bit groups of `input`.
@@ -89,6 +92,7 @@ pub(crate) fn no_panic<T>(f: impl FnOnce() -> T) -> Option<T> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
 

@@ -29,11 +29,16 @@ pub(crate) fn verify(hash: &str, pw: &[u8], caps: &HashConfig) -> Result<bool, H
     }
     if let Some(rest) = hash.strip_prefix("$wp") {
         let parsed = bcrypt::parse(rest, caps, format)?;
-        let mut mac = <Hmac<Sha384> as KeyInit>::new_from_slice(b"wp-sha384")
-            .map_err(|_| HashError::Internal { format, reason: "HMAC key rejected" })?;
+        let mut mac = <Hmac<Sha384> as KeyInit>::new_from_slice(b"wp-sha384").map_err(|_| {
+            HashError::Internal {
+                format,
+                reason: "HMAC key rejected",
+            }
+        })?;
         mac.update(pw);
         let tag = mac.finalize().into_bytes();
-        let prehash = zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(tag));
+        let prehash =
+            zeroize::Zeroizing::new(base64::engine::general_purpose::STANDARD.encode(tag));
         return bcrypt::verify_parsed(&parsed, prehash.as_bytes(), format);
     }
     if hash.starts_with("$P$") || hash.starts_with("$H$") {
