@@ -1,6 +1,6 @@
 //! A database that accepts connections and never answers gives a timeout error (not a hang),
 //! and a closed port gives an error, for PostgreSQL and MySQL clients. Loopback only.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::time::Duration;
 

@@ -145,12 +145,13 @@ pub(crate) fn check_identifiers(c: &LegacyConfig) -> Result<(), LegacyError> {
         return Ok(());
     }
     let mut names: Vec<(&str, &str)> = Vec::new();
-    if let Some(p) = &c.table_prefix {
-        if !p.is_empty() && !is_identifier(p) {
-            return Err(LegacyError::Config(format!(
-                "table_prefix {p:?} must be letters, digits and _"
-            )));
-        }
+    if let Some(p) = &c.table_prefix
+        && !p.is_empty()
+        && !is_identifier(p)
+    {
+        return Err(LegacyError::Config(format!(
+            "table_prefix {p:?} must be letters, digits and _"
+        )));
     }
     if c.preset == Preset::Generic {
         names.push(("table", c.table.as_deref().unwrap_or("users")));
@@ -408,6 +409,7 @@ pub(crate) fn count_placeholders(sql: &str, dialect: Dialect) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -444,14 +446,14 @@ mod tests {
     fn wordpress_sql_per_dialect() {
         let c = LegacyConfig::sql(Preset::Wordpress, "mysql://x");
         let n = default_normalize(Preset::Wordpress);
-        let my = build(&c, Dialect::MySql, &n).unwrap_or_else(|e| panic!("{e}"));
+        let my = build(&c, Dialect::MySql, &n).unwrap();
         assert!(
             my.lookup.contains("u.user_login = ? OR u.user_email = ?"),
             "{}",
             my.lookup
         );
         assert_eq!(my.binds, 2);
-        let pg = build(&c, Dialect::Postgres, &n).unwrap_or_else(|e| panic!("{e}"));
+        let pg = build(&c, Dialect::Postgres, &n).unwrap();
         assert!(
             pg.lookup.contains("lower(u.user_login) = $1"),
             "{}",

@@ -1,5 +1,5 @@
 //! Shared helpers for the legacy store tests: fixture vectors, databases, unique names.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
