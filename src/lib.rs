@@ -8,6 +8,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod hash;
+pub mod legacy;
 pub mod logging;
 pub mod metrics;
 pub mod provider;

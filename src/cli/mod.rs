@@ -2,6 +2,7 @@
 
 pub mod hash;
 mod health;
+pub mod legacy;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,12 @@ pub enum Command {
         #[command(subcommand)]
         command: ProviderCommand,
     },
+    /// Legacy password hashes: verify, list formats.
+    #[command(subcommand)]
+    Hash(hash::HashCommand),
+    /// The legacy hash store: census before a migration, look up one user.
+    #[command(subcommand)]
+    Legacy(legacy::LegacyCommand),
     /// Probe an admin endpoint (for images without curl): exit 0 on a 2xx answer, else 1.
     #[command(after_help = "Example:\n  dripgate health --url http://127.0.0.1:9090/readyz")]
     Health {
@@ -87,6 +94,8 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Serve { config } => serve(&config),
         Command::CheckConfig { config } => check_config(&config),
+        Command::Hash(cmd) => hash::run(cmd),
+        Command::Legacy(cmd) => legacy::run(cmd),
         Command::Health { url, timeout_secs } => health::probe(&url, timeout_secs),
         Command::Hash(cmd) => hash::run(cmd),
         Command::Provider {

@@ -16,6 +16,7 @@ use super::Config;
 pub const SECRET_KEYS: &[&str] = &[
     "provider.kinde.client_secret",
     "provider.authgear.private_key_pem",
+    "legacy.database_url",
 ];
 
 /// Why a config could not be loaded.

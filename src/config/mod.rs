@@ -38,6 +38,9 @@ pub struct Config {
     /// The new identity provider; absent until the operator configures one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<crate::provider::ProviderConfig>,
+    /// The legacy hash store (database or export); absent until the operator configures one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legacy: Option<crate::legacy::LegacyConfig>,
 }
 
 /// The public listener.
@@ -363,6 +366,11 @@ impl Config {
             provider
                 .validate()
                 .map_err(|e| invalid("provider", e.to_string()))?;
+        }
+        if let Some(legacy) = &self.legacy {
+            legacy
+                .validate()
+                .map_err(|e| invalid("legacy", e.to_string()))?;
         }
         if let Some(tls) = &self.server.tls {
             for (key, path) in [

@@ -1,0 +1,156 @@
+//! What a stored hash looks like before anyone verifies a password against it: empty, locked,
+//! of an unknown or malformed shape, or well formed with a work factor worth reporting.
+//!
+//! Well-formedness is decided by the hash module's own parsers: the value is checked against an
+//! empty password with every work-factor cap at zero, so each parser validates the layout and
+//! stops at its cap check before doing any expensive work.
+
+use crate::hash::{self, Format, HashConfig, HashError, LegacyHash};
+
+use super::Reason;
+
+/// Caps of zero: verification stops after parsing, before hashing.
+fn parse_only_caps() -> HashConfig {
+    HashConfig {
+        bcrypt_max_cost: 0,
+        crypt_max_rounds: 0,
+        phpass_max_count_log2: 0,
+        pbkdf2_max_iterations: 0,
+        max_memory_kib: 0,
+        argon2_max_time: 0,
+        max_parallelism: 0,
+        max_password_bytes: 0,
+        pool_size: 1,
+        queue_limit: 0,
+    }
+}
+
+/// Checks a stored hash's shape. Returns its resolved format and a work-factor label such as
+/// `cost=10`, or the reason it cannot be verified. Never computes a slow hash.
+pub(crate) fn inspect(h: &LegacyHash) -> Result<(Format, Option<String>), Reason> {
+    let value = h.hash();
+    if value.is_empty() {
+        return Err(Reason::EmptyHash);
+    }
+    if hash::is_locked(value) {
+        return Err(Reason::LockedAccount);
+    }
+    let format = h.resolved_format().ok_or(Reason::UnknownFormat)?;
+    // md5-crypt has a fixed, uncapped 1000 rounds: check its layout here instead.
+    if let Some(rest) = value
+        .strip_prefix("$1$")
+        .or_else(|| value.strip_prefix("$apr1$"))
+    {
+        return match rest.split_once('$') {
+            Some((salt, digest)) if salt.len() <= 8 && digest.len() == 22 => Ok((format, None)),
+            _ => Err(Reason::TruncatedHash),
+        };
+    }
+    match hash::verify(h, b"", &parse_only_caps()) {
+        Ok(_) | Err(HashError::CostTooHigh { .. } | HashError::PasswordTooLong { .. }) => {
+            Ok((format, params(value)))
+        }
+        Err(HashError::Malformed { .. }) => Err(Reason::TruncatedHash),
+        Err(HashError::Undetected) => Err(Reason::UnknownFormat),
+        Err(HashError::Settings { .. }) => Err(Reason::BadHashSettings),
+        Err(HashError::Unsupported { .. } | HashError::Internal { .. }) => {
+            Err(Reason::UnsupportedHash)
+        }
+    }
+}
+
+/// The work-factor label of a well-formed value, if its format has one.
+pub(crate) fn params(value: &str) -> Option<String> {
+    let b = value.as_bytes();
+    // bcrypt, also inside `$wp$2y$`, `U$2y$`, Django `bcrypt$$2b$` / `bcrypt_sha256$$2b$`.
+    if let Some(i) = value.find("$2") {
+        let cost = b.get(i + 2..i + 7);
+        if let Some([v, b'$', d1, d2, b'$']) = cost
+            && matches!(v, b'a' | b'b' | b'x' | b'y')
+            && d1.is_ascii_digit()
+            && d2.is_ascii_digit()
+        {
+            return Some(format!("cost={}", (d1 - b'0') * 10 + (d2 - b'0')));
+        }
+    }
+    for marker in ["$P$", "$H$", "$S$"] {
+        if let Some(i) = value.find(marker)
+            && let Some(&c) = b.get(i + 3)
+            && let Some(n) = itoa64(c)
+        {
+            return Some(format!("count_log2={n}"));
+        }
+    }
+    for magic in ["$5$", "$6$"] {
+        if let Some(rest) = value.strip_prefix(magic) {
+            let rounds = rest
+                .strip_prefix("rounds=")
+                .and_then(|r| r.split('$').next())
+                .unwrap_or("5000");
+            return Some(format!("rounds={rounds}"));
+        }
+    }
+    if let Some(rest) = value
+        .strip_prefix("pbkdf2_sha256$")
+        .or_else(|| value.strip_prefix("pbkdf2_sha1$"))
+    {
+        return rest.split('$').next().map(|n| format!("iterations={n}"));
+    }
+    if value.contains("argon2") {
+        return value
+            .split('$')
+            .find(|p| p.starts_with("m="))
+            .map(str::to_owned);
+    }
+    None
+}
+
+fn itoa64(c: u8) -> Option<u32> {
+    const ALPHABET: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+    ALPHABET
+        .iter()
+        .position(|&a| a == c)
+        .and_then(|p| u32::try_from(p).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn auto(s: &str) -> Result<(Format, Option<String>), Reason> {
+        inspect(&LegacyHash::auto(s))
+    }
+
+    #[test]
+    fn classifies_shapes() {
+        let bcrypt = "$2y$10$eS.DTZ3X3QLOwj.MHHSjOOs9aLTa6WBwTwCI/N7M776diclWhV10K";
+        assert_eq!(auto(bcrypt), Ok((Format::Bcrypt, Some("cost=10".into()))));
+        assert_eq!(auto(&bcrypt[..40]), Err(Reason::TruncatedHash));
+        assert_eq!(auto(""), Err(Reason::EmptyHash));
+        assert_eq!(auto("!$6$x$y"), Err(Reason::LockedAccount));
+        assert_eq!(auto("hello world"), Err(Reason::UnknownFormat));
+        assert_eq!(
+            auto("$P$BoQjkeN0kFwKVNabNE6n1VyuxNIKCo0"),
+            Ok((Format::Phpass, Some("count_log2=13".into())))
+        );
+        assert_eq!(auto("$P$BoQjkeN0kF"), Err(Reason::TruncatedHash));
+        assert_eq!(
+            auto("$S$DmXyMekx5pqsQnUba0PQFLdKIsOmI.g1icjvnuVAnyZ7ltW4ojAz"),
+            Ok((Format::Drupal, Some("count_log2=15".into())))
+        );
+        assert_eq!(
+            auto("04b29c5e0c3e9573004e070295b0550b"),
+            Ok((Format::Md5, None))
+        );
+    }
+
+    #[test]
+    fn wordpress_formats_report_their_cost() {
+        let wp = LegacyHash::new(
+            Format::Wordpress,
+            "$wp$2y$05$jQGRZDTiJQDpD3gy2sRIW.hNGjyy0l1UK9LrO1W6m7PQD.3n0DWD.",
+        );
+        assert_eq!(inspect(&wp), Ok((Format::Wordpress, Some("cost=5".into()))));
+    }
+}
