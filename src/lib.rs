@@ -8,6 +8,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod hash;
+pub mod ledger;
 pub mod logging;
 pub mod metrics;
 pub mod provider;

@@ -16,6 +16,8 @@ use super::Config;
 pub const SECRET_KEYS: &[&str] = &[
     "provider.kinde.client_secret",
     "provider.authgear.private_key_pem",
+    "ledger.url",
+    "ledger.fingerprint_key",
 ];
 
 /// Why a config could not be loaded.

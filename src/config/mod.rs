@@ -36,6 +36,9 @@ pub struct Config {
     /// The new identity provider; absent until the operator configures one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub provider: Option<crate::provider::ProviderConfig>,
+    /// The migration ledger (durable per-user migration state).
+    #[serde(default)]
+    pub ledger: crate::ledger::LedgerConfig,
 }
 
 /// The public listener.
@@ -295,6 +298,9 @@ impl Config {
                 .validate()
                 .map_err(|e| invalid("provider", e.to_string()))?;
         }
+        self.ledger
+            .validate()
+            .map_err(|e| invalid("ledger", e.to_string()))?;
         if let Some(tls) = &self.server.tls {
             for (key, path) in [
                 ("server.tls.cert_file", &tls.cert_file),
