@@ -624,6 +624,18 @@ impl Ledger {
         Ok(counts)
     }
 
+    /// The ledger's clock (the database server's on PostgreSQL) in ms since the Unix epoch: the
+    /// clock that `lease_expires_at` is compared with.
+    pub async fn now_ms(&self) -> Result<i64, LedgerError> {
+        self.run("now", async {
+            let now: i64 = on_pool!(&self.inner.backend, |p, q| {
+                sqlx::query_scalar(q::NOW).fetch_one(p).await
+            })?;
+            Ok(now)
+        })
+        .await
+    }
+
     /// Dependency check: one round trip to the database within `ledger.query_timeout`.
     pub async fn ping(&self) -> Result<(), LedgerError> {
         self.run("ping", async {

@@ -102,6 +102,9 @@ macro_rules! ledger_queries {
         pub(super) const COUNTS: &str =
             "SELECT state, COUNT(*) AS n FROM ledger_users GROUP BY state";
 
+        /// The ledger's clock in ms since the Unix epoch.
+        pub(super) const NOW: &str = concat!("SELECT ", $now, " AS now_ms");
+
         /// Dependency check.
         pub(super) const PING: &str = "SELECT 1";
 
