@@ -38,7 +38,13 @@ async fn first_claim_wins_and_a_live_lease_blocks() {
         assert!(row.lease_expires_at > row.updated_at);
         assert!(ledger.get("nobody@example.com").await.unwrap().is_none());
         // Another user is independent.
-        assert!(ledger.claim("bob@example.com", "replica-b", "md5").await.unwrap().is_some());
+        assert!(
+            ledger
+                .claim("bob@example.com", "replica-b", "md5")
+                .await
+                .unwrap()
+                .is_some()
+        );
         db.cleanup().await;
     }
 }
@@ -46,8 +52,12 @@ async fn first_claim_wins_and_a_live_lease_blocks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claims_on_two_instances_have_one_winner() {
     for db in dbs("concurrent_claims").await {
-        let a = db.open_with(&db.with_lease(Duration::from_millis(400))).await;
-        let b = db.open_with(&db.with_lease(Duration::from_millis(400))).await;
+        let a = db
+            .open_with(&db.with_lease(Duration::from_millis(400)))
+            .await;
+        let b = db
+            .open_with(&db.with_lease(Duration::from_millis(400)))
+            .await;
         let race = |round: usize| {
             let tasks: Vec<_> = (0..20)
                 .map(|i| {
@@ -75,7 +85,12 @@ async fn concurrent_claims_on_two_instances_have_one_winner() {
         assert_eq!(winners[0].epoch, 1);
 
         // Once the lease has expired, a second race again has exactly one winner, at epoch 2.
-        let lease_end = a.get("race@example.com").await.unwrap().unwrap().lease_expires_at;
+        let lease_end = a
+            .get("race@example.com")
+            .await
+            .unwrap()
+            .unwrap()
+            .lease_expires_at;
         let expired = eventually(200, || async {
             (a.now_ms().await.unwrap() > lease_end).then_some(())
         })
@@ -92,7 +107,9 @@ async fn concurrent_claims_on_two_instances_have_one_winner() {
 #[tokio::test]
 async fn expired_lease_is_reclaimed_and_the_stale_holder_is_fenced() {
     for db in dbs("expired_lease").await {
-        let ledger = db.open_with(&db.with_lease(Duration::from_millis(200))).await;
+        let ledger = db
+            .open_with(&db.with_lease(Duration::from_millis(200)))
+            .await;
         let stale = ledger
             .claim("cy@example.com", "slow", "bcrypt")
             .await
@@ -163,14 +180,47 @@ async fn migrated_rows_are_claimable_only_by_a_resync_with_another_fingerprint()
         assert_ne!(fp_old, fp_new);
 
         // Resync of an unknown or unfinished user: nothing to do.
-        assert!(ledger.claim_resync("dee@example.com", "r", &fp_new).await.unwrap().is_none());
-        let claim = ledger.claim("dee@example.com", "r", "bcrypt").await.unwrap().unwrap();
-        assert!(ledger.claim_resync("dee@example.com", "r", &fp_new).await.unwrap().is_none());
+        assert!(
+            ledger
+                .claim_resync("dee@example.com", "r", &fp_new)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let claim = ledger
+            .claim("dee@example.com", "r", "bcrypt")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            ledger
+                .claim_resync("dee@example.com", "r", &fp_new)
+                .await
+                .unwrap()
+                .is_none()
+        );
         ledger.mark_created(&claim, "prov-dee").await.unwrap();
-        let first = ledger.mark_migrated(&claim, "prov-dee", &fp_old).await.unwrap();
+        let first = ledger
+            .mark_migrated(&claim, "prov-dee", &fp_old)
+            .await
+            .unwrap();
 
-        assert!(ledger.claim("dee@example.com", "r2", "bcrypt").await.unwrap().is_none(), "{}", db.name);
-        assert!(ledger.claim_resync("dee@example.com", "r2", &fp_old).await.unwrap().is_none());
+        assert!(
+            ledger
+                .claim("dee@example.com", "r2", "bcrypt")
+                .await
+                .unwrap()
+                .is_none(),
+            "{}",
+            db.name
+        );
+        assert!(
+            ledger
+                .claim_resync("dee@example.com", "r2", &fp_old)
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         let resync = ledger
             .claim_resync("dee@example.com", "r2", &fp_new)
@@ -182,31 +232,71 @@ async fn migrated_rows_are_claimable_only_by_a_resync_with_another_fingerprint()
         assert_eq!(resync.epoch, claim.epoch + 1);
         // Single-flight: a second resync while the lease is live gets nothing; the user stays
         // migrated (routable) meanwhile.
-        assert!(ledger.claim_resync("dee@example.com", "r3", &fp_new).await.unwrap().is_none());
-        assert!(ledger.is_migrated("dee@example.com").await.unwrap().is_some());
-        assert_eq!(ledger.get("dee@example.com").await.unwrap().unwrap().state, State::Migrated);
+        assert!(
+            ledger
+                .claim_resync("dee@example.com", "r3", &fp_new)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            ledger
+                .is_migrated("dee@example.com")
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(
+            ledger.get("dee@example.com").await.unwrap().unwrap().state,
+            State::Migrated
+        );
         // A stale first claim cannot touch it.
         assert!(matches!(
             ledger.mark_migrated(&claim, "prov-dee", &fp_old).await,
             Err(LedgerError::Fenced)
         ));
 
-        let second = ledger.mark_migrated(&resync, "prov-dee", &fp_new).await.unwrap();
-        assert_eq!(second.migrated_at, first.migrated_at, "first migration time is kept");
+        let second = ledger
+            .mark_migrated(&resync, "prov-dee", &fp_new)
+            .await
+            .unwrap();
+        assert_eq!(
+            second.migrated_at, first.migrated_at,
+            "first migration time is kept"
+        );
         let row = ledger.get("dee@example.com").await.unwrap().unwrap();
         assert_eq!(row.hash_fingerprint.as_deref(), Some(fp_new.as_str()));
         assert!(ledger.fingerprint_matches(new_hash, row.hash_fingerprint.as_deref().unwrap()));
         assert!(!ledger.fingerprint_matches(old_hash, row.hash_fingerprint.as_deref().unwrap()));
-        assert!(ledger.claim_resync("dee@example.com", "r4", &fp_new).await.unwrap().is_none());
+        assert!(
+            ledger
+                .claim_resync("dee@example.com", "r4", &fp_new)
+                .await
+                .unwrap()
+                .is_none()
+        );
 
         // A failed resync keeps the user migrated with the old fingerprint and frees the lease.
-        let again = ledger.claim_resync("dee@example.com", "r5", &fp_old).await.unwrap().unwrap();
-        ledger.mark_failed(&again, "provider_unavailable").await.unwrap();
+        let again = ledger
+            .claim_resync("dee@example.com", "r5", &fp_old)
+            .await
+            .unwrap()
+            .unwrap();
+        ledger
+            .mark_failed(&again, "provider_unavailable")
+            .await
+            .unwrap();
         let row = ledger.get("dee@example.com").await.unwrap().unwrap();
         assert_eq!(row.state, State::Migrated);
         assert_eq!(row.hash_fingerprint.as_deref(), Some(fp_new.as_str()));
         assert_eq!(row.last_error.as_deref(), Some("provider_unavailable"));
-        assert!(ledger.claim_resync("dee@example.com", "r6", &fp_old).await.unwrap().is_some());
+        assert!(
+            ledger
+                .claim_resync("dee@example.com", "r6", &fp_old)
+                .await
+                .unwrap()
+                .is_some()
+        );
         db.cleanup().await;
     }
 }
@@ -215,8 +305,15 @@ async fn migrated_rows_are_claimable_only_by_a_resync_with_another_fingerprint()
 async fn mark_failed_records_the_reason_and_releases_the_lease() {
     for db in dbs("mark_failed").await {
         let ledger = db.open().await;
-        let first = ledger.claim("eve@example.com", "a", "md5").await.unwrap().unwrap();
-        ledger.mark_failed(&first, "provider_unavailable").await.unwrap();
+        let first = ledger
+            .claim("eve@example.com", "a", "md5")
+            .await
+            .unwrap()
+            .unwrap();
+        ledger
+            .mark_failed(&first, "provider_unavailable")
+            .await
+            .unwrap();
         let row = ledger.get("eve@example.com").await.unwrap().unwrap();
         assert_eq!(row.last_error.as_deref(), Some("provider_unavailable"));
         assert_eq!(row.state, State::Claimed);
@@ -238,7 +335,11 @@ async fn mark_failed_records_the_reason_and_releases_the_lease() {
         let row = ledger.get("eve@example.com").await.unwrap().unwrap();
         assert_eq!(row.last_error.as_deref(), Some("other"));
         // Success clears the error.
-        let third = ledger.claim("eve@example.com", "c", "md5").await.unwrap().unwrap();
+        let third = ledger
+            .claim("eve@example.com", "c", "md5")
+            .await
+            .unwrap()
+            .unwrap();
         let fp = ledger.fingerprint(b"5f4dcc3b5aa765d61d8327deb882cf99");
         ledger.mark_migrated(&third, "prov-eve", &fp).await.unwrap();
         let row = ledger.get("eve@example.com").await.unwrap().unwrap();
@@ -252,7 +353,11 @@ async fn mark_failed_records_the_reason_and_releases_the_lease() {
 async fn terminal_states_end_ordinary_claims() {
     for db in dbs("terminal").await {
         let ledger = db.open().await;
-        let c = ledger.claim("fay@example.com", "a", "bcrypt").await.unwrap().unwrap();
+        let c = ledger
+            .claim("fay@example.com", "a", "bcrypt")
+            .await
+            .unwrap()
+            .unwrap();
         assert!(matches!(
             ledger.mark_terminal(&c, State::Migrated, "x").await,
             Err(LedgerError::Invalid(_))
@@ -264,11 +369,29 @@ async fn terminal_states_end_ordinary_claims() {
         let row = ledger.get("fay@example.com").await.unwrap().unwrap();
         assert_eq!(row.state, State::Conflict);
         assert_eq!(row.last_error.as_deref(), Some("existing_user_skipped"));
-        assert!(ledger.claim("fay@example.com", "b", "bcrypt").await.unwrap().is_none(), "{}", db.name);
+        assert!(
+            ledger
+                .claim("fay@example.com", "b", "bcrypt")
+                .await
+                .unwrap()
+                .is_none(),
+            "{}",
+            db.name
+        );
         let fp = ledger.fingerprint(b"hash");
-        assert!(ledger.claim_resync("fay@example.com", "b", &fp).await.unwrap().is_none());
+        assert!(
+            ledger
+                .claim_resync("fay@example.com", "b", &fp)
+                .await
+                .unwrap()
+                .is_none()
+        );
 
-        let c = ledger.claim("gus@example.com", "a", "bcrypt").await.unwrap().unwrap();
+        let c = ledger
+            .claim("gus@example.com", "a", "bcrypt")
+            .await
+            .unwrap()
+            .unwrap();
         ledger.mark_created(&c, "prov-gus").await.unwrap();
         ledger
             .mark_terminal(&c, State::BlockedPolicy, "password_policy")
@@ -277,10 +400,28 @@ async fn terminal_states_end_ordinary_claims() {
         let row = ledger.get("gus@example.com").await.unwrap().unwrap();
         assert_eq!(row.state, State::BlockedPolicy);
         assert_eq!(row.provider_user_id.as_deref(), Some("prov-gus"));
-        assert!(ledger.claim("gus@example.com", "b", "bcrypt").await.unwrap().is_none());
+        assert!(
+            ledger
+                .claim("gus@example.com", "b", "bcrypt")
+                .await
+                .unwrap()
+                .is_none()
+        );
         // No fingerprint recorded for it: a resync does not retry a policy rejection.
-        assert!(ledger.claim_resync("gus@example.com", "b", &fp).await.unwrap().is_none());
-        assert!(ledger.is_migrated("gus@example.com").await.unwrap().is_none());
+        assert!(
+            ledger
+                .claim_resync("gus@example.com", "b", &fp)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            ledger
+                .is_migrated("gus@example.com")
+                .await
+                .unwrap()
+                .is_none()
+        );
         db.cleanup().await;
     }
 }
@@ -289,15 +430,32 @@ async fn terminal_states_end_ordinary_claims() {
 async fn invalid_arguments_are_refused() {
     for db in dbs("invalid_args").await {
         let ledger = db.open().await;
-        assert!(matches!(ledger.claim("", "a", "x").await, Err(LedgerError::Invalid(_))));
-        assert!(matches!(ledger.claim("k", "", "x").await, Err(LedgerError::Invalid(_))));
+        assert!(matches!(
+            ledger.claim("", "a", "x").await,
+            Err(LedgerError::Invalid(_))
+        ));
+        assert!(matches!(
+            ledger.claim("k", "", "x").await,
+            Err(LedgerError::Invalid(_))
+        ));
         let long = "k".repeat(513);
-        assert!(matches!(ledger.get(&long).await, Err(LedgerError::Invalid(_))));
-        let c = ledger.claim("hal@example.com", "a", "x").await.unwrap().unwrap();
+        assert!(matches!(
+            ledger.get(&long).await,
+            Err(LedgerError::Invalid(_))
+        ));
+        let c = ledger
+            .claim("hal@example.com", "a", "x")
+            .await
+            .unwrap()
+            .unwrap();
         // A legacy hash passed where a fingerprint belongs is refused.
         assert!(matches!(
             ledger
-                .mark_migrated(&c, "p", "$2y$10$abcdefghijklmnopqrstuuN8Kq1r0eV5sQ0mQyJX6XjQ3lQmW2mG")
+                .mark_migrated(
+                    &c,
+                    "p",
+                    "$2y$10$abcdefghijklmnopqrstuuN8Kq1r0eV5sQ0mQyJX6XjQ3lQmW2mG"
+                )
                 .await,
             Err(LedgerError::Invalid(_))
         ));
