@@ -52,19 +52,19 @@ async fn first_claim_wins_and_a_live_lease_blocks() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_claims_on_two_instances_have_one_winner() {
     for db in dbs("concurrent_claims").await {
-        let a = db
-            .open_with(&db.with_lease(Duration::from_millis(400)))
+        // Racers hold 30 s leases, so no winner's lease can expire during a race.
+        let a = db.open().await;
+        let b = db.open().await;
+        let short = db
+            .open_with(&db.with_lease(Duration::from_millis(200)))
             .await;
-        let b = db
-            .open_with(&db.with_lease(Duration::from_millis(400)))
-            .await;
-        let race = |round: usize| {
+        let race = |key: &'static str, round: usize| {
             let tasks: Vec<_> = (0..20)
                 .map(|i| {
                     let ledger = if i % 2 == 0 { a.clone() } else { b.clone() };
                     tokio::spawn(async move {
                         ledger
-                            .claim("race@example.com", &format!("r{round}-t{i}"), "bcrypt")
+                            .claim(key, &format!("r{round}-t{i}"), "bcrypt")
                             .await
                             .unwrap()
                     })
@@ -80,28 +80,52 @@ async fn concurrent_claims_on_two_instances_have_one_winner() {
                 winners
             }
         };
-        let winners = race(1).await;
+        // A new user: one winner.
+        let winners = race("new@example.com", 1).await;
         assert_eq!(winners.len(), 1, "{}: exactly one winner", db.name);
         assert_eq!(winners[0].epoch, 1);
 
-        // Once the lease has expired, a second race again has exactly one winner, at epoch 2.
-        let lease_end = a
-            .get("race@example.com")
+        // A user whose holder's lease has expired: one winner, at epoch 2.
+        let crashed = short
+            .claim("expired@example.com", "crashed", "bcrypt")
             .await
             .unwrap()
-            .unwrap()
-            .lease_expires_at;
+            .unwrap();
         let expired = eventually(200, || async {
-            (a.now_ms().await.unwrap() > lease_end).then_some(())
+            (short.now_ms().await.unwrap() > short.lease_ms() + crashed_claim_time(&short).await)
+                .then_some(())
         })
         .await;
         assert!(expired.is_some(), "{}: lease never expired", db.name);
-        let winners = race(2).await;
+        let winners = race("expired@example.com", 2).await;
         assert_eq!(winners.len(), 1, "{}: exactly one re-claim winner", db.name);
-        assert_eq!(winners[0].epoch, 2);
+        assert_eq!(winners[0].epoch, crashed.epoch + 1);
         assert_eq!(winners[0].attempts, 2);
+
+        // A user whose holder released the lease after a failure: one winner, at epoch 3.
+        a.mark_failed(&winners[0], "provider_unavailable")
+            .await
+            .unwrap();
+        let winners = race("expired@example.com", 3).await;
+        assert_eq!(
+            winners.len(),
+            1,
+            "{}: exactly one winner after release",
+            db.name
+        );
+        assert_eq!(winners[0].epoch, 3);
         db.cleanup().await;
     }
+}
+
+/// When the short-lease claim of `expired@example.com` was taken, by the ledger's clock.
+async fn crashed_claim_time(ledger: &dripgate::ledger::Ledger) -> i64 {
+    ledger
+        .get("expired@example.com")
+        .await
+        .unwrap()
+        .unwrap()
+        .updated_at
 }
 
 #[tokio::test]

@@ -317,13 +317,13 @@ async fn counts_by_state_and_the_background_gauge() {
         // The background task sets the gauge (not per scrape).
         let seen = eventually(200, || async {
             let text = dripgate::metrics::render(&registry).unwrap();
-            text.contains("dripgate_ledger_users{state=\"migrated\"} 3")
-                .then_some(text)
+            let done = text.contains("dripgate_ledger_users{state=\"migrated\"} 3")
+                && text.contains("dripgate_ledger_users{state=\"claimed\"} 2")
+                && text.contains("dripgate_ledger_users{state=\"blocked_policy\"} 1");
+            done.then_some(text)
         })
         .await
         .unwrap_or_else(|| panic!("{}: gauge never refreshed", db.name));
-        assert!(seen.contains("dripgate_ledger_users{state=\"claimed\"} 2"));
-        assert!(seen.contains("dripgate_ledger_users{state=\"blocked_policy\"} 1"));
         assert!(
             seen.contains("dripgate_ledger_operations_total{operation=\"claim\",result=\"ok\"}")
         );

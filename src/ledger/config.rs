@@ -173,3 +173,35 @@ mod tests {
         assert!(c.validate().is_err());
     }
 }
+
+#[cfg(test)]
+mod config_file_tests {
+    #![allow(clippy::unwrap_used)]
+
+    #[test]
+    fn ledger_section_in_the_main_config_with_env_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("url");
+        std::fs::write(&path, "postgres://u:pw@db/ledger\n").unwrap();
+        let env = vec![
+            (
+                "DRIPGATE_LEDGER__URL_FILE".to_owned(),
+                path.display().to_string(),
+            ),
+            ("DRIPGATE_LEDGER__LEASE".to_owned(), "45s".to_owned()),
+        ];
+        let config =
+            crate::config::parse_str("[ledger]\nquery_timeout = \"1s\"\n", "t", env).unwrap();
+        assert_eq!(config.ledger.url.expose(), "postgres://u:pw@db/ledger");
+        assert_eq!(config.ledger.lease, std::time::Duration::from_secs(45));
+        assert_eq!(
+            config.ledger.query_timeout,
+            std::time::Duration::from_secs(1)
+        );
+        let shown = config.to_redacted_toml().unwrap();
+        assert!(shown.contains("[ledger]"));
+        assert!(!shown.contains("pw@db"), "{shown}");
+        let default = crate::config::parse_str("", "t", Vec::new()).unwrap();
+        assert_eq!(default.ledger.url.expose(), super::DEFAULT_URL);
+    }
+}
