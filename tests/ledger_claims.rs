@@ -446,6 +446,52 @@ async fn terminal_states_end_ordinary_claims() {
                 .unwrap()
                 .is_none()
         );
+        // A policy rejection recorded with its fingerprint is retried only after the legacy
+        // password (hence the fingerprint) changed; success makes the user migrated.
+        let rejected = ledger.fingerprint(b"hash-rejected");
+        let c = ledger
+            .claim("hue@example.com", "a", "bcrypt")
+            .await
+            .unwrap()
+            .unwrap();
+        ledger.mark_created(&c, "prov-hue").await.unwrap();
+        ledger
+            .mark_terminal_with_fingerprint(&c, State::BlockedPolicy, "password_policy", &rejected)
+            .await
+            .unwrap();
+        assert!(
+            ledger
+                .claim("hue@example.com", "b", "bcrypt")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            ledger
+                .claim_resync("hue@example.com", "b", &rejected)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let changed = ledger.fingerprint(b"hash-changed");
+        let r = ledger
+            .claim_resync("hue@example.com", "b", &changed)
+            .await
+            .unwrap()
+            .expect("changed password retried");
+        assert_eq!(r.state, State::BlockedPolicy, "{}", db.name);
+        assert_eq!(r.provider_user_id.as_deref(), Some("prov-hue"));
+        ledger
+            .mark_migrated(&r, "prov-hue", &changed)
+            .await
+            .unwrap();
+        assert!(
+            ledger
+                .is_migrated("hue@example.com")
+                .await
+                .unwrap()
+                .is_some()
+        );
         db.cleanup().await;
     }
 }

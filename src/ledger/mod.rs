@@ -566,6 +566,30 @@ impl Ledger {
         state: State,
         reason: &str,
     ) -> Result<(), LedgerError> {
+        self.terminal(claim, state, reason, None).await
+    }
+
+    /// [`Ledger::mark_terminal`] that also records the fingerprint of the legacy hash whose
+    /// password was rejected: for `BlockedPolicy`, a later [`Ledger::claim_resync`] then retries
+    /// only once the user's legacy password (hence the fingerprint) has changed.
+    pub async fn mark_terminal_with_fingerprint(
+        &self,
+        claim: &Claim,
+        state: State,
+        reason: &str,
+        fingerprint: &str,
+    ) -> Result<(), LedgerError> {
+        check_fingerprint(fingerprint)?;
+        self.terminal(claim, state, reason, Some(fingerprint)).await
+    }
+
+    async fn terminal(
+        &self,
+        claim: &Claim,
+        state: State,
+        reason: &str,
+        fingerprint: Option<&str>,
+    ) -> Result<(), LedgerError> {
         if !matches!(state, State::Conflict | State::BlockedPolicy) {
             return Err(LedgerError::Invalid(
                 "mark_terminal takes State::Conflict or State::BlockedPolicy",
@@ -580,6 +604,7 @@ impl Ledger {
                         .bind(claim.epoch)
                         .bind(state.as_str())
                         .bind(reason)
+                        .bind(fingerprint)
                         .execute(p)
                         .await
                         .map(|r| r.rows_affected())

@@ -79,11 +79,12 @@ macro_rules! ledger_queries {
             " WHERE user_key = $1 AND epoch = $2"
         );
 
-        /// Moves to a terminal state and releases the lease.
-        /// `$1` user key, `$2` epoch, `$3` state, `$4` reason.
+        /// Moves to a terminal state and releases the lease; records the fingerprint when given.
+        /// `$1` user key, `$2` epoch, `$3` state, `$4` reason, `$5` fingerprint or NULL.
         pub(super) const MARK_TERMINAL: &str = concat!(
             "UPDATE ledger_users SET state = $3, last_error = $4, lease_owner = NULL, \
-               lease_expires_at = 0, updated_at = ",
+               lease_expires_at = 0, hash_fingerprint = COALESCE($5, hash_fingerprint), \
+               updated_at = ",
             $now,
             " WHERE user_key = $1 AND epoch = $2"
         );
