@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod hash;
 pub mod legacy;
+pub mod ledger;
 pub mod logging;
 pub mod metrics;
 pub mod provider;

@@ -56,9 +56,6 @@ pub enum Command {
         #[command(subcommand)]
         command: ProviderCommand,
     },
-    /// Legacy password hashes: verify, list formats.
-    #[command(subcommand)]
-    Hash(hash::HashCommand),
     /// The legacy hash store: census before a migration, look up one user.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
@@ -97,7 +94,6 @@ pub fn main() -> ExitCode {
         Command::Hash(cmd) => hash::run(cmd),
         Command::Legacy(cmd) => legacy::run(cmd),
         Command::Health { url, timeout_secs } => health::probe(&url, timeout_secs),
-        Command::Hash(cmd) => hash::run(cmd),
         Command::Provider {
             command: ProviderCommand::Check { config },
         } => provider_check(&config),

@@ -17,6 +17,8 @@ pub const SECRET_KEYS: &[&str] = &[
     "provider.kinde.client_secret",
     "provider.authgear.private_key_pem",
     "legacy.database_url",
+    "ledger.url",
+    "ledger.fingerprint_key",
 ];
 
 /// Why a config could not be loaded.

@@ -41,6 +41,9 @@ pub struct Config {
     /// The legacy hash store (database or export); absent until the operator configures one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy: Option<crate::legacy::LegacyConfig>,
+    /// The migration ledger (durable per-user migration state).
+    #[serde(default)]
+    pub ledger: crate::ledger::LedgerConfig,
 }
 
 /// The public listener.
@@ -372,6 +375,9 @@ impl Config {
                 .validate()
                 .map_err(|e| invalid("legacy", e.to_string()))?;
         }
+        self.ledger
+            .validate()
+            .map_err(|e| invalid("ledger", e.to_string()))?;
         if let Some(tls) = &self.server.tls {
             for (key, path) in [
                 ("server.tls.cert_file", &tls.cert_file),

@@ -1,0 +1,140 @@
+//! The ledger's SQL, written once for both backends.
+//!
+//! Every statement is a single statement (no transaction spans two calls). The only difference
+//! between SQLite and PostgreSQL is the expression for "now" in milliseconds since the Unix
+//! epoch: on PostgreSQL it is computed by the server, so the clocks of several replicas never
+//! decide who holds a lease; on SQLite (one host by definition) by SQLite itself. `$n`
+//! placeholders work on both. Columns are listed explicitly; none holds a password or a hash.
+
+/// Defines the statement constants in the calling module, with `$now` as the expression for the
+/// current time in milliseconds.
+macro_rules! ledger_queries {
+    ($now:literal) => {
+        /// Takes the lease of a user: inserts the row, or re-takes a `claimed`/`created` row whose
+        /// lease has expired, bumping the epoch. Returns the row only to the winner.
+        /// `$1` user key, `$2` owner, `$3` lease ms, `$4` legacy format.
+        pub(super) const CLAIM: &str = concat!(
+            "INSERT INTO ledger_users (user_key, state, epoch, lease_owner, lease_expires_at, \
+             attempts, legacy_format, created_at, updated_at) \
+             VALUES ($1, 'claimed', 1, $2, ",
+            $now,
+            " + $3, 1, $4, ",
+            $now,
+            ", ",
+            $now,
+            ") \
+             ON CONFLICT (user_key) DO UPDATE SET \
+               epoch = ledger_users.epoch + 1, \
+               lease_owner = excluded.lease_owner, \
+               lease_expires_at = excluded.lease_expires_at, \
+               attempts = ledger_users.attempts + 1, \
+               legacy_format = excluded.legacy_format, \
+               updated_at = excluded.updated_at \
+             WHERE ledger_users.state IN ('claimed', 'created') \
+               AND ledger_users.lease_expires_at <= excluded.updated_at \
+             RETURNING user_key, epoch, state, provider_user_id, attempts"
+        );
+
+        /// Takes the lease of a `migrated` (or `blocked_policy`) user whose recorded fingerprint
+        /// differs from `$4`, for re-syncing a changed password. The state is kept.
+        /// `$1` user key, `$2` owner, `$3` lease ms, `$4` fingerprint.
+        pub(super) const CLAIM_RESYNC: &str = concat!(
+            "UPDATE ledger_users SET epoch = epoch + 1, lease_owner = $2, lease_expires_at = ",
+            $now,
+            " + $3, attempts = attempts + 1, updated_at = ",
+            $now,
+            " WHERE user_key = $1 AND state IN ('migrated', 'blocked_policy') \
+               AND hash_fingerprint IS NOT NULL AND hash_fingerprint <> $4 \
+               AND lease_expires_at <= ",
+            $now,
+            " RETURNING user_key, epoch, state, provider_user_id, attempts"
+        );
+
+        /// Records the provider user id. `$1` user key, `$2` epoch, `$3` provider user id.
+        pub(super) const MARK_CREATED: &str = concat!(
+            "UPDATE ledger_users SET \
+               state = CASE WHEN state = 'claimed' THEN 'created' ELSE state END, \
+               provider_user_id = $3, updated_at = ",
+            $now,
+            " WHERE user_key = $1 AND epoch = $2"
+        );
+
+        /// Records a finished migration and releases the lease.
+        /// `$1` user key, `$2` epoch, `$3` provider user id, `$4` fingerprint.
+        pub(super) const MARK_MIGRATED: &str = concat!(
+            "UPDATE ledger_users SET state = 'migrated', provider_user_id = $3, \
+               hash_fingerprint = $4, last_error = NULL, lease_owner = NULL, \
+               lease_expires_at = 0, migrated_at = COALESCE(migrated_at, ",
+            $now,
+            "), updated_at = ",
+            $now,
+            " WHERE user_key = $1 AND epoch = $2 RETURNING migrated_at"
+        );
+
+        /// Records a failure reason and releases the lease. `$1` user key, `$2` epoch, `$3` reason.
+        pub(super) const MARK_FAILED: &str = concat!(
+            "UPDATE ledger_users SET last_error = $3, lease_owner = NULL, lease_expires_at = 0, \
+               updated_at = ",
+            $now,
+            " WHERE user_key = $1 AND epoch = $2"
+        );
+
+        /// Moves to a terminal state and releases the lease; records the fingerprint when given.
+        /// `$1` user key, `$2` epoch, `$3` state, `$4` reason, `$5` fingerprint or NULL.
+        pub(super) const MARK_TERMINAL: &str = concat!(
+            "UPDATE ledger_users SET state = $3, last_error = $4, lease_owner = NULL, \
+               lease_expires_at = 0, hash_fingerprint = COALESCE($5, hash_fingerprint), \
+               updated_at = ",
+            $now,
+            " WHERE user_key = $1 AND epoch = $2"
+        );
+
+        /// One user's row. `$1` user key.
+        pub(super) const GET: &str = "SELECT user_key, state, provider_user_id, attempts, \
+             last_error, legacy_format, hash_fingerprint, lease_owner, lease_expires_at, epoch, \
+             created_at, updated_at, migrated_at FROM ledger_users WHERE user_key = $1";
+
+        /// A migrated user's routing data. `$1` user key.
+        pub(super) const GET_MIGRATED: &str = "SELECT user_key, provider_user_id, \
+             hash_fingerprint, migrated_at FROM ledger_users \
+             WHERE user_key = $1 AND state = 'migrated'";
+
+        /// Users per state.
+        pub(super) const COUNTS: &str =
+            "SELECT state, COUNT(*) AS n FROM ledger_users GROUP BY state";
+
+        /// The ledger's clock in ms since the Unix epoch.
+        pub(super) const NOW: &str = concat!("SELECT ", $now, " AS now_ms");
+
+        /// Dependency check.
+        pub(super) const PING: &str = "SELECT 1";
+
+        /// Stores a meta value unless one is there. `$1` key, `$2` value.
+        pub(super) const META_INSERT: &str =
+            "INSERT INTO ledger_meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING";
+
+        /// Reads a meta value. `$1` key.
+        pub(super) const META_GET: &str = "SELECT value FROM ledger_meta WHERE key = $1";
+
+        /// The table of applied schema versions.
+        pub(super) const VERSIONS_TABLE: &str = "CREATE TABLE IF NOT EXISTS \
+             ledger_schema_migrations (version BIGINT NOT NULL PRIMARY KEY, \
+             name TEXT NOT NULL, applied_at BIGINT NOT NULL)";
+
+        /// Applied schema versions.
+        pub(super) const VERSIONS: &str =
+            "SELECT version FROM ledger_schema_migrations ORDER BY version";
+
+        /// Records an applied version. `$1` version, `$2` name.
+        pub(super) const VERSION_INSERT: &str = concat!(
+            "INSERT INTO ledger_schema_migrations (version, name, applied_at) VALUES ($1, $2, ",
+            $now,
+            ")"
+        );
+    };
+}
+
+pub(super) use ledger_queries;
+
+/// One schema migration: version, name, SQL (possibly several statements).
+pub(super) type Migration = (i64, &'static str, &'static str);

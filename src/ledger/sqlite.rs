@@ -1,0 +1,71 @@
+//! SQLite backend: the embedded default, for a single replica with a local volume.
+//!
+//! The file is created if missing and opened in WAL mode with `synchronous = NORMAL` (durable
+//! across process crashes; a power loss may lose the last commits, which the next sign-in
+//! redoes) and a busy timeout equal to `ledger.query_timeout`. SQLite serializes writers, so the
+//! claim upsert has exactly one winner; WAL does not work on network filesystems, so several
+//! replicas need PostgreSQL.
+
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::LedgerConfig;
+use super::error::LedgerError;
+use super::queries::{Migration, ledger_queries};
+
+ledger_queries!("CAST(unixepoch('subsec') * 1000 AS INTEGER)");
+
+/// Schema versions, oldest first.
+const MIGRATIONS: &[Migration] = &[(1, "init", include_str!("schema/sqlite/0001_init.sql"))];
+
+/// Opens (creating if missing) the SQLite file named by the config's URL.
+pub(super) async fn connect(config: &LedgerConfig) -> Result<SqlitePool, LedgerError> {
+    let options = SqliteConnectOptions::from_str(config.url.expose())
+        .map_err(|e| LedgerError::Config(format!("ledger.url: {e}")))?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(config.query_timeout);
+    SqlitePoolOptions::new()
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.query_timeout)
+        .connect_with(options)
+        .await
+        .map_err(LedgerError::from)
+}
+
+/// Brings the schema up to date inside one `BEGIN IMMEDIATE` transaction (which takes SQLite's
+/// write lock first, so two processes opening one file cannot both migrate).
+pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), LedgerError> {
+    let fail = |e: sqlx::Error| LedgerError::Migration(e.to_string());
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await.map_err(fail)?;
+    sqlx::query(VERSIONS_TABLE)
+        .execute(&mut *tx)
+        .await
+        .map_err(fail)?;
+    let applied: Vec<i64> = sqlx::query(VERSIONS)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(fail)?
+        .iter()
+        .map(|row| row.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()
+        .map_err(fail)?;
+    super::warn_if_newer(&applied, MIGRATIONS);
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        sqlx::raw_sql(*sql).execute(&mut *tx).await.map_err(fail)?;
+        sqlx::query(VERSION_INSERT)
+            .bind(*version)
+            .bind(*name)
+            .execute(&mut *tx)
+            .await
+            .map_err(fail)?;
+        tracing::info!(version, name, "ledger schema migrated (sqlite)");
+    }
+    tx.commit().await.map_err(fail)
+}
