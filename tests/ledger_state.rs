@@ -382,3 +382,22 @@ async fn an_unreachable_database_is_reported_as_unavailable() {
         Err(LedgerError::Config(_))
     ));
 }
+
+/// The ledger can be shared across tasks and its futures spawned (compile-time check).
+#[allow(dead_code)]
+fn futures_are_send(ledger: &Ledger, claim: &dripgate::ledger::Claim) {
+    fn send<T: Send>(_: T) {}
+    fn shared<T: Send + Sync + Clone + 'static>() {}
+    shared::<Ledger>();
+    send(ledger.get("k"));
+    send(ledger.is_migrated("k"));
+    send(ledger.cached_migrated("k"));
+    send(ledger.claim("k", "o", "f"));
+    send(ledger.claim_resync("k", "o", "f"));
+    send(ledger.mark_created(claim, "p"));
+    send(ledger.mark_migrated(claim, "p", "f"));
+    send(ledger.mark_failed(claim, "r"));
+    send(ledger.mark_terminal(claim, State::Conflict, "r"));
+    send(ledger.counts());
+    send(ledger.ping());
+}
