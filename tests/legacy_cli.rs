@@ -109,6 +109,22 @@ async fn census_and_lookup_commands() {
         }
     }
 
+    // check-config shows where the database URL comes from, never the URL.
+    let out = Command::new(BIN)
+        .args(["check-config", "--config"])
+        .arg(&config)
+        .env("TEST_LEGACY_DB_URL", &url)
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("[legacy]"), "{text}");
+    assert!(
+        text.contains("<redacted: env TEST_LEGACY_DB_URL>"),
+        "{text}"
+    );
+    assert!(!text.contains(&url), "{text}");
+
     // A config without [legacy] is a usage error.
     let empty = dir.path().join("empty.toml");
     std::fs::write(&empty, "").unwrap();

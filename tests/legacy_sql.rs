@@ -485,3 +485,59 @@ async fn generic_and_custom_presets_with_format_column_and_binary_hash() {
         db.exec(&format!("DROP TABLE {p}accounts")).await;
     }
 }
+
+#[tokio::test]
+async fn count_gauge_is_refreshed_in_the_background_not_per_scrape() {
+    let dbs = databases("count_gauge_is_refreshed_in_the_background").await;
+    let db = dbs.iter().find(|d| d.kind == Kind::Sqlite).unwrap();
+    let p = unique_prefix();
+    db.exec(&format!(
+        "CREATE TABLE {p}users (id integer, email text, hash text)"
+    ))
+    .await;
+    for i in 0..3 {
+        let id = i.to_string();
+        db.insert(
+            &format!("{p}users"),
+            &["id", "email", "hash"],
+            &[Some(&id), Some("x@y.z"), None],
+        )
+        .await;
+    }
+    let mut config = LegacyConfig::sql(Preset::Generic, db.url.clone());
+    config.table = Some(format!("{p}users"));
+    config.columns.login = String::new();
+    config.count_interval = std::time::Duration::from_secs(3600);
+    let registry = prometheus::Registry::new();
+    let store = LegacyStore::open(&config, &registry).unwrap();
+    let tasks = store.spawn_background();
+    let mut seen = false;
+    for _ in 0..200 {
+        if dripgate::metrics::render(&registry)
+            .unwrap()
+            .contains("dripgate_legacy_users 3")
+        {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(seen, "the first refresh runs at once");
+    // More users arrive; scrapes keep showing the last refreshed value until the next refresh.
+    db.insert(
+        &format!("{p}users"),
+        &["id", "email", "hash"],
+        &[Some("9"), Some("n@y.z"), None],
+    )
+    .await;
+    for _ in 0..3 {
+        let text = dripgate::metrics::render(&registry).unwrap();
+        assert!(text.contains("dripgate_legacy_users 3"), "{text}");
+    }
+    for t in tasks {
+        t.abort();
+    }
+    assert_eq!(store.refresh_count().await.unwrap(), 4);
+    store.close().await;
+    db.exec(&format!("DROP TABLE {p}users")).await;
+}
