@@ -4,6 +4,7 @@
 //! first successful sign-in it verifies the password against the legacy hash store, provisions
 //! the user in the new identity provider and records the migration. See docs/ARCHITECTURE.md.
 
+pub mod audit;
 pub mod body;
 pub mod cli;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod ledger;
 pub mod legacy;
 pub mod logging;
 pub mod metrics;
+pub mod migrate;
 pub mod provider;
 pub mod proxy;
 pub mod server;

@@ -41,6 +41,10 @@ pub struct Config {
     /// The legacy hash store (database or export); absent until the operator configures one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub legacy: Option<crate::legacy::LegacyConfig>,
+    /// Phases, routing and migration work limits.
+    pub migration: crate::migrate::MigrationConfig,
+    /// Where audit events go.
+    pub audit: crate::audit::AuditConfig,
     /// The migration ledger (durable per-user migration state).
     #[serde(default)]
     pub ledger: crate::ledger::LedgerConfig,

@@ -10,7 +10,7 @@ use tokio::sync::Semaphore;
 
 use super::metrics::MigrationMetrics;
 use super::outcome::{Outcome, Stage};
-use super::phase::{MigrationConfig, OnExistingUser, Phase, PhaseState};
+use super::phase::{MigrationConfig, OnExistingUser, Phase, PhaseState, RuntimeSettings};
 use crate::audit::{AuditEvent, AuditKind, AuditLog};
 use crate::hash::{Password, VerifyError, VerifyPool};
 use crate::ledger::{Claim, Ledger, LedgerError, State};
@@ -114,6 +114,38 @@ impl Engine {
         &self.inner.replica
     }
 
+    /// Changes the phase and canary share at run time (admin API or config reload); every
+    /// change is audited. `source` says where it came from (`admin`, `sighup`).
+    pub fn change_settings(&self, new: RuntimeSettings, source: &str) -> RuntimeSettings {
+        let old = self.inner.phase.set(new);
+        self.inner.metrics.set_phase(new.phase);
+        if old != new {
+            tracing::info!(
+                from = old.phase.as_str(),
+                to = new.phase.as_str(),
+                canary_percent = new.canary_percent,
+                source,
+                "migration phase changed"
+            );
+            self.inner.audit.emit(
+                AuditEvent::new(
+                    AuditKind::PhaseChanged,
+                    None,
+                    new.phase.as_str(),
+                    &self.inner.replica,
+                )
+                .detail(format!(
+                    "{} -> {}, canary {} -> {}, via {source}",
+                    old.phase.as_str(),
+                    new.phase.as_str(),
+                    old.canary_percent,
+                    new.canary_percent
+                )),
+            );
+        }
+        old
+    }
+
     /// Records an outcome decided on the request path.
     pub fn record(&self, outcome: Outcome) {
         self.inner.metrics.record(outcome);
@@ -185,8 +217,9 @@ impl Engine {
             claim: &claim,
             credentials: &credentials,
             phase,
+            fingerprint: &fingerprint,
         };
-        run.provision(&fingerprint, resync).await
+        run.provision(resync).await
     }
 
     async fn claim(&self, user: &LegacyUser, fingerprint: &str) -> Result<Claimed, LedgerError> {
@@ -198,22 +231,45 @@ impl Engine {
                 let same = record
                     .as_ref()
                     .and_then(|r| r.hash_fingerprint.as_deref())
-                    .is_some_and(|stored| this.ledger.fingerprint_matches(user.hash.hash().as_bytes(), stored));
+                    .is_some_and(|stored| {
+                        this.ledger
+                            .fingerprint_matches(user.hash.hash().as_bytes(), stored)
+                    });
                 if same {
                     return Ok(Claimed::Done(Outcome::AlreadyMigrated));
                 }
                 // The password changed at legacy after migration: set it again.
-                Ok(match this.ledger.claim_resync(&user.key, &this.replica, fingerprint).await? {
-                    Some(claim) => Claimed::Go(claim, true),
-                    None => Claimed::Done(Outcome::InProgress),
-                })
+                Ok(
+                    match this
+                        .ledger
+                        .claim_resync(&user.key, &this.replica, fingerprint)
+                        .await?
+                    {
+                        Some(claim) => Claimed::Go(claim, true),
+                        None => Claimed::Done(Outcome::InProgress),
+                    },
+                )
             }
             Some(State::Conflict) => Ok(Claimed::Done(Outcome::Conflict)),
-            Some(State::BlockedPolicy) => Ok(Claimed::Done(Outcome::BlockedByPolicy)),
-            _ => Ok(match this.ledger.claim(&user.key, &this.replica, format).await? {
-                Some(claim) => Claimed::Go(claim, false),
-                None => Claimed::Done(Outcome::InProgress),
-            }),
+            Some(State::BlockedPolicy) => {
+                // Rejected by the provider's policy: retried only once the legacy password changed.
+                Ok(
+                    match this
+                        .ledger
+                        .claim_resync(&user.key, &this.replica, fingerprint)
+                        .await?
+                    {
+                        Some(claim) => Claimed::Go(claim, false),
+                        None => Claimed::Done(Outcome::BlockedByPolicy),
+                    },
+                )
+            }
+            _ => Ok(
+                match this.ledger.claim(&user.key, &this.replica, format).await? {
+                    Some(claim) => Claimed::Go(claim, false),
+                    None => Claimed::Done(Outcome::InProgress),
+                },
+            ),
         }
     }
 }
@@ -231,6 +287,7 @@ struct Run<'a> {
     claim: &'a Claim,
     credentials: &'a Credentials,
     phase: Phase,
+    fingerprint: &'a str,
 }
 
 impl Run<'_> {
@@ -248,7 +305,8 @@ impl Run<'_> {
         crate::provider::Password::from_secret_bytes(&self.credentials.password)
     }
 
-    async fn provision(&self, fingerprint: &str, resync: bool) -> Outcome {
+    async fn provision(&self, resync: bool) -> Outcome {
+        let fingerprint = self.fingerprint;
         let ledger = self.engine.ledger();
         let mut adopted = false;
         let mut password_set = false;
@@ -275,11 +333,7 @@ impl Run<'_> {
             }
         }
         if !password_set {
-            if let Err(e) = self
-                .provider
-                .set_password(&id, self.password(), None)
-                .await
-            {
+            if let Err(e) = self.provider.set_password(&id, self.password(), None).await {
                 return self.provider_failed(&e, Some(&id)).await;
             }
         }
@@ -300,7 +354,11 @@ impl Run<'_> {
             audit.emit(self.audit(AuditKind::AdoptedExisting, Some(id.as_str())));
         }
         audit.emit(self.audit(AuditKind::Migrated, Some(id.as_str())));
-        if adopted { Outcome::Adopted } else { Outcome::Migrated }
+        if adopted {
+            Outcome::Adopted
+        } else {
+            Outcome::Migrated
+        }
     }
 
     /// Find-by-email first (it also finds a user created by an attempt that crashed), then
@@ -319,7 +377,11 @@ impl Run<'_> {
             family_name: self.user.family_name.clone(),
             legacy_id: Some(self.user.legacy_id.clone()),
         };
-        match self.provider.create_user(&new_user, Some(self.password())).await {
+        match self
+            .provider
+            .create_user(&new_user, Some(self.password()))
+            .await
+        {
             Ok(created) => Ok(Found::Created(created.id, created.password_set)),
             Err(ProviderError::AlreadyExists {
                 existing_id: Some(id),
@@ -337,9 +399,10 @@ impl Run<'_> {
         {
             return self.ledger_failed(&e).await;
         }
-        self.engine
-            .audit()
-            .emit(self.audit(AuditKind::Conflict, Some(id.as_str())).reason("existing_provider_user"));
+        self.engine.audit().emit(
+            self.audit(AuditKind::Conflict, Some(id.as_str()))
+                .reason("existing_provider_user"),
+        );
         Outcome::Conflict
     }
 
@@ -356,7 +419,12 @@ impl Run<'_> {
     async fn blocked_by_policy(&self, id: Option<&ProviderUserId>) -> Outcome {
         let ledger = self.engine.ledger();
         if let Err(e) = ledger
-            .mark_terminal(self.claim, State::BlockedPolicy, "password_policy")
+            .mark_terminal_with_fingerprint(
+                self.claim,
+                State::BlockedPolicy,
+                "password_policy",
+                self.fingerprint,
+            )
             .await
         {
             return self.ledger_failed(&e).await;
@@ -367,8 +435,11 @@ impl Run<'_> {
             }
         }
         self.engine.audit().emit(
-            self.audit(AuditKind::PasswordBlockedByPolicy, id.map(ProviderUserId::as_str))
-                .reason("password_policy"),
+            self.audit(
+                AuditKind::PasswordBlockedByPolicy,
+                id.map(ProviderUserId::as_str),
+            )
+            .reason("password_policy"),
         );
         Outcome::BlockedByPolicy
     }

@@ -31,7 +31,10 @@ impl MigrationMetrics {
             &["stage"],
         )?;
         let phase = IntGaugeVec::new(
-            Opts::new("dripgate_phase", "1 for the current migration phase, 0 for the others."),
+            Opts::new(
+                "dripgate_phase",
+                "1 for the current migration phase, 0 for the others.",
+            ),
             &["phase"],
         )?;
         registry.register(Box::new(signins.clone()))?;
@@ -41,7 +44,13 @@ impl MigrationMetrics {
         for label in Outcome::LABELS {
             signins.with_label_values(&[label]);
         }
-        for stage in [Stage::Extract, Stage::LegacyStore, Stage::Hash, Stage::Provider, Stage::Ledger] {
+        for stage in [
+            Stage::Extract,
+            Stage::LegacyStore,
+            Stage::Hash,
+            Stage::Provider,
+            Stage::Ledger,
+        ] {
             fallbacks.with_label_values(&[stage.as_str()]);
         }
         Ok(Self {

@@ -159,7 +159,7 @@ impl PhaseState {
 
     /// Replaces the settings; returns the previous ones.
     pub fn set(&self, settings: RuntimeSettings) -> RuntimeSettings {
-        **self.0.swap(Arc::new(settings))
+        *self.0.swap(Arc::new(settings))
     }
 }
 
@@ -238,7 +238,12 @@ mod tests {
             deny_domains: vec!["vip.example.com".into()],
             ..MigrationConfig::default()
         };
-        assert!(!in_route_population(&config, 100.0, "c", "c@vip.example.com"));
+        assert!(!in_route_population(
+            &config,
+            100.0,
+            "c",
+            "c@vip.example.com"
+        ));
         assert!(in_route_population(&config, 100.0, "d", "d@else.com"));
     }
 }

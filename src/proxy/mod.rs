@@ -38,13 +38,30 @@ pub struct Forwarder {
 impl Forwarder {
     /// A forwarder to the legacy upstream in `config`.
     pub fn legacy(config: &Config, metrics: HttpMetrics) -> Result<Self, ConfigError> {
+        Self::to(
+            "legacy",
+            "upstream.url",
+            &config.upstream.url,
+            config,
+            metrics,
+        )
+    }
+
+    /// A forwarder named `name` to `url` (config key `key`), with the connection settings of
+    /// `[upstream]` and the forwarded-header policy of `[forwarding]`.
+    pub fn to(
+        name: &'static str,
+        key: &str,
+        url: &str,
+        config: &Config,
+        metrics: HttpMetrics,
+    ) -> Result<Self, ConfigError> {
         let upstream = &config.upstream;
         let invalid = |message: String| ConfigError::Invalid {
-            key: "upstream.url".to_owned(),
+            key: key.to_owned(),
             message,
         };
-        let uri: Uri = upstream
-            .url
+        let uri: Uri = url
             .parse()
             .map_err(|e| invalid(format!("not a URL: {e}")))?;
         let (Some(scheme), Some(authority)) = (uri.scheme().cloned(), uri.authority().cloned())
@@ -70,7 +87,7 @@ impl Forwarder {
                 trusted_proxies: config.forwarding.trusted_proxies.clone(),
                 forwarded_header: config.forwarding.forwarded_header,
             },
-            name: "legacy",
+            name,
             metrics,
         })
     }

@@ -11,6 +11,7 @@ mod listener;
 pub mod metrics;
 mod service;
 pub mod tls;
+mod wiring;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -50,6 +51,9 @@ pub enum ServerError {
     /// A metric could not be registered.
     #[error("metrics registry: {0}")]
     Metrics(#[from] prometheus::Error),
+    /// A migration dependency (legacy store, provider, ledger, audit log) could not be set up.
+    #[error("{0}")]
+    Dependency(String),
 }
 
 /// A server whose listeners are bound but not yet serving.
@@ -76,9 +80,14 @@ impl BoundServer {
             Some(tls) => Some(CertStore::load(tls, &registry)?),
             None => None,
         };
+        let migration = wiring::build(&config, &registry, &metrics, &health).await?;
+        let (engine, new_upstream) = match migration {
+            Some(m) => (Some(m.engine), m.new_upstream),
+            None => (None, None),
+        };
         let ctx = Arc::new(RequestContext {
             router: Router::new(&config.signin),
-            signin: SigninHandler::new(&config.signin),
+            signin: SigninHandler::new(&config.signin, engine, new_upstream),
             legacy: Forwarder::legacy(&config, metrics.clone())?,
             metrics,
         });
@@ -144,6 +153,7 @@ impl BoundServer {
             registry: self.registry.clone(),
             started: Instant::now(),
             upstream: self.config.upstream.url.clone(),
+            engine: self.ctx.signin.engine().cloned(),
         });
         let admin = tokio::spawn(admin::serve(self.admin, admin_state, phase.clone()));
         self.health.set_ready(true);

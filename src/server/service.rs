@@ -44,7 +44,7 @@ pub async fn handle(
     let class = ctx.router.classify(&method, &path);
     let req = req.map(boxed);
     let resp = match class {
-        RouteClass::Signin => ctx.signin.handle(req, client, &ctx.legacy).await,
+        RouteClass::Signin(route) => ctx.signin.handle(req, client, &ctx.legacy, route).await,
         RouteClass::Proxy => ctx.legacy.forward(req, client).await,
     };
     let elapsed = started.elapsed();

@@ -11,17 +11,21 @@ use bytes::{Bytes, BytesMut};
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 
+use crate::audit::{AuditEvent, AuditKind};
 use crate::body::{Body, PrefixedBody, boxed, full};
-use crate::config::SigninConfig;
+use crate::config::{FailureSignature, SigninConfig};
+use crate::migrate::phase::{LedgerUnavailable, RouteTarget, in_route_population};
+use crate::migrate::{Engine, Outcome, Phase, Stage};
 use crate::proxy::{ClientInfo, Forwarder};
+use extract::FieldSpec;
 
 /// Which handler a request goes to; also the `route` label of the request metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouteClass {
     /// Forwarded as is, streamed.
     Proxy,
-    /// A configured sign-in route: the body is read before forwarding.
-    Signin,
+    /// A configured sign-in route (its index in `signin.routes`): the body is read first.
+    Signin(usize),
 }
 
 impl RouteClass {
@@ -29,7 +33,7 @@ impl RouteClass {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Proxy => "proxy",
-            Self::Signin => "signin",
+            Self::Signin(_) => "signin",
         }
     }
 }
@@ -57,11 +61,10 @@ impl Router {
 
     /// The class of a request with this method and path (query excluded).
     pub fn classify(&self, method: &Method, path: &str) -> RouteClass {
-        if self.signin.iter().any(|(m, p)| m == method && p == path) {
-            RouteClass::Signin
-        } else {
-            RouteClass::Proxy
-        }
+        self.signin
+            .iter()
+            .position(|(m, p)| m == method && p == path)
+            .map_or(RouteClass::Proxy, RouteClass::Signin)
     }
 }
 
@@ -73,28 +76,73 @@ pub enum SigninBody {
     Oversized(Body),
 }
 
+/// One sign-in route's parsing rules and failure signature.
+#[derive(Clone)]
+struct RouteSpec {
+    fields: FieldSpec,
+    failure: FailureSignature,
+}
+
 /// Handles sign-in routes.
 #[derive(Clone)]
 pub struct SigninHandler {
     max_body_bytes: usize,
     body_timeout: Duration,
+    routes: Vec<RouteSpec>,
+    engine: Option<Engine>,
+    new_upstream: Option<Forwarder>,
+}
+
+/// Where a sign-in goes after the routing decision.
+enum Decision {
+    Legacy,
+    Redirect(String),
+    NewUpstream,
+    Deny,
 }
 
 impl SigninHandler {
-    /// A handler with the limits from `config`.
-    pub fn new(config: &SigninConfig) -> Self {
+    /// A handler with the limits and routes from `config`. Without an engine, sign-in bodies
+    /// are only read and forwarded; `new_upstream` serves `route` mode `forward`.
+    pub fn new(
+        config: &SigninConfig,
+        engine: Option<Engine>,
+        new_upstream: Option<Forwarder>,
+    ) -> Self {
+        let routes = config
+            .routes
+            .iter()
+            .map(|r| RouteSpec {
+                fields: FieldSpec {
+                    kind: r.body,
+                    identifier: r.identifier_field.clone(),
+                    password: r.password_field.clone(),
+                },
+                failure: r.legacy_failure.clone(),
+            })
+            .collect();
         Self {
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.body_timeout,
+            routes,
+            engine,
+            new_upstream,
         }
     }
 
-    /// Reads the body within limits, then forwards the original bytes to legacy.
+    /// The migration engine, when migration is configured.
+    pub fn engine(&self) -> Option<&Engine> {
+        self.engine.as_ref()
+    }
+
+    /// Reads the body within limits, decides where the sign-in goes, forwards the original
+    /// bytes, and hands the credentials to the migration engine when legacy accepted them.
     pub async fn handle(
         &self,
         req: Request<Body>,
         client: ClientInfo,
         legacy: &Forwarder,
+        route: usize,
     ) -> Response<Body> {
         let (parts, body) = req.into_parts();
         let declared_too_large = parts
@@ -109,19 +157,126 @@ impl SigninHandler {
                 .await;
         }
         let read = tokio::time::timeout(self.body_timeout, read_limited(body, self.max_body_bytes));
-        let body = match read.await {
+        let bytes = match read.await {
             Err(_) => return plain(StatusCode::REQUEST_TIMEOUT),
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "client sign-in body failed");
                 return plain(StatusCode::BAD_REQUEST);
             }
-            Ok(Ok(SigninBody::Oversized(body))) => body,
-            Ok(Ok(SigninBody::Buffered(bytes))) => full(bytes),
+            Ok(Ok(SigninBody::Oversized(body))) => {
+                return legacy
+                    .forward(Request::from_parts(parts, body), client)
+                    .await;
+            }
+            Ok(Ok(SigninBody::Buffered(bytes))) => bytes,
         };
-        legacy
-            .forward(Request::from_parts(parts, body), client)
-            .await
+        let (Some(engine), Some(spec)) = (&self.engine, self.routes.get(route)) else {
+            return legacy
+                .forward(Request::from_parts(parts, full(bytes)), client)
+                .await;
+        };
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let credentials = match extract::extract(&spec.fields, content_type, &bytes).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::debug!(reason = e.as_str(), "sign-in credentials not readable");
+                engine.record(Outcome::Fallback(Stage::Extract));
+                return legacy
+                    .forward(Request::from_parts(parts, full(bytes)), client)
+                    .await;
+            }
+        };
+        match self.decide(engine, &credentials.identifier).await {
+            Decision::Legacy => {}
+            Decision::Redirect(location) => {
+                engine.record(Outcome::Routed);
+                return redirect(&location);
+            }
+            Decision::NewUpstream => {
+                if let Some(new_upstream) = &self.new_upstream {
+                    engine.record(Outcome::Routed);
+                    return new_upstream
+                        .forward(Request::from_parts(parts, full(bytes)), client)
+                        .await;
+                }
+            }
+            Decision::Deny => {
+                engine.record(Outcome::Denied);
+                return plain(StatusCode::SERVICE_UNAVAILABLE);
+            }
+        }
+        let resp = legacy
+            .forward(Request::from_parts(parts, full(bytes)), client)
+            .await;
+        if spec.failure.is_failure(resp.status(), resp.headers()) {
+            engine.record(Outcome::LegacyRejected);
+        } else {
+            engine.submit(credentials);
+        }
+        resp
     }
+
+    /// In `route` phase, whether this sign-in goes to the new provider.
+    async fn decide(&self, engine: &Engine, identifier: &str) -> Decision {
+        let settings = engine.phase().get();
+        let config = engine.config();
+        if settings.phase != Phase::Route || config.route.is_none() {
+            return Decision::Legacy;
+        }
+        let key = engine.legacy().normalize(identifier);
+        let migrated = match engine.ledger().is_migrated(&key).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "ledger unreachable while routing; using the cache");
+                let cached = engine.ledger().cached_migrated(&key).await;
+                if cached.is_none()
+                    && config.on_ledger_unavailable == LedgerUnavailable::CacheThenDeny
+                {
+                    return Decision::Deny;
+                }
+                cached
+            }
+        };
+        if migrated.is_none()
+            || !in_route_population(config, settings.canary_percent, &key, identifier)
+        {
+            return Decision::Legacy;
+        }
+        engine.audit().emit(
+            AuditEvent::new(
+                AuditKind::RoutedToProvider,
+                Some(&key),
+                settings.phase.as_str(),
+                engine.replica(),
+            )
+            .provider_user(migrated.as_ref().map(|m| m.provider_user_id.as_str())),
+        );
+        match &config.route {
+            Some(RouteTarget::Redirect { url_template }) => {
+                let hint: String =
+                    form_urlencoded::byte_serialize(identifier.trim().as_bytes()).collect();
+                Decision::Redirect(url_template.replace("{login_hint}", &hint))
+            }
+            Some(RouteTarget::Forward { .. }) => Decision::NewUpstream,
+            None => Decision::Legacy,
+        }
+    }
+}
+
+fn redirect(location: &str) -> Response<Body> {
+    let mut resp = Response::new(full(Bytes::new()));
+    *resp.status_mut() = StatusCode::SEE_OTHER;
+    if let Ok(value) = http::HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, value);
+    }
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        http::HeaderValue::from_static("no-store"),
+    );
+    resp
 }
 
 /// Reads `body` until it ends or exceeds `limit` bytes.

@@ -1,0 +1,13 @@
+//! The drip-feed migration: phases and routing, the per-user migration engine, outcomes and
+//! their metrics. The sign-in handler (`signin`) decides per request; the [`Engine`] does the
+//! work beside the response.
+
+pub mod engine;
+pub mod metrics;
+pub mod outcome;
+pub mod phase;
+
+pub use engine::{Engine, EngineParts};
+pub use metrics::MigrationMetrics;
+pub use outcome::{Outcome, Stage};
+pub use phase::{MigrationConfig, Phase, PhaseState, RuntimeSettings};

@@ -1,0 +1,120 @@
+//! Building the migration engine from the config: legacy store, hash pool, provider, ledger,
+//! audit log and metrics, all registered in the one registry `/metrics` exposes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus::Registry;
+
+use super::ServerError;
+use super::health::Health;
+use super::metrics::HttpMetrics;
+use crate::audit::AuditLog;
+use crate::config::Config;
+use crate::hash::{HashMetrics, VerifyPool};
+use crate::ledger::Ledger;
+use crate::legacy::LegacyStore;
+use crate::migrate::phase::RouteTarget;
+use crate::migrate::{Engine, EngineParts, MigrationMetrics, PhaseState, RuntimeSettings};
+use crate::provider::ProviderMetrics;
+use crate::proxy::Forwarder;
+
+/// The engine and, for `route` mode `forward`, the second upstream.
+pub struct Migration {
+    /// The engine.
+    pub engine: Engine,
+    /// Where routed sign-ins are forwarded, in `forward` mode.
+    pub new_upstream: Option<Forwarder>,
+}
+
+/// Builds the engine when `[legacy]` is configured; `None` means plain pass-through.
+pub async fn build(
+    config: &Config,
+    registry: &Registry,
+    http_metrics: &HttpMetrics,
+    health: &Arc<Health>,
+) -> Result<Option<Migration>, ServerError> {
+    let Some(legacy_config) = &config.legacy else {
+        return Ok(None);
+    };
+    let dependency =
+        |what: &str, e: &dyn std::fmt::Display| ServerError::Dependency(format!("{what}: {e}"));
+    let legacy =
+        LegacyStore::open(legacy_config, registry).map_err(|e| dependency("legacy store", &e))?;
+    legacy.spawn_background();
+    let verifier = VerifyPool::new(config.hash.clone(), HashMetrics::register(registry)?);
+    let provider = match &config.provider {
+        Some(p) => Some(
+            crate::provider::build(p, Some(ProviderMetrics::register(registry)?))
+                .map_err(|e| dependency("provider", &e))?,
+        ),
+        None => None,
+    };
+    let ledger = Ledger::open(&config.ledger, registry)
+        .await
+        .map_err(|e| dependency("ledger", &e))?;
+    let audit = AuditLog::open(&config.audit, registry).map_err(|e| dependency("audit log", &e))?;
+    let metrics = MigrationMetrics::register(registry)?;
+    let migration = &config.migration;
+    metrics.set_phase(migration.phase);
+    let new_upstream = match &migration.route {
+        Some(RouteTarget::Forward { upstream_url }) => Some(Forwarder::to(
+            "new",
+            "migration.route.upstream_url",
+            upstream_url,
+            config,
+            http_metrics.clone(),
+        )?),
+        _ => None,
+    };
+    spawn_ledger_probe(&ledger, health);
+    let engine = Engine::new(EngineParts {
+        legacy,
+        verifier,
+        provider,
+        ledger,
+        config: migration.clone(),
+        phase: PhaseState::new(RuntimeSettings {
+            phase: migration.phase,
+            canary_percent: migration.canary_percent,
+        }),
+        audit,
+        metrics,
+        replica: replica_id(migration.replica_id.as_deref()),
+    });
+    Ok(Some(Migration {
+        engine,
+        new_upstream,
+    }))
+}
+
+/// The configured replica id, or host name + process id.
+fn replica_id(configured: Option<&str>) -> String {
+    if let Some(id) = configured {
+        return id.to_owned();
+    }
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "dripgate".to_owned());
+    format!("{host}-{}", std::process::id())
+}
+
+/// Reports the ledger as the `ledger` dependency every 10 s (readiness does not depend on it).
+fn spawn_ledger_probe(ledger: &Ledger, health: &Arc<Health>) {
+    let ledger = ledger.clone();
+    let health = health.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            every.tick().await;
+            let result = ledger.ping().await.map_err(|e| e.kind().to_owned());
+            health.report("ledger", result);
+            if Arc::strong_count(&health) == 1 {
+                return;
+            }
+        }
+    });
+}
