@@ -382,6 +382,27 @@ impl Config {
         self.ledger
             .validate()
             .map_err(|e| invalid("ledger", e.to_string()))?;
+        if self.legacy.is_some()
+            && self.provider.is_none()
+            && self.migration.phase != crate::migrate::Phase::Observe
+        {
+            return Err(invalid(
+                "migration.phase",
+                "phases migrate and route need a [provider] section (observe does not)".to_owned(),
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.migration.canary_percent) {
+            return Err(invalid(
+                "migration.canary_percent",
+                "must be within 0..=100".to_owned(),
+            ));
+        }
+        if self.migration.phase == crate::migrate::Phase::Route && self.migration.route.is_none() {
+            return Err(invalid(
+                "migration.route",
+                "phase route needs a route target (mode = \"redirect\" or \"forward\")".to_owned(),
+            ));
+        }
         if let Some(tls) = &self.server.tls {
             for (key, path) in [
                 ("server.tls.cert_file", &tls.cert_file),
