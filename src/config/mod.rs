@@ -382,15 +382,6 @@ impl Config {
         self.ledger
             .validate()
             .map_err(|e| invalid("ledger", e.to_string()))?;
-        if self.legacy.is_some()
-            && self.provider.is_none()
-            && self.migration.phase != crate::migrate::Phase::Observe
-        {
-            return Err(invalid(
-                "migration.phase",
-                "phases migrate and route need a [provider] section (observe does not)".to_owned(),
-            ));
-        }
         if !(0.0..=100.0).contains(&self.migration.canary_percent) {
             return Err(invalid(
                 "migration.canary_percent",

@@ -37,6 +37,13 @@ pub async fn build(
     let Some(legacy_config) = &config.legacy else {
         return Ok(None);
     };
+    if config.provider.is_none() && config.migration.phase != crate::migrate::Phase::Observe {
+        return Err(ServerError::Config(crate::config::ConfigError::Invalid {
+            key: "migration.phase".to_owned(),
+            message: "phases migrate and route need a [provider] section (observe does not)"
+                .to_owned(),
+        }));
+    }
     let dependency =
         |what: &str, e: &dyn std::fmt::Display| ServerError::Dependency(format!("{what}: {e}"));
     let legacy =
