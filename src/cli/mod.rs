@@ -123,7 +123,14 @@ fn serve(path: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(crate::run(config, crate::server::shutdown_signal())) {
+    let served = runtime.block_on(async {
+        crate::BoundServer::bind(config)
+            .await?
+            .reload_migration_from(path.to_path_buf())
+            .serve(crate::server::shutdown_signal())
+            .await
+    });
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e, "dripgate failed");

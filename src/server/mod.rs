@@ -67,6 +67,7 @@ pub struct BoundServer {
     ctx: Arc<RequestContext>,
     health: Arc<Health>,
     registry: Registry,
+    config_path: Option<std::path::PathBuf>,
 }
 
 impl BoundServer {
@@ -107,6 +108,7 @@ impl BoundServer {
             ctx,
             health,
             registry,
+            config_path: None,
         })
     }
 
@@ -118,6 +120,13 @@ impl BoundServer {
     /// The admin address.
     pub fn admin_addr(&self) -> SocketAddr {
         self.admin_addr
+    }
+
+    /// Re-reads `path` on SIGHUP and applies its `[migration]` phase and canary share (other
+    /// keys need a restart; TLS certificates reload on their own).
+    pub fn reload_migration_from(mut self, path: std::path::PathBuf) -> Self {
+        self.config_path = Some(path);
+        self
     }
 
     /// The registry `/metrics` exposes, for modules that add their own metrics.
@@ -135,6 +144,9 @@ impl BoundServer {
         let (stop_tx, stop) = watch::channel(false);
         if let Some(store) = &self.certs {
             store.spawn_watcher(stop.clone());
+        }
+        if let (Some(path), Some(engine)) = (&self.config_path, self.ctx.signin.engine()) {
+            spawn_migration_reload(path.clone(), engine.clone(), stop.clone());
         }
         spawn_upstream_probe(&self.ctx.legacy, &self.config, &self.health, stop);
 
@@ -260,4 +272,42 @@ fn spawn_upstream_probe(
             health.report("legacy_upstream", result);
         }
     });
+}
+
+/// On SIGHUP, re-reads the config file and applies the migration phase and canary share. A file
+/// that no longer validates is logged and ignored: the running settings stay.
+fn spawn_migration_reload(
+    path: std::path::PathBuf,
+    engine: crate::migrate::Engine,
+    mut stop: watch::Receiver<bool>,
+) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = hup.recv() => {}
+            }
+            match crate::config::load_file(&path) {
+                Ok(config) => {
+                    engine.change_settings(
+                        crate::migrate::RuntimeSettings {
+                            phase: config.migration.phase,
+                            canary_percent: config.migration.canary_percent,
+                        },
+                        "sighup",
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "config reload failed; keeping the running phase")
+                }
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (path, engine, stop);
 }
