@@ -2,7 +2,7 @@
 //! user but before the password was set; after a restart, the next sign-in finishes the
 //! migration without a second provider user. The child's stdout (JSON logs at trace level) is
 //! searched for the password too.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 mod migration_common;
@@ -88,13 +88,13 @@ max_attempts = 1
 }
 
 /// A running `dripgate serve` child: its addresses and everything it printed.
-struct Child_ {
+struct Running {
     child: Child,
     listen: String,
     admin: String,
 }
 
-fn spawn(config: &std::path::Path, fake: &Fake, out: &Arc<Mutex<String>>) -> Child_ {
+fn spawn(config: &std::path::Path, fake: &Fake, out: &Arc<Mutex<String>>) -> Running {
     let Fake::Kinde(kinde) = fake else {
         panic!("the crash test uses the Kinde fake")
     };
@@ -140,7 +140,7 @@ fn spawn(config: &std::path::Path, fake: &Fake, out: &Arc<Mutex<String>>) -> Chi
         }
     });
     let v: serde_json::Value = serde_json::from_str(&start).unwrap();
-    Child_ {
+    Running {
         child,
         listen: format!("http://{}", v["listen"].as_str().unwrap()),
         admin: format!("http://{}", v["admin"].as_str().unwrap()),
