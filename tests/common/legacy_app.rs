@@ -6,12 +6,15 @@
 //! - `/slow?ms=N`: waits N ms, then answers `slow done`.
 //! - `/ws`: WebSocket echo.
 //! - `/login`: echoes the body bytes back.
+//! - `/signin`: a login form handler checked against the app's own user table ([`LegacyApp::users`],
+//!   email → plaintext): good credentials answer 302 to `/home` with `Set-Cookie: session=…`, bad
+//!   ones 200 with the form and an error (so a failure signature can be configured).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -32,6 +35,8 @@ type AppBody = BoxBody<Bytes, Infallible>;
 pub struct LegacyApp {
     pub addr: SocketAddr,
     pub requests: Arc<AtomicUsize>,
+    /// The app's own user table for `/signin`: email (lower-cased) → plaintext password.
+    pub users: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl LegacyApp {
@@ -40,16 +45,19 @@ impl LegacyApp {
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(AtomicUsize::new(0));
         let counter = requests.clone();
+        let users: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+        let table = users.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
                 let counter = counter.clone();
+                let table = table.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         counter.fetch_add(1, Ordering::SeqCst);
-                        route(req)
+                        route(req, table.clone())
                     });
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(tcp), service)
@@ -57,7 +65,61 @@ impl LegacyApp {
                 });
             }
         });
-        Self { addr, requests }
+        Self {
+            addr,
+            requests,
+            users,
+        }
+    }
+
+    /// Sets (or changes) a user's password in the app's own table.
+    pub fn set_user(&self, email: &str, password: &str) {
+        self.users
+            .lock()
+            .unwrap()
+            .insert(email.to_lowercase(), password.to_owned());
+    }
+}
+
+/// The `/signin` handler: a form post checked against `users`.
+async fn signin(
+    req: Request<Incoming>,
+    users: &Mutex<HashMap<String, String>>,
+) -> Response<AppBody> {
+    let body = req.into_body().collect().await.unwrap().to_bytes();
+    let fields: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let email = fields
+        .get("email")
+        .cloned()
+        .unwrap_or_default()
+        .trim()
+        .to_lowercase();
+    let password = fields.get("password").cloned().unwrap_or_default();
+    let good = users
+        .lock()
+        .unwrap()
+        .get(&email)
+        .is_some_and(|stored| *stored == password);
+    if good {
+        Response::builder()
+            .status(StatusCode::FOUND)
+            .header(header::LOCATION, "/home")
+            .header(
+                header::SET_COOKIE,
+                format!("session=s-{}; HttpOnly", email.len()),
+            )
+            .header("x-legacy", "welcome")
+            .body(full(format!("welcome {email}")))
+            .unwrap()
+    } else {
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CONTENT_TYPE, "text/html")
+            .header("x-legacy", "form")
+            .body(full(
+                "<form method=post action=/signin>bad credentials</form>",
+            ))
+            .unwrap()
     }
 }
 
@@ -75,8 +137,12 @@ fn query_number(req: &Request<Incoming>, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-async fn route(mut req: Request<Incoming>) -> Result<Response<AppBody>, Infallible> {
+async fn route(
+    mut req: Request<Incoming>,
+    users: Arc<Mutex<HashMap<String, String>>>,
+) -> Result<Response<AppBody>, Infallible> {
     let resp = match req.uri().path() {
+        "/signin" => signin(req, &users).await,
         "/upload" => {
             let mut body = req.into_body();
             let mut total = 0usize;
