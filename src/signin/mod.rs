@@ -14,6 +14,8 @@ use http_body_util::BodyExt;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::body::{Body, PrefixedBody, boxed, full};
 use crate::config::{FailureSignature, SigninConfig};
+use crate::ledger::MigratedUser;
+use crate::legacy::Lookup;
 use crate::migrate::phase::{LedgerUnavailable, RouteTarget, in_route_population};
 use crate::migrate::{Engine, Outcome, Phase, Stage};
 use crate::proxy::{ClientInfo, Forwarder};
@@ -226,23 +228,25 @@ impl SigninHandler {
         if settings.phase != Phase::Route || config.route.is_none() {
             return Decision::Legacy;
         }
-        let key = engine.legacy().normalize(identifier);
-        let migrated = match engine.ledger().is_migrated(&key).await {
+        let mut key = engine.legacy().normalize(identifier);
+        let mut migrated = match migrated_user(engine, &key).await {
             Ok(found) => found,
-            Err(e) => {
-                tracing::warn!(error = %e, "ledger unreachable while routing; using the cache");
-                let cached = engine.ledger().cached_migrated(&key).await;
-                if cached.is_none()
-                    && config.on_ledger_unavailable == LedgerUnavailable::CacheThenDeny
-                {
-                    return Decision::Deny;
-                }
-                cached
-            }
+            Err(Deny) => return Decision::Deny,
         };
+        // The ledger is keyed by the legacy user key (usually the email); a user who typed a
+        // login name is found through the legacy store first.
         if migrated.is_none()
-            || !in_route_population(config, settings.canary_percent, &key, identifier)
+            && !identifier.contains('@')
+            && let Ok(Lookup::Found(user)) = engine.legacy().lookup(identifier).await
+            && user.key != key
         {
+            key = user.key;
+            migrated = match migrated_user(engine, &key).await {
+                Ok(found) => found,
+                Err(Deny) => return Decision::Deny,
+            };
+        }
+        if migrated.is_none() || !in_route_population(config, settings.canary_percent, &key, &key) {
             return Decision::Legacy;
         }
         engine.audit().emit(
@@ -262,6 +266,26 @@ impl SigninHandler {
             }
             Some(RouteTarget::Forward { .. }) => Decision::NewUpstream,
             None => Decision::Legacy,
+        }
+    }
+}
+
+/// The ledger could not be read and `on_ledger_unavailable = "cache_then_deny"` applies.
+struct Deny;
+
+/// Whether `key` is migrated: the ledger (read-through cache), or only the cache when the
+/// ledger is unreachable.
+async fn migrated_user(engine: &Engine, key: &str) -> Result<Option<MigratedUser>, Deny> {
+    match engine.ledger().is_migrated(key).await {
+        Ok(found) => Ok(found),
+        Err(e) => {
+            tracing::warn!(error = %e, "ledger unreachable while routing; using the cache");
+            let cached = engine.ledger().cached_migrated(key).await;
+            let deny = engine.config().on_ledger_unavailable == LedgerUnavailable::CacheThenDeny;
+            if cached.is_none() && deny {
+                return Err(Deny);
+            }
+            Ok(cached)
         }
     }
 }
