@@ -77,7 +77,13 @@ async fn sample_user_migrates_on_first_sign_in_and_is_routed_on_the_second() {
     let sample = handle.samples[0].clone();
     let wrong = post_form(&client, &login, &sample.email, "not-the-password").await;
     assert_eq!(wrong.status(), 200);
-    assert!(wrong.text().await.unwrap().contains("Wrong email or password"));
+    assert!(
+        wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("Wrong email or password")
+    );
 
     for sample in &handle.samples {
         // First sign-in: the legacy app answers (302 + session cookie), dripgate migrates.

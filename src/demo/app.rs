@@ -93,7 +93,10 @@ impl App {
             self.lock().insert(token.clone(), email);
             let mut resp = response(302, "text/plain; charset=utf-8", "signed in\n");
             let cookie = format!("session={token}; Path=/; HttpOnly; SameSite=Lax");
-            for (name, value) in [(header::LOCATION, "/account"), (header::SET_COOKIE, cookie.as_str())] {
+            for (name, value) in [
+                (header::LOCATION, "/account"),
+                (header::SET_COOKIE, cookie.as_str()),
+            ] {
                 if let Ok(v) = header::HeaderValue::from_str(value) {
                     resp.headers_mut().insert(name, v);
                 }

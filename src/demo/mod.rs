@@ -110,7 +110,9 @@ pub async fn start(options: DemoOptions) -> Result<DemoHandle, DemoError> {
         .map_err(|e| DemoError::Setup(format!("provider fake: {e}")))?;
     let provider_url = provider.base_url();
     let provider_signin_url = format!("{provider_url}{}", signin_page::PATH);
-    let text = config_toml(&options, &app.url, &provider, &legacy_db, &ledger_db, &audit_log);
+    let text = config_toml(
+        &options, &app.url, &provider, &legacy_db, &ledger_db, &audit_log,
+    );
     let config = crate::config::parse_str(&text, "demo config", std::iter::empty())
         .map_err(|e| DemoError::Setup(format!("demo config: {e}")))?;
     let bound = BoundServer::bind(config).await?;
@@ -256,7 +258,10 @@ impl DemoHandle {
             audit = self.audit_log().display(),
         );
         for s in &self.samples {
-            out.push_str(&format!("  {:<34} {:<16} {}\n", s.email, s.password, s.format));
+            out.push_str(&format!(
+                "  {:<34} {:<16} {}\n",
+                s.email, s.password, s.format
+            ));
         }
         if let Some(s) = self.samples.first() {
             out.push_str(&format!(

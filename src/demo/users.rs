@@ -8,8 +8,8 @@ use std::path::Path;
 
 use md5::{Digest, Md5};
 use rand::Rng;
-use sha2::Sha256;
 use sha_crypt::{CustomizedPasswordHasher as _, Params, ShaCrypt};
+use sha2::Sha256;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
 use super::DemoError;
@@ -48,7 +48,14 @@ const GIVEN: [&str; 8] = [
     "Ada", "Brian", "Chloe", "Dmitri", "Elena", "Farid", "Grace", "Hiro",
 ];
 const FAMILY: [&str; 8] = [
-    "Lovelace", "Kernighan", "Nakamura", "Okafor", "Petrov", "Quinn", "Rossi", "Singh",
+    "Lovelace",
+    "Kernighan",
+    "Nakamura",
+    "Okafor",
+    "Petrov",
+    "Quinn",
+    "Rossi",
+    "Singh",
 ];
 
 /// Phpass's base64 alphabet.
@@ -118,7 +125,11 @@ fn make_rows(count: usize) -> Result<(Vec<Row>, Vec<SampleUser>), DemoError> {
             family.to_lowercase(),
             i + 1
         );
-        let password = format!("{}-{:06}", given.to_lowercase(), rng.random_range(0..1_000_000));
+        let password = format!(
+            "{}-{:06}",
+            given.to_lowercase(),
+            rng.random_range(0..1_000_000)
+        );
         let (hash, salt) = hash_password(format, password.as_bytes(), &mut rng)?;
         if i < FORMATS.len() {
             samples.push(SampleUser {
@@ -192,6 +203,7 @@ pub fn phpass(password: &[u8], salt: &str, count_log2: u8) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
     use crate::hash::{HashConfig, LegacyHash, SaltPosition, verify};
@@ -207,7 +219,11 @@ mod tests {
                 hash = hash.salted(salt.clone(), SaltPosition::Suffix);
             }
             let caps = HashConfig::default();
-            assert!(verify(&hash, sample.password.as_bytes(), &caps).unwrap(), "{}", row.format);
+            assert!(
+                verify(&hash, sample.password.as_bytes(), &caps).unwrap(),
+                "{}",
+                row.format
+            );
             assert!(!verify(&hash, b"wrong", &caps).unwrap(), "{}", row.format);
         }
     }

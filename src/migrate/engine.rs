@@ -332,10 +332,10 @@ impl Run<'_> {
                 Err(e) => return self.ledger_failed(&e).await,
             }
         }
-        if !password_set {
-            if let Err(e) = self.provider.set_password(&id, self.password(), None).await {
-                return self.provider_failed(&e, Some(&id)).await;
-            }
+        if !password_set
+            && let Err(e) = self.provider.set_password(&id, self.password(), None).await
+        {
+            return self.provider_failed(&e, Some(&id)).await;
         }
         match ledger
             .mark_migrated(self.claim, id.as_str(), fingerprint)
@@ -429,10 +429,10 @@ impl Run<'_> {
         {
             return self.ledger_failed(&e).await;
         }
-        if let (true, Some(id)) = (self.engine.config().require_change_on_policy_block, id) {
-            if let Err(e) = self.provider.require_password_change(id).await {
-                tracing::warn!(user = %self.user.key, error = %e, "could not require a password change");
-            }
+        if let (true, Some(id)) = (self.engine.config().require_change_on_policy_block, id)
+            && let Err(e) = self.provider.require_password_change(id).await
+        {
+            tracing::warn!(user = %self.user.key, error = %e, "could not require a password change");
         }
         self.engine.audit().emit(
             self.audit(

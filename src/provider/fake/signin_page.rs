@@ -32,7 +32,10 @@ pub(crate) fn handle(
         Method::POST => {
             let fields = form_fields(&req.body);
             let email = fields.get("email").map(|e| e.trim()).unwrap_or_default();
-            let password = fields.get("password").map(String::as_str).unwrap_or_default();
+            let password = fields
+                .get("password")
+                .map(String::as_str)
+                .unwrap_or_default();
             if !email.is_empty() && verify(email, password.as_bytes()) {
                 html(
                     200,
