@@ -8,6 +8,7 @@ pub mod audit;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod hash;
 pub mod ledger;
 pub mod legacy;

@@ -59,6 +59,26 @@ pub enum Command {
     /// The legacy hash store: census before a migration, look up one user.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
+    /// Start a complete local demo: a sample legacy app with generated users, the Kinde fake
+    /// with a hosted sign-in page, and dripgate in front in `route` phase. Ctrl-C stops it.
+    #[command(
+        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data"
+    )]
+    Demo {
+        /// dripgate's listen address.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        /// The admin listen address (/metrics, /status).
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: std::net::SocketAddr,
+        /// How many legacy users to generate.
+        #[arg(long, default_value_t = crate::demo::DEFAULT_USERS)]
+        users: usize,
+        /// Keep the legacy database, ledger and audit log here (recreated at each start)
+        /// instead of a temporary directory removed at exit.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
     /// Probe an admin endpoint (for images without curl): exit 0 on a 2xx answer, else 1.
     #[command(after_help = "Example:\n  dripgate health --url http://127.0.0.1:9090/readyz")]
     Health {
@@ -93,6 +113,17 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Hash(cmd) => hash::run(cmd),
         Command::Legacy(cmd) => legacy::run(cmd),
+        Command::Demo {
+            listen,
+            admin,
+            users,
+            data_dir,
+        } => demo(crate::demo::DemoOptions {
+            listen,
+            admin,
+            users,
+            data_dir,
+        }),
         Command::Health { url, timeout_secs } => health::probe(&url, timeout_secs),
         Command::Provider {
             command: ProviderCommand::Check { config },
@@ -173,4 +204,28 @@ fn provider_check(path: &std::path::Path) -> ExitCode {
         &mut std::io::stdout(),
     ));
     ExitCode::from(code)
+}
+
+fn demo(options: crate::demo::DemoOptions) -> ExitCode {
+    crate::logging::init(&config::LogConfig {
+        level: "warn".into(),
+        ..config::LogConfig::default()
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dripgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(crate::demo::run(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("dripgate demo: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -306,6 +306,22 @@ fn required_scope(op: &str) -> &'static str {
 }
 
 async fn handle(s: &Shared, req: Incoming_) -> Reply {
+    if req.uri.path() == super::signin_page::PATH {
+        return Reply::Send(super::signin_page::handle(&req, "Kinde", |email, pw| {
+            let user = s
+                .lock()
+                .users
+                .values()
+                .find(|u| {
+                    u.email
+                        .as_deref()
+                        .is_some_and(|e| e.eq_ignore_ascii_case(email))
+                })
+                .cloned();
+            user.and_then(|u| u.password)
+                .is_some_and(|p| verify(&p, pw))
+        }));
+    }
     let Some((op, path_id)) = route(&req.method, req.uri.path()) else {
         return Reply::Send(json_response(
             404,

@@ -26,6 +26,7 @@ use tokio::sync::watch;
 pub mod authgear;
 pub mod graphql;
 pub mod kinde;
+pub mod signin_page;
 
 /// A fault to inject into the next call(s) of one operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
