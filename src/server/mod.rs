@@ -81,7 +81,7 @@ impl BoundServer {
             Some(tls) => Some(CertStore::load(tls, &registry)?),
             None => None,
         };
-        let migration = wiring::build(&config, &registry, &metrics, &health).await?;
+        let migration = wiring::build(&config, &registry, &metrics).await?;
         let (engine, new_upstream) = match migration {
             Some(m) => (Some(m.engine), m.new_upstream),
             None => (None, None),
@@ -145,8 +145,11 @@ impl BoundServer {
         if let Some(store) = &self.certs {
             store.spawn_watcher(stop.clone());
         }
-        if let (Some(path), Some(engine)) = (&self.config_path, self.ctx.signin.engine()) {
-            spawn_migration_reload(path.clone(), engine.clone(), stop.clone());
+        if let Some(engine) = self.ctx.signin.engine() {
+            spawn_ledger_probe(engine.ledger().clone(), self.health.clone(), stop.clone());
+            if let Some(path) = &self.config_path {
+                spawn_migration_reload(path.clone(), engine.clone(), stop.clone());
+            }
         }
         spawn_upstream_probe(&self.ctx.legacy, &self.config, &self.health, stop);
 
@@ -310,4 +313,24 @@ fn spawn_migration_reload(
     });
     #[cfg(not(unix))]
     let _ = (path, engine, stop);
+}
+
+/// Pings the ledger every 10 s and reports it as the `ledger` dependency until `stop` fires
+/// (readiness does not depend on it).
+fn spawn_ledger_probe(
+    ledger: crate::ledger::Ledger,
+    health: Arc<Health>,
+    mut stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(10));
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                _ = every.tick() => {}
+            }
+            let result = ledger.ping().await.map_err(|e| e.kind().to_owned());
+            health.report("ledger", result);
+        }
+    });
 }

@@ -1,13 +1,9 @@
 //! Building the migration engine from the config: legacy store, hash pool, provider, ledger,
 //! audit log and metrics, all registered in the one registry `/metrics` exposes.
 
-use std::sync::Arc;
-use std::time::Duration;
-
 use prometheus::Registry;
 
 use super::ServerError;
-use super::health::Health;
 use super::metrics::HttpMetrics;
 use crate::audit::AuditLog;
 use crate::config::Config;
@@ -32,7 +28,6 @@ pub async fn build(
     config: &Config,
     registry: &Registry,
     http_metrics: &HttpMetrics,
-    health: &Arc<Health>,
 ) -> Result<Option<Migration>, ServerError> {
     let Some(legacy_config) = &config.legacy else {
         return Ok(None);
@@ -74,7 +69,6 @@ pub async fn build(
         )?),
         _ => None,
     };
-    spawn_ledger_probe(&ledger, health);
     let engine = Engine::new(EngineParts {
         legacy,
         verifier,
@@ -107,21 +101,4 @@ fn replica_id(configured: Option<&str>) -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "dripgate".to_owned());
     format!("{host}-{}", std::process::id())
-}
-
-/// Reports the ledger as the `ledger` dependency every 10 s (readiness does not depend on it).
-fn spawn_ledger_probe(ledger: &Ledger, health: &Arc<Health>) {
-    let ledger = ledger.clone();
-    let health = health.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(10));
-        loop {
-            every.tick().await;
-            let result = ledger.ping().await.map_err(|e| e.kind().to_owned());
-            health.report("ledger", result);
-            if Arc::strong_count(&health) == 1 {
-                return;
-            }
-        }
-    });
 }
