@@ -190,7 +190,7 @@ async fn pool_verifies_and_sheds_when_full() {
         queue_limit: 1,
         ..HashConfig::default()
     };
-    let pool = VerifyPool::new(config, metrics.clone());
+    let pool = VerifyPool::new(config, metrics.clone()).unwrap();
     let slow = "$2y$10$eS.DTZ3X3QLOwj.MHHSjOOs9aLTa6WBwTwCI/N7M776diclWhV10K";
     let mut tasks = Vec::new();
     for _ in 0..6 {

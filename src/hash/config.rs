@@ -25,10 +25,16 @@ pub struct HashConfig {
     pub max_parallelism: u32,
     /// Longest password verified, in bytes. Default 4096 (WordPress's limit).
     pub max_password_bytes: usize,
-    /// Verifications running at once on the blocking pool. Default: the number of CPU cores.
+    /// Password hashing threads (legacy verifications and, for Kinde, the bcrypt of the password
+    /// sent to the provider). Default: the number of CPU cores minus one (at least 1), so
+    /// pass-through traffic always keeps a core.
     pub pool_size: usize,
     /// Verifications allowed to wait for a worker; more are shed. Default 64.
     pub queue_limit: usize,
+    /// Run the hashing threads at the lowest CPU priority (nice 19, `SCHED_BATCH` on Linux), so
+    /// that proxied requests win the CPU whenever both want it. Migration is background work.
+    /// Default true.
+    pub background_priority: bool,
 }
 
 impl Default for HashConfig {
@@ -42,8 +48,11 @@ impl Default for HashConfig {
             argon2_max_time: 16,
             max_parallelism: 16,
             max_password_bytes: 4096,
-            pool_size: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            pool_size: std::thread::available_parallelism()
+                .map_or(1, |n| n.get().saturating_sub(1))
+                .max(1),
             queue_limit: 64,
+            background_priority: true,
         }
     }
 }

@@ -22,6 +22,7 @@ fn parse_only_caps() -> HashConfig {
         max_password_bytes: 0,
         pool_size: 1,
         queue_limit: 0,
+        background_priority: false,
     }
 }
 

@@ -17,7 +17,7 @@ pub fn load_config(path: &Path) -> Result<ProviderConfig, ProviderError> {
 
 /// Runs the check against the configured provider.
 pub async fn run(config: &ProviderConfig) -> CheckReport {
-    match super::build(config, None) {
+    match super::build(config, None, None) {
         Ok(provider) => provider.check_credentials().await,
         Err(e) => CheckReport {
             lines: vec![("config".into(), Err(e.to_string()))],

@@ -17,6 +17,8 @@ use tokio::time::Instant;
 use url::Url;
 use zeroize::Zeroizing;
 
+use crate::hash::VerifyPool;
+
 use super::config::{HttpConfig, KindeConfig, LimitsConfig, PasswordTransfer};
 use super::error::clip;
 use super::http::{Answer, build_client, send};
@@ -36,6 +38,8 @@ pub struct KindeClient {
     config: KindeConfig,
     limiter: Limiter,
     tokens: TokenCache,
+    /// Where the bcrypt of a password sent to Kinde runs (tokio's blocking pool when `None`).
+    hash_pool: Option<VerifyPool>,
 }
 
 impl std::fmt::Debug for KindeClient {
@@ -176,7 +180,15 @@ impl KindeClient {
             config: config.clone(),
             limiter: Limiter::new(KIND, limits, http.deadline, metrics),
             tokens: TokenCache::new(),
+            hash_pool: None,
         })
+    }
+
+    /// Runs the bcrypt of passwords sent to Kinde on dripgate's hash pool (bounded, background
+    /// priority) instead of tokio's blocking pool.
+    pub fn with_hash_pool(mut self, pool: VerifyPool) -> Self {
+        self.hash_pool = Some(pool);
+        self
     }
 
     fn url(&self, path: &str) -> Result<Url, ProviderError> {
@@ -480,17 +492,21 @@ impl KindeClient {
                     );
                 }
                 let cost = self.config.bcrypt_cost;
-                let hash = tokio::task::spawn_blocking(move || {
-                    bcrypt::hash(&*bytes, cost).map(Zeroizing::new)
-                })
-                .await
-                .map_err(|e| ProviderError::Transient {
-                    provider: KIND,
-                    operation: op,
-                    detail: format!("bcrypt task: {e}"),
-                    not_sent: true,
-                })?
-                .map_err(|e| ProviderError::Config(format!("bcrypt: {e}")))?;
+                let job = move || bcrypt::hash(&*bytes, cost).map(Zeroizing::new);
+                let hashed = match &self.hash_pool {
+                    Some(pool) => pool.run(job).await.map_err(|e| e.to_string()),
+                    None => tokio::task::spawn_blocking(job)
+                        .await
+                        .map_err(|e| e.to_string()),
+                };
+                let hash = hashed
+                    .map_err(|detail| ProviderError::Transient {
+                        provider: KIND,
+                        operation: op,
+                        detail: format!("bcrypt task: {detail}"),
+                        not_sent: true,
+                    })?
+                    .map_err(|e| ProviderError::Config(format!("bcrypt: {e}")))?;
                 encode_secret_json(&json!({
                     "hashed_password": hash.as_str(),
                     "hashing_method": "bcrypt",

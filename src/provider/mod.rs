@@ -332,10 +332,12 @@ pub trait Provider: Send + Sync + fmt::Debug {
     fn check_credentials(&self) -> BoxFuture<'_, CheckReport>;
 }
 
-/// Builds the configured provider client.
+/// Builds the configured provider client; password hashing it needs runs on `hash_pool` when
+/// given (tokio's blocking pool otherwise).
 pub fn build(
     config: &ProviderConfig,
     metrics: Option<ProviderMetrics>,
+    hash_pool: Option<crate::hash::VerifyPool>,
 ) -> Result<Arc<dyn Provider>, ProviderError> {
     config.validate()?;
     match config.kind {
@@ -343,12 +345,11 @@ pub fn build(
             let section = config.kinde.as_ref().ok_or_else(|| {
                 ProviderError::Config("kind = \"kinde\" needs a [kinde] section".into())
             })?;
-            Ok(Arc::new(kinde::KindeClient::new(
-                section,
-                &config.http,
-                &config.limits,
-                metrics,
-            )?))
+            let client = kinde::KindeClient::new(section, &config.http, &config.limits, metrics)?;
+            Ok(Arc::new(match hash_pool {
+                Some(pool) => client.with_hash_pool(pool),
+                None => client,
+            }))
         }
         ProviderKind::Authgear => {
             let section = config.authgear.as_ref().ok_or_else(|| {

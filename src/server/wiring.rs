@@ -44,11 +44,16 @@ pub async fn build(
     let legacy =
         LegacyStore::open(legacy_config, registry).map_err(|e| dependency("legacy store", &e))?;
     legacy.spawn_background();
-    let verifier = VerifyPool::new(config.hash.clone(), HashMetrics::register(registry)?);
+    let verifier = VerifyPool::new(config.hash.clone(), HashMetrics::register(registry)?)
+        .map_err(|e| dependency("hash pool", &e))?;
     let provider = match &config.provider {
         Some(p) => Some(
-            crate::provider::build(p, Some(ProviderMetrics::register(registry)?))
-                .map_err(|e| dependency("provider", &e))?,
+            crate::provider::build(
+                p,
+                Some(ProviderMetrics::register(registry)?),
+                Some(verifier.clone()),
+            )
+            .map_err(|e| dependency("provider", &e))?,
         ),
         None => None,
     };
