@@ -158,6 +158,11 @@ impl LegacyStore {
         self.inner.preset
     }
 
+    /// Which field keys users in dripgate (the ledger): the email or the login name.
+    pub fn key_field(&self) -> KeyField {
+        self.inner.rules.key
+    }
+
     /// Normalizes a typed identifier with the configured rule.
     pub fn normalize(&self, identifier: &str) -> String {
         self.inner.rules.normalize.identifier(identifier)

@@ -115,8 +115,17 @@ impl Engine {
     }
 
     /// Changes the phase and canary share at run time (admin API or config reload); every
-    /// change is audited. `source` says where it came from (`admin`, `sighup`).
-    pub fn change_settings(&self, new: RuntimeSettings, source: &str) -> RuntimeSettings {
+    /// change is audited. `source` says where it came from (`admin`, `sighup`). Returns the
+    /// previous settings; `route` is refused when the engine was started without a route
+    /// target (the target is read at start-up only, so the switch would route nobody).
+    pub fn change_settings(
+        &self,
+        new: RuntimeSettings,
+        source: &str,
+    ) -> Result<RuntimeSettings, SettingsError> {
+        if new.phase == Phase::Route && self.inner.config.route.is_none() {
+            return Err(SettingsError::NoRouteTarget);
+        }
         let old = self.inner.phase.set(new);
         self.inner.metrics.set_phase(new.phase);
         if old != new {
@@ -143,7 +152,7 @@ impl Engine {
                 )),
             );
         }
-        old
+        Ok(old)
     }
 
     /// Records an outcome decided on the request path.
@@ -272,6 +281,16 @@ impl Engine {
             ),
         }
     }
+}
+
+/// Why a run-time settings change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// `route` was asked for, but the engine runs without a `[migration.route]` target.
+    #[error(
+        "phase route needs a route target: [migration.route] is read at start-up only; restart with one"
+    )]
+    NoRouteTarget,
 }
 
 enum Claimed {

@@ -7,7 +7,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod phase;
 
-pub use engine::{Engine, EngineParts};
+pub use engine::{Engine, EngineParts, SettingsError};
 pub use metrics::MigrationMetrics;
 pub use outcome::{Outcome, Stage};
 pub use phase::{MigrationConfig, Phase, PhaseState, RuntimeSettings};

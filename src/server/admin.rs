@@ -190,8 +190,10 @@ async fn change_phase(state: &AdminState, req: Request<Incoming>) -> Response<Bo
             "canary_percent must be within 0..=100\n",
         );
     }
-    engine.change_settings(new, "admin");
-    json(StatusCode::OK, &new)
+    match engine.change_settings(new, "admin") {
+        Ok(_) => json(StatusCode::OK, &new),
+        Err(e) => text(StatusCode::CONFLICT, &format!("{e}\n")),
+    }
 }
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {

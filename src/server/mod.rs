@@ -278,39 +278,47 @@ fn spawn_upstream_probe(
 }
 
 /// On SIGHUP, re-reads the config file and applies the migration phase and canary share. A file
-/// that no longer validates is logged and ignored: the running settings stay.
+/// that no longer validates, or a switch the engine refuses, is logged and ignored: the running
+/// settings stay. The handler is installed before this returns, so a SIGHUP sent once the server
+/// reports itself serving never meets the default action (terminating the process).
 fn spawn_migration_reload(
     path: std::path::PathBuf,
     engine: crate::migrate::Engine,
     mut stop: watch::Receiver<bool>,
 ) {
     #[cfg(unix)]
-    tokio::spawn(async move {
+    {
         use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(hup) => hup,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; config reload disabled");
+                return;
+            }
         };
-        loop {
-            tokio::select! {
-                _ = stop.changed() => return,
-                _ = hup.recv() => {}
-            }
-            match crate::config::load_file(&path) {
-                Ok(config) => {
-                    engine.change_settings(
-                        crate::migrate::RuntimeSettings {
-                            phase: config.migration.phase,
-                            canary_percent: config.migration.canary_percent,
-                        },
-                        "sighup",
-                    );
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = hup.recv() => {}
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "config reload failed; keeping the running phase")
+                let config = match crate::config::load_file(&path) {
+                    Ok(config) => config,
+                    Err(e) => {
+                        tracing::error!(error = %e, "config reload failed; keeping the running phase");
+                        continue;
+                    }
+                };
+                let settings = crate::migrate::RuntimeSettings {
+                    phase: config.migration.phase,
+                    canary_percent: config.migration.canary_percent,
+                };
+                if let Err(e) = engine.change_settings(settings, "sighup") {
+                    tracing::error!(error = %e, "config reload refused; keeping the running phase");
                 }
             }
-        }
-    });
+        });
+    }
     #[cfg(not(unix))]
     let _ = (path, engine, stop);
 }

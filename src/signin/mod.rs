@@ -15,7 +15,7 @@ use crate::audit::{AuditEvent, AuditKind};
 use crate::body::{Body, PrefixedBody, boxed, full};
 use crate::config::{FailureSignature, SigninConfig};
 use crate::ledger::MigratedUser;
-use crate::legacy::Lookup;
+use crate::legacy::{KeyField, Lookup};
 use crate::migrate::phase::{LedgerUnavailable, RouteTarget, in_route_population};
 use crate::migrate::{Engine, Outcome, Phase, Stage};
 use crate::proxy::{ClientInfo, Forwarder};
@@ -228,25 +228,40 @@ impl SigninHandler {
         if settings.phase != Phase::Route || config.route.is_none() {
             return Decision::Legacy;
         }
-        let mut key = engine.legacy().normalize(identifier);
-        let mut migrated = match migrated_user(engine, &key).await {
-            Ok(found) => found,
-            Err(Deny) => return Decision::Deny,
-        };
-        // The ledger is keyed by the legacy user key (usually the email); a user who typed a
-        // login name is found through the legacy store first.
-        if migrated.is_none()
-            && !identifier.contains('@')
-            && let Ok(Lookup::Found(user)) = engine.legacy().lookup(identifier).await
+        let legacy = engine.legacy();
+        let keyed_by_email = legacy.key_field() == KeyField::Email;
+        let mut key = legacy.normalize(identifier);
+        let mut migrated = migrated_user(engine, &key).await;
+        // The ledger is keyed by the legacy user key (usually the email); a user who typed the
+        // other identifier (a login name, or an email where users are keyed by login) is found
+        // through the legacy store first. With the ledger unreachable the typed form is not in
+        // the cache either, so the user's key is looked up before denying.
+        let mut email = keyed_by_email.then(|| key.clone());
+        if !matches!(migrated, Ok(Some(_)))
+            && identifier.contains('@') != keyed_by_email
+            && let Ok(Lookup::Found(user)) = legacy.lookup(identifier).await
             && user.key != key
         {
             key = user.key;
-            migrated = match migrated_user(engine, &key).await {
-                Ok(found) => found,
-                Err(Deny) => return Decision::Deny,
+            email = Some(user.email);
+            migrated = migrated_user(engine, &key).await;
+        }
+        let migrated = match migrated {
+            Ok(Some(found)) => found,
+            Ok(None) => return Decision::Legacy,
+            Err(Deny) => return Decision::Deny,
+        };
+        // The domain lists need the user's email: where users are keyed by login, the legacy
+        // store names it; a user whose email is unknown is not routed.
+        let has_domain_lists = !config.allow_domains.is_empty() || !config.deny_domains.is_empty();
+        if email.is_none() && has_domain_lists {
+            email = match legacy.lookup(identifier).await {
+                Ok(Lookup::Found(user)) => Some(user.email),
+                _ => return Decision::Legacy,
             };
         }
-        if migrated.is_none() || !in_route_population(config, settings.canary_percent, &key, &key) {
+        let email = email.unwrap_or_else(|| key.clone());
+        if !in_route_population(config, settings.canary_percent, &key, &email) {
             return Decision::Legacy;
         }
         engine.audit().emit(
@@ -256,7 +271,7 @@ impl SigninHandler {
                 settings.phase.as_str(),
                 engine.replica(),
             )
-            .provider_user(migrated.as_ref().map(|m| m.provider_user_id.as_str())),
+            .provider_user(Some(migrated.provider_user_id.as_str())),
         );
         match &config.route {
             Some(RouteTarget::Redirect { url_template }) => {

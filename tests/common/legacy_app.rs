@@ -7,8 +7,9 @@
 //! - `/ws`: WebSocket echo.
 //! - `/login`: echoes the body bytes back.
 //! - `/signin`: a login form handler checked against the app's own user table ([`LegacyApp::users`],
-//!   email → plaintext): good credentials answer 302 to `/home` with `Set-Cookie: session=…`, bad
-//!   ones 200 with the form and an error (so a failure signature can be configured).
+//!   email → plaintext; a login name in [`LegacyApp::logins`] stands for its email): good
+//!   credentials answer 302 to `/home` with `Set-Cookie: session=…`, bad ones 200 with the form
+//!   and an error (so a failure signature can be configured).
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -37,6 +38,8 @@ pub struct LegacyApp {
     pub requests: Arc<AtomicUsize>,
     /// The app's own user table for `/signin`: email (lower-cased) → plaintext password.
     pub users: Arc<Mutex<HashMap<String, String>>>,
+    /// Login names accepted in place of the email at `/signin`: login → email (lower-cased).
+    pub logins: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl LegacyApp {
@@ -47,6 +50,8 @@ impl LegacyApp {
         let counter = requests.clone();
         let users: Arc<Mutex<HashMap<String, String>>> = Arc::default();
         let table = users.clone();
+        let logins: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+        let login_table = logins.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
@@ -54,10 +59,11 @@ impl LegacyApp {
                 };
                 let counter = counter.clone();
                 let table = table.clone();
+                let login_table = login_table.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| {
                         counter.fetch_add(1, Ordering::SeqCst);
-                        route(req, table.clone())
+                        route(req, table.clone(), login_table.clone())
                     });
                     let _ = auto::Builder::new(TokioExecutor::new())
                         .serve_connection_with_upgrades(TokioIo::new(tcp), service)
@@ -69,7 +75,16 @@ impl LegacyApp {
             addr,
             requests,
             users,
+            logins,
         }
+    }
+
+    /// Lets the user with this email also sign in with `login`.
+    pub fn set_login(&self, login: &str, email: &str) {
+        self.logins
+            .lock()
+            .unwrap()
+            .insert(login.to_owned(), email.to_lowercase());
     }
 
     /// Sets (or changes) a user's password in the app's own table.
@@ -85,15 +100,18 @@ impl LegacyApp {
 async fn signin(
     req: Request<Incoming>,
     users: &Mutex<HashMap<String, String>>,
+    logins: &Mutex<HashMap<String, String>>,
 ) -> Response<AppBody> {
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let fields: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
-    let email = fields
-        .get("email")
+    let typed = fields.get("email").cloned().unwrap_or_default();
+    let typed = typed.trim();
+    let email = logins
+        .lock()
+        .unwrap()
+        .get(typed)
         .cloned()
-        .unwrap_or_default()
-        .trim()
-        .to_lowercase();
+        .unwrap_or_else(|| typed.to_lowercase());
     let password = fields.get("password").cloned().unwrap_or_default();
     let good = users
         .lock()
@@ -140,9 +158,10 @@ fn query_number(req: &Request<Incoming>, key: &str) -> u64 {
 async fn route(
     mut req: Request<Incoming>,
     users: Arc<Mutex<HashMap<String, String>>>,
+    logins: Arc<Mutex<HashMap<String, String>>>,
 ) -> Result<Response<AppBody>, Infallible> {
     let resp = match req.uri().path() {
-        "/signin" => signin(req, &users).await,
+        "/signin" => signin(req, &users, &logins).await,
         "/upload" => {
             let mut body = req.into_body();
             let mut total = 0usize;

@@ -292,11 +292,13 @@ impl World {
         format!("http://{}", self.app.addr)
     }
 
-    /// Adds a user to the legacy app's table and to the hash store (bcrypt, cost 4).
+    /// Adds a user to the legacy app's table and to the hash store (bcrypt, cost 4); the user's
+    /// login name is the email's local part, accepted by both.
     pub async fn add_user(&self, email: &str, password: &str) {
         self.app.set_user(email, password);
         let hash = bcrypt::hash(password, 4).unwrap();
         let login = email.split('@').next().unwrap().to_owned();
+        self.app.set_login(&login, email);
         sqlx::query("INSERT INTO users (login, email, hash) VALUES (?, ?, ?)")
             .bind(login)
             .bind(email)

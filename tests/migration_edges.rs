@@ -1,0 +1,829 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! End to end, the edges of the drip-feed migration: a full migration queue sheds the work but
+//! never the sign-in; `route` with the ledger unreachable (cache, then deny or legacy); email
+//! domain allow/deny lists; a phase switch by SIGHUP on the real binary with a keep-alive
+//! connection open across it; Kinde's password policy; sign-ins by login name. Every test ends
+//! with the state machine's invariants and searches every output for its unique passwords.
+
+mod common;
+mod ledger_common;
+mod migration_common;
+mod provider_common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::Dripgate;
+use dripgate::ledger::State;
+use dripgate::legacy::KeyField;
+use dripgate::migrate::Phase;
+use dripgate::migrate::phase::{LedgerUnavailable, RouteTarget};
+use dripgate::provider::fake::Fault;
+use migration_common::*;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+const TEMPLATE: &str = "https://auth.example.test/login?login_hint={login_hint}";
+
+fn redirect() -> Option<RouteTarget> {
+    Some(RouteTarget::Redirect {
+        url_template: TEMPLATE.into(),
+    })
+}
+
+/// The `Location` a routed sign-in of `typed` gets.
+fn routed_to(typed: &str) -> String {
+    let hint: String = form_urlencoded::byte_serialize(typed.as_bytes()).collect();
+    TEMPLATE.replace("{login_hint}", &hint)
+}
+
+/// Signs in through dripgate and checks the client saw exactly what legacy answers directly.
+async fn sign_in_unchanged(world: &World, base: &str, email: &str, password: &str) -> Seen {
+    let direct = sign_in(&world.legacy_url(), email, password).await;
+    let via = sign_in(base, email, password).await;
+    assert_eq!(
+        via, direct,
+        "legacy's answer changed on its way through dripgate"
+    );
+    assert_eq!(via.status, 302, "legacy accepted the sign-in");
+    assert!(
+        via.set_cookie.iter().any(|c| c.starts_with("session=")),
+        "legacy's session cookie reached the client"
+    );
+    via
+}
+
+/// The value of one series on a metrics page (0 when absent).
+fn series(page: &str, name: &str) -> u64 {
+    common::metric(page, name).unwrap_or(0.0) as u64
+}
+
+/// Polls (bounded: 200 × 50 ms) until `check` holds.
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not reached within 10 s: {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_migration_queue_sheds_the_work_never_the_signin() {
+    let world = World::new().await;
+    let fake = Fake::kinde().await;
+    let users: Vec<(String, String)> = (0..10)
+        .map(|i| {
+            (
+                format!("shed{i}@example.com"),
+                canary_password(&format!("shed{i}")),
+            )
+        })
+        .collect();
+    for (email, password) in &users {
+        world.add_user(email, password).await;
+    }
+    // The provider is slow for the first two jobs: one runs, one waits, the rest are shed.
+    fake.fail_next("getUsers", 2, Fault::Delay(Duration::from_secs(4)));
+    let mut config = world.config(Some(&fake), legacy_signature());
+    config.migration.workers = 1;
+    config.migration.queue_size = 1;
+    let dg = Dripgate::start(config).await;
+    let base = dg.url("");
+
+    let legacy = world.legacy_url();
+    let direct =
+        futures_util::future::join_all(users.iter().map(|(e, p)| sign_in(&legacy, e, p))).await;
+    let seen =
+        futures_util::future::join_all(users.iter().map(|(e, p)| sign_in(&base, e, p))).await;
+    for (i, (via, direct)) in seen.iter().zip(&direct).enumerate() {
+        assert_eq!(via, direct, "sign-in #{i}: legacy's answer changed");
+        assert_eq!(via.status, 302, "sign-in #{i} served by legacy");
+        assert!(via.set_cookie.iter().any(|c| c.starts_with("session=")));
+    }
+
+    // Every sign-in ends with one outcome: shed at once, or migrated once the provider answers.
+    wait_total(&dg, 10).await;
+    let (_, page) = common::get_text(&dg.admin_url("/metrics")).await;
+    let shed = outcome_in(&page, "shed");
+    let migrated = outcome_in(&page, "migrated");
+    assert!(shed > 0, "the full queue shed work: {page}");
+    assert!(migrated >= 1, "admitted jobs still migrated");
+    assert_eq!(shed + migrated, 10, "one outcome per sign-in");
+    // The hash pool is behind the engine's queue: it was never the one shedding here.
+    assert_eq!(
+        series(&page, "dripgate_hash_verifications_shed_total"),
+        0,
+        "the hash pool shed nothing"
+    );
+    assert_eq!(fake.calls("createUser"), migrated);
+
+    // A shed user has no ledger row; their next sign-in (provider fast again) migrates them.
+    let ledger = world.ledger().await;
+    let mut shed_users = Vec::new();
+    for (email, password) in &users {
+        if ledger.get(email).await.unwrap().is_none() {
+            shed_users.push((email.clone(), password.clone()));
+        }
+    }
+    assert_eq!(shed_users.len() as u64, shed, "shed users left no trace");
+    let (email, password) = &shed_users[0];
+    sign_in_unchanged(&world, &base, email, password).await;
+    wait_outcome(&dg, "migrated", migrated + 1).await;
+    assert_eq!(
+        ledger.get(email).await.unwrap().unwrap().state,
+        State::Migrated
+    );
+    assert!(fake.verify(email, password));
+    ledger.close().await;
+
+    let pairs: Vec<(&str, &str)> = users
+        .iter()
+        .map(|(e, p)| (e.as_str(), p.as_str()))
+        .collect();
+    world.assert_invariants(&fake, &pairs).await;
+    for (_, password) in &users {
+        world.assert_secret_nowhere(&[&dg], password, &[]).await;
+    }
+    dg.stop().await;
+}
+
+/// A TCP relay in front of a database: `cut` drops every relayed connection and closes the
+/// listening port, so the database is unreachable as after a network partition.
+struct Relay {
+    addr: SocketAddr,
+    cut: watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (cut, cut_rx) = watch::channel(false);
+        tokio::spawn(async move {
+            loop {
+                let mut stop = cut_rx.clone();
+                let accepted = tokio::select! {
+                    a = listener.accept() => a,
+                    _ = stop.wait_for(|c| *c) => return,
+                };
+                let Ok((mut inbound, _)) = accepted else {
+                    continue;
+                };
+                let target = target.clone();
+                let mut stop = cut_rx.clone();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = stop.wait_for(|c| *c) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, cut }
+    }
+
+    fn cut(&self) {
+        let _ = self.cut.send(true);
+    }
+}
+
+/// `url` with its host and port replaced by the relay's.
+fn through(relay: &Relay, url: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    u.set_host(Some(&relay.addr.ip().to_string())).unwrap();
+    u.set_port(Some(relay.addr.port())).unwrap();
+    u.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_unreachable_in_route_uses_the_cache_then_denies_or_falls_back_to_legacy() {
+    let Some(db) = ledger_common::dbs("migration_edges_ledger_down")
+        .await
+        .into_iter()
+        .find(|d| d.name == "postgres")
+    else {
+        println!("skipped: DRIPGATE_TEST_POSTGRES_URL unset");
+        return;
+    };
+    let world = World::new().await;
+    let fake = Fake::kinde().await;
+    let (ann, ann_pw) = ("ann@example.com", canary_password("ledger-down-ann"));
+    let (bob, bob_pw) = ("bob@example.com", canary_password("ledger-down-bob"));
+    world.add_user(ann, &ann_pw).await;
+    world.add_user(bob, &bob_pw).await;
+    let direct_url = db.config.url.expose().to_owned();
+    let pg = url::Url::parse(&direct_url).unwrap();
+    let target = format!(
+        "{}:{}",
+        pg.host_str().unwrap(),
+        pg.port_or_known_default().unwrap_or(5432)
+    );
+
+    let start = async |relay: &Relay, policy: LedgerUnavailable| {
+        let mut config = world.config(Some(&fake), legacy_signature());
+        config.ledger = db.config.clone();
+        config.ledger.url = dripgate::config::Secret::inline(through(relay, &direct_url));
+        config.ledger.query_timeout = Duration::from_secs(1);
+        config.migration.phase = Phase::Route;
+        config.migration.route = redirect();
+        config.migration.on_ledger_unavailable = policy;
+        Dripgate::start(config).await
+    };
+
+    // cache_then_deny: ann migrates (and so is in the cache), then the ledger goes away.
+    let relay = Relay::start(target.clone()).await;
+    let deny = start(&relay, LedgerUnavailable::CacheThenDeny).await;
+    sign_in_unchanged(&world, &deny.url(""), ann, &ann_pw).await;
+    wait_outcome(&deny, "migrated", 1).await;
+    relay.cut();
+
+    let routed = sign_in(&deny.url(""), ann, &ann_pw).await;
+    assert_eq!(routed.status, 303, "ann is routed from the cache");
+    assert_eq!(routed.location.as_deref(), Some(routed_to(ann).as_str()));
+    wait_outcome(&deny, "routed", 1).await;
+    // By login name too: the legacy store (still up) names her key, found in the cache.
+    let routed = sign_in(&deny.url(""), "ann", &ann_pw).await;
+    assert_eq!(
+        routed.status, 303,
+        "ann's login name is routed from the cache"
+    );
+    assert_eq!(routed.location.as_deref(), Some(routed_to("ann").as_str()));
+    wait_outcome(&deny, "routed", 2).await;
+
+    let legacy_before = world.app.requests.load(Ordering::SeqCst);
+    for typed in [bob, "bob"] {
+        let denied = sign_in(&deny.url(""), typed, &bob_pw).await;
+        assert_eq!(
+            denied.status, 503,
+            "{typed}, unknown to the cache, is refused"
+        );
+        assert!(denied.set_cookie.is_empty());
+    }
+    wait_outcome(&deny, "denied", 2).await;
+    assert_eq!(
+        world.app.requests.load(Ordering::SeqCst),
+        legacy_before,
+        "a denied sign-in never reaches legacy"
+    );
+    assert_eq!(outcome(&deny, "migrated").await, 1);
+
+    // cache_then_legacy (the default): ann is read once (and cached) while the ledger is up;
+    // with the ledger gone she is still routed, and bob signs in at legacy as usual.
+    let relay2 = Relay::start(target).await;
+    let legacy = start(&relay2, LedgerUnavailable::default()).await;
+    let routed = sign_in(&legacy.url(""), ann, &ann_pw).await;
+    assert_eq!(routed.status, 303, "ann is routed while the ledger is up");
+    relay2.cut();
+    let routed = sign_in(&legacy.url(""), ann, &ann_pw).await;
+    assert_eq!(routed.status, 303, "ann is routed from the cache");
+    wait_outcome(&legacy, "routed", 2).await;
+    sign_in_unchanged(&world, &legacy.url(""), bob, &bob_pw).await;
+    // bob's migration cannot claim him in the unreachable ledger: recorded, left to legacy.
+    wait_outcome(&legacy, "fallback", 1).await;
+    assert_eq!(outcome(&legacy, "denied").await, 0);
+    let (_, page) = common::get_text(&legacy.admin_url("/metrics")).await;
+    assert!(
+        series(&page, "dripgate_fallbacks_total{stage=\"ledger\"}") >= 1,
+        "the fallback was the ledger's"
+    );
+
+    assert_eq!(fake.users_with_email(bob), 0, "bob was never provisioned");
+    let ledger = open_ledger(&db.config).await;
+    assert!(ledger.get(bob).await.unwrap().is_none());
+    assert_eq!(
+        ledger.get(ann).await.unwrap().unwrap().state,
+        State::Migrated
+    );
+    assert_ledger_invariants(&ledger, &fake, &[(ann, &ann_pw), (bob, &bob_pw)]).await;
+    ledger.close().await;
+    for pw in [&ann_pw, &bob_pw] {
+        world
+            .assert_secret_nowhere(&[&deny, &legacy], pw, &[])
+            .await;
+    }
+    deny.stop().await;
+    legacy.stop().await;
+    db.cleanup().await;
+}
+
+/// Migrates a user at an allowed domain, one at a domain on both lists and one outside the
+/// allow list, then signs each in again: only the first is routed. `key` is the legacy key
+/// field; users sign in by login name when users are keyed by login.
+async fn domain_lists(key: KeyField, tag: &str) {
+    let world = World::new().await;
+    let fake = Fake::authgear().await;
+    let users = [
+        ("al@EXAMPLE.com", canary_password(&format!("{tag}-allowed"))),
+        (
+            "bea@vip.example.com",
+            canary_password(&format!("{tag}-denied")),
+        ),
+        ("cal@other.org", canary_password(&format!("{tag}-outside"))),
+    ];
+    for (email, password) in &users {
+        world.add_user(email, password).await;
+    }
+    let typed = |email: &str| match key {
+        KeyField::Email => email.to_owned(),
+        KeyField::Login => email.split('@').next().unwrap().to_owned(),
+    };
+    let user_key = |email: &str| match key {
+        KeyField::Email => email.to_lowercase(),
+        KeyField::Login => typed(email),
+    };
+    let mut config = world.config(Some(&fake), legacy_signature());
+    if let Some(legacy) = config.legacy.as_mut() {
+        legacy.key = key;
+    }
+    config.migration.phase = Phase::Route;
+    config.migration.route = redirect();
+    // Listed in any case; a domain on both lists is denied.
+    config.migration.allow_domains = vec!["Example.Com".into(), "VIP.example.com".into()];
+    config.migration.deny_domains = vec!["vip.EXAMPLE.com".into()];
+    let dg = Dripgate::start(config).await;
+    let base = dg.url("");
+
+    for (i, (email, password)) in users.iter().enumerate() {
+        sign_in_unchanged(&world, &base, &typed(email), password).await;
+        wait_outcome(&dg, "migrated", i as u64 + 1).await;
+    }
+    let ledger = world.ledger().await;
+    for (email, _) in &users {
+        let row = ledger.get(&user_key(email)).await.unwrap();
+        assert_eq!(row.map(|r| r.state), Some(State::Migrated), "{email}");
+    }
+    ledger.close().await;
+
+    let (al, al_pw) = &users[0];
+    let routed = sign_in(&base, &typed(al), al_pw).await;
+    assert_eq!(routed.status, 303, "an allowed domain is routed");
+    assert_eq!(
+        routed.location.as_deref(),
+        Some(routed_to(&typed(al)).as_str())
+    );
+    assert!(routed.set_cookie.is_empty());
+    wait_outcome(&dg, "routed", 1).await;
+
+    for (email, password) in &users[1..] {
+        sign_in_unchanged(&world, &base, &typed(email), password).await;
+    }
+    wait_outcome(&dg, "already_migrated", 2).await;
+    assert_eq!(outcome(&dg, "routed").await, 1, "only the allowed domain");
+    // Signing in with the other identifier changes nothing.
+    let other = |email: &str| match key {
+        KeyField::Email => email.split('@').next().unwrap().to_owned(),
+        KeyField::Login => email.to_owned(),
+    };
+    let routed = sign_in(&base, &other(al), al_pw).await;
+    assert_eq!(routed.status, 303, "allowed, by the other identifier");
+    assert_eq!(
+        routed.location.as_deref(),
+        Some(routed_to(&other(al)).as_str())
+    );
+    for (email, password) in &users[1..] {
+        sign_in_unchanged(&world, &base, &other(email), password).await;
+    }
+    wait_outcome(&dg, "already_migrated", 4).await;
+    assert_eq!(outcome(&dg, "routed").await, 2);
+    let routed_events = world.audit_events("user.routed_to_provider");
+    assert_eq!(routed_events.len(), 2, "{routed_events:?}");
+    assert!(routed_events.iter().all(|e| e["user"] == user_key(al)));
+    assert_eq!(fake.user_count(), 3);
+
+    let pairs: Vec<(&str, &str)> = users.iter().map(|(e, p)| (*e, p.as_str())).collect();
+    world.assert_invariants(&fake, &pairs).await;
+    for (email, password) in &users {
+        assert!(fake.verify(email, password), "{email} migrated");
+        world.assert_secret_nowhere(&[&dg], password, &[]).await;
+    }
+    dg.stop().await;
+}
+
+#[tokio::test]
+async fn domain_allow_and_deny_lists_decide_who_is_routed() {
+    domain_lists(KeyField::Email, "domains").await;
+}
+
+#[tokio::test]
+async fn domain_lists_apply_where_users_are_keyed_by_login_name() {
+    domain_lists(KeyField::Login, "domains-login").await;
+}
+
+/// Writes the child's TOML config in phase `phase`, with a redirect route target either way.
+fn write_child_config(world: &World, fake: &Fake, phase: &str) -> std::path::PathBuf {
+    let Fake::Kinde(kinde) = fake else {
+        panic!("the SIGHUP test uses the Kinde fake")
+    };
+    let text = format!(
+        r#"
+[upstream]
+url = "http://{legacy}"
+
+[log]
+format = "json"
+level = "dripgate=trace,info"
+
+[[signin.routes]]
+method = "POST"
+path = "/signin"
+body = "form"
+identifier_field = "email"
+password_field = "password"
+legacy_failure = {{ status = [200], success_cookie = "session" }}
+
+[legacy]
+preset = "generic"
+database_url = "sqlite://{store}"
+
+[ledger]
+url = "sqlite://{ledger}"
+counts_interval = "0s"
+
+[audit]
+file = "{audit}"
+
+[migration]
+phase = "{phase}"
+replica_id = "child"
+
+[migration.route]
+mode = "redirect"
+url_template = "{template}"
+
+[provider]
+kind = "kinde"
+
+[provider.kinde]
+base_url = "{base}"
+client_id = "{client_id}"
+client_secret = {{ env = "TEST_KINDE_SECRET" }}
+bcrypt_cost = 4
+
+[provider.limits]
+requests_per_second = 1000
+burst = 1000
+"#,
+        legacy = world.app.addr,
+        store = world.store_path.display(),
+        ledger = world.ledger_path.display(),
+        audit = world.audit_path.display(),
+        template = TEMPLATE,
+        base = kinde.base_url(),
+        client_id = kinde.options().client_id,
+    );
+    let path = world.dir.path().join("dripgate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// A running `dripgate serve` child: its addresses and everything it printed.
+struct ChildDripgate {
+    child: Child,
+    listen: SocketAddr,
+    admin: String,
+}
+
+fn spawn_child(config: &std::path::Path, fake: &Fake, out: &Arc<Mutex<String>>) -> ChildDripgate {
+    let Fake::Kinde(kinde) = fake else {
+        panic!("the SIGHUP test uses the Kinde fake")
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dripgate"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("DRIPGATE_SERVER__LISTEN", "127.0.0.1:0")
+        .env("DRIPGATE_ADMIN__LISTEN", "127.0.0.1:0")
+        .env("DRIPGATE_SHUTDOWN__DELAY", "0s")
+        .env("TEST_KINDE_SECRET", &kinde.options().client_secret)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let err_out = out.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let mut o = err_out.lock().unwrap();
+            o.push_str(&line);
+            o.push('\n');
+        }
+    });
+    let mut lines = BufReader::new(stdout).lines();
+    let mut start = None;
+    for line in lines.by_ref().take(200) {
+        let line = line.unwrap();
+        out.lock().unwrap().push_str(&format!("{line}\n"));
+        if line.contains("dripgate serving") {
+            start = Some(line);
+            break;
+        }
+    }
+    let start = start.unwrap_or_else(|| panic!("no start-up line: {}", out.lock().unwrap()));
+    let out = out.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut o = out.lock().unwrap();
+            o.push_str(&line);
+            o.push('\n');
+        }
+    });
+    let v: serde_json::Value = serde_json::from_str(&start).unwrap();
+    ChildDripgate {
+        child,
+        listen: v["listen"].as_str().unwrap().parse().unwrap(),
+        admin: format!("http://{}", v["admin"].as_str().unwrap()),
+    }
+}
+
+/// Sends `GET path` on an open HTTP/1.1 connection and reads one response (status, body).
+async fn get_on(conn: &mut tokio::io::BufReader<TcpStream>, path: &str) -> (u16, String) {
+    let request = format!("GET {path} HTTP/1.1\r\nhost: legacy.test\r\n\r\n");
+    conn.get_mut().write_all(request.as_bytes()).await.unwrap();
+    let read = async {
+        let mut status_line = String::new();
+        conn.read_line(&mut status_line).await.unwrap();
+        let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+        let (mut length, mut chunked) = (None, false);
+        loop {
+            let mut line = String::new();
+            assert!(conn.read_line(&mut line).await.unwrap() > 0, "closed early");
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').unwrap();
+            let value = value.trim();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = Some(value.parse::<usize>().unwrap()),
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                "connection" => assert!(!value.eq_ignore_ascii_case("close"), "{line}"),
+                _ => {}
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let mut size = String::new();
+                conn.read_line(&mut size).await.unwrap();
+                let n = usize::from_str_radix(size.trim(), 16).unwrap();
+                let mut chunk = vec![0; n + 2];
+                conn.read_exact(&mut chunk).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            body = vec![0; length.expect("a length or chunks")];
+            conn.read_exact(&mut body).await.unwrap();
+        }
+        (status, String::from_utf8(body).unwrap())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("response within 10 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_switches_the_phase_to_route_and_keeps_open_connections() {
+    let world = World::new().await;
+    let fake = Fake::kinde().await;
+    let (first, first_pw) = ("hal@example.com", canary_password("sighup-hal"));
+    let (second, second_pw) = ("ida@example.com", canary_password("sighup-ida"));
+    world.add_user(first, &first_pw).await;
+    world.add_user(second, &second_pw).await;
+    let config = write_child_config(&world, &fake, "migrate");
+    let out = Arc::new(Mutex::new(String::new()));
+    let mut running = spawn_child(&config, &fake, &out);
+    let base = format!("http://{}", running.listen);
+    let metrics = async |admin: &str| common::get_text(&format!("{admin}/metrics")).await.1;
+
+    // A keep-alive connection, opened before the reload.
+    let mut conn = tokio::io::BufReader::new(TcpStream::connect(running.listen).await.unwrap());
+    let (status, body) = get_on(&mut conn, "/echo?before").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("/echo?before"), "{body}");
+
+    // In `migrate`, both users sign in at legacy and are migrated.
+    for (email, password) in [(first, &first_pw), (second, &second_pw)] {
+        sign_in_unchanged(&world, &base, email, password).await;
+    }
+    let admin = running.admin.clone();
+    eventually("both users migrated", async || {
+        outcome_in(&metrics(&admin).await, "migrated") >= 2
+    })
+    .await;
+    let stay = sign_in_unchanged(&world, &base, first, &first_pw).await;
+    assert_eq!(stay.status, 302, "not routed in migrate");
+
+    write_child_config(&world, &fake, "route");
+    let pid = running.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    eventually("/status shows phase route", async || {
+        let (_, status) = common::get_text(&format!("{admin}/status")).await;
+        let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+        v["migration"]["settings"]["phase"] == "route"
+    })
+    .await;
+    assert!(
+        running.child.try_wait().unwrap().is_none(),
+        "the child is still running after SIGHUP"
+    );
+
+    let routed = sign_in(&base, second, &second_pw).await;
+    assert_eq!(
+        routed.status, 303,
+        "a migrated user is routed after the reload"
+    );
+    assert_eq!(routed.location.as_deref(), Some(routed_to(second).as_str()));
+    eventually("routed counted", async || {
+        outcome_in(&metrics(&admin).await, "routed") >= 1
+    })
+    .await;
+    let page = metrics(&admin).await;
+    assert_eq!(series(&page, "dripgate_phase{phase=\"route\"}"), 1);
+    assert_eq!(series(&page, "dripgate_phase{phase=\"migrate\"}"), 0);
+
+    eventually("phase.changed audited", async || {
+        !world.audit_events("phase.changed").is_empty()
+    })
+    .await;
+    let changes = world.audit_events("phase.changed");
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert_eq!(changes[0]["phase"], "route");
+    let detail = changes[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("migrate -> route") && detail.contains("sighup"),
+        "{detail}"
+    );
+
+    // The connection opened before the reload still serves requests.
+    let (status, body) = get_on(&mut conn, "/echo?after").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("/echo?after"), "{body}");
+
+    let status_page = common::get_text(&format!("{admin}/status")).await.1;
+    let page = metrics(&admin).await;
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = running.child.wait();
+    let ledger = world.ledger().await;
+    assert_ledger_invariants(&ledger, &fake, &[(first, &first_pw), (second, &second_pw)]).await;
+    assert_eq!(
+        ledger.get(second).await.unwrap().unwrap().state,
+        State::Migrated
+    );
+    ledger.close().await;
+    let logs = out.lock().unwrap().clone();
+    assert!(logs.contains("migration phase changed"), "reload logged");
+    for pw in [&first_pw, &second_pw] {
+        world
+            .assert_secret_nowhere(&[], pw, &[&logs, &page, &status_page])
+            .await;
+    }
+}
+
+#[tokio::test]
+async fn switching_to_route_without_a_route_target_is_refused() {
+    let world = World::new().await;
+    let fake = Fake::kinde().await;
+    let email = "jan@example.com";
+    let password = canary_password("no-target");
+    world.add_user(email, &password).await;
+    let dg = Dripgate::start(world.config(Some(&fake), legacy_signature())).await;
+
+    sign_in_unchanged(&world, &dg.url(""), email, &password).await;
+    wait_outcome(&dg, "migrated", 1).await;
+    let resp = raw_client()
+        .post(dg.admin_url("/phase"))
+        .body(r#"{"phase": "route"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 409);
+    assert!(resp.text().await.unwrap().contains("route target"));
+    let (_, phase) = common::get_text(&dg.admin_url("/phase")).await;
+    assert!(phase.contains("\"migrate\""), "{phase}");
+    assert!(world.audit_events("phase.changed").is_empty());
+    // Still served by legacy, as the running phase says.
+    sign_in_unchanged(&world, &dg.url(""), email, &password).await;
+    wait_outcome(&dg, "already_migrated", 1).await;
+
+    world.assert_invariants(&fake, &[(email, &password)]).await;
+    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    dg.stop().await;
+}
+
+#[tokio::test]
+async fn kinde_password_policy_rejection_keeps_the_user_at_legacy_without_retries() {
+    let world = World::new().await;
+    let fake = Fake::kinde().await;
+    let email = "kai@example.com";
+    let password = canary_password("kinde-policy");
+    world.add_user(email, &password).await;
+    fake.fail_next("SetUserPassword", 1, Fault::PasswordPolicy);
+    let mut config = world.config(Some(&fake), legacy_signature());
+    config.migration.phase = Phase::Route;
+    config.migration.route = redirect();
+    let dg = Dripgate::start(config).await;
+    let base = dg.url("");
+
+    sign_in_unchanged(&world, &base, email, &password).await;
+    wait_outcome(&dg, "blocked_by_policy", 1).await;
+    assert_eq!(fake.calls("SetUserPassword"), 1);
+    assert_eq!(
+        fake.users_with_email(email),
+        1,
+        "created, without a password"
+    );
+    assert!(!fake.verify(email, &password));
+    let events = world.audit_events("user.password_blocked_by_policy");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["reason"], "password_policy");
+    assert_eq!(events[0]["user"], email);
+    let ledger = world.ledger().await;
+    let row = ledger.get(email).await.unwrap().unwrap();
+    assert_eq!(row.state, State::BlockedPolicy);
+
+    // In `route`, the user keeps signing in at legacy; the same password is not tried again.
+    for n in 2..=3 {
+        sign_in_unchanged(&world, &base, email, &password).await;
+        wait_outcome(&dg, "blocked_by_policy", n).await;
+    }
+    assert_eq!(fake.calls("SetUserPassword"), 1, "no retry of the password");
+    assert_eq!(fake.calls("createUser"), 1);
+    assert_eq!(outcome(&dg, "routed").await, 0);
+    assert_eq!(outcome(&dg, "migrated").await, 0);
+    assert_eq!(
+        ledger.get(email).await.unwrap().unwrap().state,
+        State::BlockedPolicy
+    );
+    ledger.close().await;
+
+    world.assert_invariants(&fake, &[(email, &password)]).await;
+    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    dg.stop().await;
+}
+
+#[tokio::test]
+async fn login_name_signins_migrate_and_are_routed() {
+    let world = World::new().await;
+    let fake = Fake::kinde().await;
+    let email = "ann@example.com";
+    let login = "ann";
+    let password = canary_password("login-name");
+    world.add_user(email, &password).await;
+    let mut config = world.config(Some(&fake), legacy_signature());
+    config.migration.phase = Phase::Route;
+    config.migration.route = redirect();
+    let dg = Dripgate::start(config).await;
+    let base = dg.url("");
+
+    // Legacy takes the login name; the migration finds the user by it and keys them by email.
+    sign_in_unchanged(&world, &base, login, &password).await;
+    wait_outcome(&dg, "migrated", 1).await;
+    assert_eq!(fake.users_with_email(email), 1);
+    assert!(fake.verify(email, &password));
+    let ledger = world.ledger().await;
+    assert_eq!(
+        ledger.get(email).await.unwrap().unwrap().state,
+        State::Migrated
+    );
+    assert!(ledger.get(login).await.unwrap().is_none(), "keyed by email");
+    ledger.close().await;
+
+    // The second sign-in by login name is routed; the hint is what the user typed.
+    let routed = sign_in(&base, login, &password).await;
+    assert_eq!(routed.status, 303);
+    assert_eq!(routed.location.as_deref(), Some(routed_to(login).as_str()));
+    assert!(routed.set_cookie.is_empty());
+    wait_outcome(&dg, "routed", 1).await;
+    let events = world.audit_events("user.routed_to_provider");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["user"], email);
+    // So is a sign-in by email.
+    let routed = sign_in(&base, email, &password).await;
+    assert_eq!(routed.status, 303);
+    assert_eq!(routed.location.as_deref(), Some(routed_to(email).as_str()));
+    assert_eq!(fake.calls("createUser"), 1);
+
+    world.assert_invariants(&fake, &[(email, &password)]).await;
+    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    dg.stop().await;
+}
