@@ -134,6 +134,24 @@ impl Forwarder {
         resp.map(crate::body::boxed)
     }
 
+    /// The request's path and query on the upstream: reused as is (no copy, no re-parse) unless
+    /// the upstream URL has a base path to put in front.
+    fn upstream_uri(&self, uri: &Uri) -> Result<Uri, UpstreamError> {
+        let path_and_query = match (self.base_path.is_empty(), uri.path_and_query()) {
+            (true, Some(pq)) => pq.clone(),
+            (_, pq) => {
+                let path = pq.map_or("/", PathAndQuery::as_str);
+                PathAndQuery::try_from(format!("{}{}", self.base_path, path))
+                    .map_err(|e| UpstreamError::BadRequest(e.to_string()))?
+            }
+        };
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(path_and_query);
+        Uri::from_parts(parts).map_err(|e| UpstreamError::BadRequest(e.to_string()))
+    }
+
     fn rewrite_request(
         &self,
         req: Request<Body>,
@@ -148,14 +166,7 @@ impl Forwarder {
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
-        let path = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
-        let target = format!("{}{}", self.base_path, path);
-        parts.uri = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(target)
-            .build()
-            .map_err(|e| UpstreamError::BadRequest(e.to_string()))?;
+        parts.uri = self.upstream_uri(&parts.uri)?;
         parts.version = Version::HTTP_11;
         headers::strip_hop_by_hop(&mut parts.headers, upgrade);
         self.policy

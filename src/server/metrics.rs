@@ -1,6 +1,7 @@
 //! Metrics of the request path: requests by route class and status, latency, in-flight,
 //! connections, upstream results and errors.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use http::StatusCode;
@@ -15,6 +16,46 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Route classes and upstream names whose label children are resolved ahead of time.
+const ROUTE_LABELS: [&str; 2] = ["proxy", "signin"];
+const UPSTREAM_LABELS: [&str; 2] = ["legacy", "new"];
+
+/// The counters of one first label (a route class or an upstream) by status code, each looked
+/// up in its vector once and then kept: the lookup hashes the label values under a lock, which
+/// is worth paying once per status code, not once per request.
+#[derive(Clone)]
+struct ByStatus {
+    label: &'static str,
+    /// Indexed by status code - 100 (`StatusCode` spans 100..=999).
+    cells: Arc<[OnceLock<IntCounter>]>,
+}
+
+impl ByStatus {
+    fn new(label: &'static str) -> Self {
+        Self {
+            label,
+            cells: (100..=999).map(|_| OnceLock::new()).collect(),
+        }
+    }
+
+    fn inc(&self, vec: &IntCounterVec, status: StatusCode) {
+        let index = usize::from(status.as_u16()).saturating_sub(100);
+        match self.cells.get(index) {
+            Some(cell) => cell
+                .get_or_init(|| vec.with_label_values(&[self.label, status.as_str()]))
+                .inc(),
+            None => vec.with_label_values(&[self.label, status.as_str()]).inc(),
+        }
+    }
+}
+
+/// Pre-resolved children of the per-route metrics.
+#[derive(Clone)]
+struct RouteCells {
+    by_status: ByStatus,
+    duration: Histogram,
+}
+
 /// Handles to the request-path metrics; cheap to clone.
 #[derive(Clone)]
 pub struct HttpMetrics {
@@ -27,6 +68,8 @@ pub struct HttpMetrics {
     upstream_requests: IntCounterVec,
     upstream_errors: IntCounterVec,
     upstream_duration: Histogram,
+    routes: Arc<[RouteCells]>,
+    upstreams: Arc<[ByStatus]>,
 }
 
 impl HttpMetrics {
@@ -85,6 +128,8 @@ impl HttpMetrics {
                 )
                 .buckets(LATENCY_BUCKETS.to_vec()),
             )?,
+            routes: Arc::new([]),
+            upstreams: UPSTREAM_LABELS.into_iter().map(ByStatus::new).collect(),
         };
         registry.register(Box::new(m.requests.clone()))?;
         registry.register(Box::new(m.duration.clone()))?;
@@ -95,17 +140,32 @@ impl HttpMetrics {
         registry.register(Box::new(m.upstream_requests.clone()))?;
         registry.register(Box::new(m.upstream_errors.clone()))?;
         registry.register(Box::new(m.upstream_duration.clone()))?;
-        Ok(m)
+        let routes = ROUTE_LABELS
+            .into_iter()
+            .map(|label| RouteCells {
+                by_status: ByStatus::new(label),
+                duration: m.duration.with_label_values(&[label]),
+            })
+            .collect();
+        Ok(Self { routes, ..m })
     }
 
     /// Records an answered client request.
     pub fn observe_request(&self, route: &str, status: StatusCode, elapsed: Duration) {
-        self.requests
-            .with_label_values(&[route, status.as_str()])
-            .inc();
-        self.duration
-            .with_label_values(&[route])
-            .observe(elapsed.as_secs_f64());
+        match self.routes.iter().find(|r| r.by_status.label == route) {
+            Some(cells) => {
+                cells.by_status.inc(&self.requests, status);
+                cells.duration.observe(elapsed.as_secs_f64());
+            }
+            None => {
+                self.requests
+                    .with_label_values(&[route, status.as_str()])
+                    .inc();
+                self.duration
+                    .with_label_values(&[route])
+                    .observe(elapsed.as_secs_f64());
+            }
+        }
     }
 
     /// Records one upstream exchange.
@@ -117,9 +177,13 @@ impl HttpMetrics {
     ) {
         match result {
             Ok(status) => {
-                self.upstream_requests
-                    .with_label_values(&[upstream, status.as_str()])
-                    .inc();
+                match self.upstreams.iter().find(|u| u.label == upstream) {
+                    Some(cells) => cells.inc(&self.upstream_requests, status),
+                    None => self
+                        .upstream_requests
+                        .with_label_values(&[upstream, status.as_str()])
+                        .inc(),
+                }
                 self.upstream_duration.observe(elapsed.as_secs_f64());
             }
             Err(err) => {

@@ -8,7 +8,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 use super::metrics::{HttpMetrics, InFlightGuard};
-use crate::body::{Body, GuardedBody, boxed};
+use crate::body::{GuardedBody, boxed};
 use crate::proxy::{ClientInfo, Forwarder};
 use crate::signin::{RouteClass, Router, SigninHandler};
 
@@ -25,10 +25,13 @@ pub struct RequestContext {
 }
 
 /// Keeps the request counted in flight and its connection busy until the response is streamed.
-struct ResponseGuard {
+pub struct ResponseGuard {
     _in_flight: InFlightGuard,
     _busy: super::listener::BusyGuard,
 }
+
+/// The body of every response: the upstream's (or dripgate's own) body, holding the guard.
+pub type ResponseBody = GuardedBody<ResponseGuard>;
 
 /// Handles one request from `client`.
 pub async fn handle(
@@ -36,35 +39,43 @@ pub async fn handle(
     req: Request<Incoming>,
     client: ClientInfo,
     busy: super::listener::BusyGuard,
-) -> Result<Response<Body>, std::convert::Infallible> {
+) -> Result<Response<ResponseBody>, std::convert::Infallible> {
     let started = Instant::now();
     let in_flight = ctx.metrics.request_started();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let class = ctx.router.classify(&method, &path);
+    let class = ctx.router.classify(req.method(), req.uri().path());
+    // The access line needs method and path after the request has moved on; copy them only
+    // when that line is written.
+    let access = tracing::enabled!(target: "dripgate::access", tracing::Level::INFO)
+        .then(|| (req.method().clone(), req.uri().path().to_owned()));
     let req = req.map(boxed);
     let resp = match class {
-        RouteClass::Signin(route) => ctx.signin.handle(req, client, &ctx.legacy, route).await,
+        // Boxed: the sign-in future is large, and keeping it out of this one keeps the state
+        // that every pass-through request moves around small.
+        RouteClass::Signin(route) => {
+            Box::pin(ctx.signin.handle(req, client, &ctx.legacy, route)).await
+        }
         RouteClass::Proxy => ctx.legacy.forward(req, client).await,
     };
     let elapsed = started.elapsed();
     let status = resp.status();
     ctx.metrics.observe_request(class.as_str(), status, elapsed);
     // One access line per request: never the query, a body, a cookie or an Authorization value.
-    tracing::info!(
-        target: "dripgate::access",
-        method = %method,
-        path = %path,
-        status = status.as_u16(),
-        route = class.as_str(),
-        upstream = ctx.legacy.name(),
-        latency_ms = elapsed.as_secs_f64() * 1000.0,
-        peer = %client.peer.ip(),
-        "request"
-    );
+    if let Some((method, path)) = access {
+        tracing::info!(
+            target: "dripgate::access",
+            method = %method,
+            path = %path,
+            status = status.as_u16(),
+            route = class.as_str(),
+            upstream = ctx.legacy.name(),
+            latency_ms = elapsed.as_secs_f64() * 1000.0,
+            peer = %client.peer.ip(),
+            "request"
+        );
+    }
     let guard = ResponseGuard {
         _in_flight: in_flight,
         _busy: busy,
     };
-    Ok(resp.map(|body| boxed(GuardedBody::new(body, guard))))
+    Ok(resp.map(|body| GuardedBody::new(body, guard)))
 }
