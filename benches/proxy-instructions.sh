@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Instructions per proxied request, dripgate vs nginx, counted by valgrind's callgrind: unlike
+# req/s it does not depend on what else the machine is doing, so it is the stable ratio to track.
+#
+#   benches/proxy-instructions.sh [--short 3s] [--long 20s]
+#
+# Each proxy (one worker) runs under callgrind in front of the same nginx origin serving a 13-byte
+# file; wrk (16 connections) drives it twice, for --short and for --long. The per-request figure
+# is the difference of the two totals divided by the difference of the request counts, so start-up
+# and shutdown cancel out. Only user-space instructions are counted (the kernel's share of a
+# loopback request is the same for both). Loopback only; every run is bounded by its duration.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+short=3s; long=20s
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --short) short=$2; shift 2;;
+    --long) long=$2; shift 2;;
+    *) echo "unknown argument $1" >&2; exit 2;;
+  esac
+done
+
+need() { command -v "$1" >/dev/null 2>&1; }
+if ! need wrk || ! need nginx || ! need valgrind; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk nginx-light valgrind >/dev/null
+fi
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+cargo build --release --quiet
+BIN=${CARGO_TARGET_DIR:-target}/release/dripgate
+
+work=$(mktemp -d)
+chmod 755 "$work"
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+ORIGIN=127.0.0.1:18181; NGINX_PROXY=127.0.0.1:18182; DRIPGATE=127.0.0.1:18183; ADMIN=127.0.0.1:18193
+mkdir -p "$work/www" "$work/origin" "$work/proxy"
+echo "hello, world" > "$work/www/hello"
+nginx_conf() { # dir listen extra-main body
+  cat > "$work/$1/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+$3
+pid $work/$1/nginx.pid;
+error_log $work/$1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/$1; proxy_temp_path $work/$1; fastcgi_temp_path $work/$1;
+  uwsgi_temp_path $work/$1; scgi_temp_path $work/$1;
+  upstream origin { server $ORIGIN; keepalive 256; }
+  server {
+    listen $2 reuseport backlog=4096;
+    keepalive_requests 1000000;
+    $4
+  }
+}
+CONF
+}
+nginx_conf origin "$ORIGIN" "" "root $work/www;"
+nginx_conf proxy "$NGINX_PROXY" "master_process off;" \
+  'location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }'
+"$NGINX" -c "$work/origin/nginx.conf" & pids+=($!)
+
+# run NAME URL DURATION COMMAND... : prints "instructions requests"
+run() {
+  local name=$1 url=$2 duration=$3; shift 3
+  local out="$work/$name.$duration"
+  valgrind --tool=callgrind --callgrind-out-file="$out.cg" "$@" > "$out.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 240); do curl -s -o /dev/null "$url" && break; sleep 0.5; done
+  local requests
+  requests=$(wrk -t1 -c16 -d"$duration" "$url" | awk '/requests in/ {print $1}')
+  kill -TERM "$pid"; wait "$pid" || true
+  local instructions
+  instructions=$(callgrind_annotate "$out.cg" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  echo "$instructions $requests"
+}
+
+per_request() { # name url command...
+  local name=$1 url=$2; shift 2
+  read -r i1 n1 < <(run "$name" "$url" "$short" "$@")
+  read -r i2 n2 < <(run "$name" "$url" "$long" "$@")
+  python3 -c "print(round(($i2 - $i1) / ($n2 - $n1)))"
+}
+
+ng=$(per_request nginx "http://$NGINX_PROXY/hello" "$NGINX" -c "$work/proxy/nginx.conf")
+dg=$(DRIPGATE_SERVER__LISTEN=$DRIPGATE DRIPGATE_ADMIN__LISTEN=$ADMIN DRIPGATE_UPSTREAM__URL=http://$ORIGIN \
+  DRIPGATE_SERVER__WORKER_THREADS=1 DRIPGATE_LOG__LEVEL=warn DRIPGATE_SHUTDOWN__DELAY=0s \
+  per_request dripgate "http://$DRIPGATE/hello" "$BIN" serve --config config/dripgate.example.toml)
+python3 - "$ng" "$dg" <<'PY'
+import sys
+ng, dg = int(sys.argv[1]), int(sys.argv[2])
+print(f"instructions per proxied request (user space, callgrind):")
+print(f"  nginx     {ng:>8}")
+print(f"  dripgate  {dg:>8}")
+print(f"  ratio dripgate/nginx  {dg / ng:.2f}")
+PY
