@@ -25,6 +25,12 @@ fn redirect() -> Option<RouteTarget> {
     })
 }
 
+/// `dripgate_migration_progress` on a running dripgate.
+async fn progress(dg: &Dripgate) -> f64 {
+    let (_, page) = common::get_text(&dg.admin_url("/metrics")).await;
+    common::metric(&page, "dripgate_migration_progress").unwrap()
+}
+
 /// Signs in through dripgate and checks the client saw exactly what legacy answers directly.
 async fn sign_in_unchanged(world: &World, dg: &Dripgate, email: &str, password: &str) -> Seen {
     let direct = sign_in(&world.legacy_url(), email, password).await;
@@ -44,11 +50,26 @@ async fn first_signin_migrates_then_redirects(fake: Fake, test: &str) {
     let mut config = world.config(Some(&fake), legacy_signature());
     config.migration.phase = Phase::Route;
     config.migration.route = redirect();
+    config.ledger.counts_interval = std::time::Duration::from_millis(100);
     let dg = Dripgate::start(config).await;
+    assert_eq!(progress(&dg).await, 0.0);
 
     let first = sign_in_unchanged(&world, &dg, email, &password).await;
     assert_eq!(first.status, 302);
     wait_outcome(&dg, "migrated", 1).await;
+    let (_, page) = common::get_text(&dg.admin_url("/metrics")).await;
+    assert_eq!(
+        common::metric(&page, "dripgate_migrations_total{result=\"migrated\"}"),
+        Some(1.0)
+    );
+    // One legacy user, one migrated: the progress gauge reaches 1 once the ledger is recounted.
+    for _ in 0..100 {
+        if progress(&dg).await == 1.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(progress(&dg).await, 1.0);
     assert_eq!(fake.users_with_email(email), 1);
     assert!(fake.verify(email, &password));
     let ledger = world.ledger().await;
@@ -179,6 +200,13 @@ async fn provider_down_keeps_the_signin_and_a_later_signin_migrates() {
     assert_eq!(seen.status, 302);
     wait_outcome(&dg, "fallback", 1).await;
     assert_eq!(outcome(&dg, "migrated").await, 0);
+    let (_, page) = common::get_text(&dg.admin_url("/metrics")).await;
+    for (series, count) in [
+        ("dripgate_migrations_total{result=\"provider_failed\"}", 1.0),
+        ("dripgate_fallbacks_total{stage=\"provider\"}", 1.0),
+    ] {
+        assert_eq!(common::metric(&page, series), Some(count), "{series}");
+    }
     assert_eq!(world.audit_events("user.migration_failed").len(), 1);
     let ledger = world.ledger().await;
     let row = ledger.get(email).await.unwrap().unwrap();

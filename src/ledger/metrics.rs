@@ -19,6 +19,11 @@ pub struct LedgerMetrics {
 }
 
 impl LedgerMetrics {
+    /// The `dripgate_ledger_users` gauge of one state.
+    pub fn users_in(&self, state: State) -> prometheus::IntGauge {
+        self.users.with_label_values(&[state.as_str()])
+    }
+
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let users = IntGaugeVec::new(

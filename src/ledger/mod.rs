@@ -284,6 +284,11 @@ impl fmt::Debug for Ledger {
 }
 
 impl Ledger {
+    /// The ledger's metrics.
+    pub fn metrics(&self) -> &LedgerMetrics {
+        &self.inner.metrics
+    }
+
     /// Connects to the configured database, brings its schema up to date, loads (or creates)
     /// the fingerprint key, registers the metrics in `registry` and starts the periodic recount
     /// of users by state (it stops when the last clone of the ledger is dropped).

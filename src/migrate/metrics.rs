@@ -1,6 +1,9 @@
-//! Migration metrics: sign-ins by outcome, fallbacks by stage, the phase.
+//! Migration metrics: sign-ins by outcome, migrations by result, fallbacks by stage, the phase,
+//! and the progress ratio (migrated ÷ legacy users).
 
-use prometheus::{IntCounterVec, IntGaugeVec, Opts, Registry};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use super::outcome::{Outcome, Stage};
 use super::phase::Phase;
@@ -9,6 +12,7 @@ use super::phase::Phase;
 #[derive(Clone)]
 pub struct MigrationMetrics {
     signins: IntCounterVec,
+    migrations: IntCounterVec,
     fallbacks: IntCounterVec,
     phase: IntGaugeVec,
 }
@@ -22,6 +26,13 @@ impl MigrationMetrics {
                 "Sign-ins through dripgate, by how they ended.",
             ),
             &["outcome"],
+        )?;
+        let migrations = IntCounterVec::new(
+            Opts::new(
+                "dripgate_migrations_total",
+                "Migration attempts that reached the provider, by result.",
+            ),
+            &["result"],
         )?;
         let fallbacks = IntCounterVec::new(
             Opts::new(
@@ -38,11 +49,15 @@ impl MigrationMetrics {
             &["phase"],
         )?;
         registry.register(Box::new(signins.clone()))?;
+        registry.register(Box::new(migrations.clone()))?;
         registry.register(Box::new(fallbacks.clone()))?;
         registry.register(Box::new(phase.clone()))?;
         // Expose every series from the start so dashboards and rate() see zeros, not gaps.
         for label in Outcome::LABELS {
             signins.with_label_values(&[label]);
+        }
+        for result in Outcome::MIGRATION_RESULTS {
+            migrations.with_label_values(&[result]);
         }
         for stage in [
             Stage::Extract,
@@ -55,6 +70,7 @@ impl MigrationMetrics {
         }
         Ok(Self {
             signins,
+            migrations,
             fallbacks,
             phase,
         })
@@ -63,6 +79,9 @@ impl MigrationMetrics {
     /// Counts one sign-in outcome.
     pub fn record(&self, outcome: Outcome) {
         self.signins.with_label_values(&[outcome.as_str()]).inc();
+        if let Some(result) = outcome.migration_result() {
+            self.migrations.with_label_values(&[result]).inc();
+        }
         if let Outcome::Fallback(stage) = outcome {
             self.fallbacks.with_label_values(&[stage.as_str()]).inc();
         }
@@ -75,5 +94,51 @@ impl MigrationMetrics {
                 .with_label_values(&[phase.as_str()])
                 .set(i64::from(phase == current));
         }
+    }
+}
+
+/// `dripgate_migration_progress`: migrated users ÷ legacy users, the figure people watch during
+/// the cutover. Computed when scraped from the two gauges it reads (each refreshed by its own
+/// background count), so it never queries a database itself; 0 while the legacy count is unknown.
+pub struct ProgressCollector {
+    migrated: IntGauge,
+    legacy: IntGauge,
+    progress: Gauge,
+}
+
+impl ProgressCollector {
+    /// Registers the progress gauge, reading `migrated` (ledger users in state `migrated`) and
+    /// `legacy` (users in the legacy store).
+    pub fn register(
+        registry: &Registry,
+        migrated: IntGauge,
+        legacy: IntGauge,
+    ) -> Result<(), prometheus::Error> {
+        let progress = Gauge::new(
+            "dripgate_migration_progress",
+            "Migrated users divided by legacy users (0 to 1), as of the last counts.",
+        )?;
+        registry.register(Box::new(Self {
+            migrated,
+            legacy,
+            progress,
+        }))
+    }
+}
+
+impl Collector for ProgressCollector {
+    fn desc(&self) -> Vec<&Desc> {
+        self.progress.desc()
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        let legacy = self.legacy.get();
+        let ratio = if legacy > 0 {
+            self.migrated.get() as f64 / legacy as f64
+        } else {
+            0.0
+        };
+        self.progress.set(ratio);
+        self.progress.collect()
     }
 }

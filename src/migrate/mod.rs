@@ -8,6 +8,6 @@ pub mod outcome;
 pub mod phase;
 
 pub use engine::{Engine, EngineParts, SettingsError};
-pub use metrics::MigrationMetrics;
+pub use metrics::{MigrationMetrics, ProgressCollector};
 pub use outcome::{Outcome, Stage};
 pub use phase::{MigrationConfig, Phase, PhaseState, RuntimeSettings};

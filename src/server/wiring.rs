@@ -8,10 +8,12 @@ use super::metrics::HttpMetrics;
 use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::hash::{HashMetrics, VerifyPool};
-use crate::ledger::Ledger;
+use crate::ledger::{Ledger, State};
 use crate::legacy::LegacyStore;
 use crate::migrate::phase::RouteTarget;
-use crate::migrate::{Engine, EngineParts, MigrationMetrics, PhaseState, RuntimeSettings};
+use crate::migrate::{
+    Engine, EngineParts, MigrationMetrics, PhaseState, ProgressCollector, RuntimeSettings,
+};
 use crate::provider::ProviderMetrics;
 use crate::proxy::Forwarder;
 
@@ -60,6 +62,11 @@ pub async fn build(
     let ledger = Ledger::open(&config.ledger, registry)
         .await
         .map_err(|e| dependency("ledger", &e))?;
+    ProgressCollector::register(
+        registry,
+        ledger.metrics().users_in(State::Migrated),
+        legacy.metrics().users.clone(),
+    )?;
     let audit = AuditLog::open(&config.audit, registry).map_err(|e| dependency("audit log", &e))?;
     let metrics = MigrationMetrics::register(registry)?;
     let migration = &config.migration;
