@@ -741,12 +741,28 @@ async fn kinde_password_policy_rejection_keeps_the_user_at_legacy_without_retrie
     let mut config = world.config(Some(&fake), legacy_signature());
     config.migration.phase = Phase::Route;
     config.migration.route = redirect();
+    config.migration.require_change_on_policy_block = true;
     let dg = Dripgate::start(config).await;
     let base = dg.url("");
 
     sign_in_unchanged(&world, &base, email, &password).await;
     wait_outcome(&dg, "blocked_by_policy", 1).await;
     assert_eq!(fake.calls("SetUserPassword"), 1);
+    // `require_change_on_policy_block`: Kinde is asked to have the user pick a new password.
+    let Fake::Kinde(kinde) = &fake else {
+        unreachable!()
+    };
+    let at_kinde: Vec<bool> = kinde
+        .users()
+        .iter()
+        .filter(|u| u.email.as_deref() == Some(email))
+        .map(|u| u.password_reset_requested)
+        .collect();
+    assert_eq!(
+        at_kinde,
+        [true],
+        "password change requested at the provider"
+    );
     assert_eq!(
         fake.users_with_email(email),
         1,
