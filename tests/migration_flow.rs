@@ -451,3 +451,60 @@ async fn canary_zero_routes_nobody() {
     world.assert_secret_nowhere(&[&dg], &password, &[]).await;
     dg.stop().await;
 }
+
+#[tokio::test]
+async fn json_api_signin_with_nested_fields_migrates_and_is_routed() {
+    let world = World::new().await;
+    let fake = Fake::kinde().await;
+    let email = "jo@example.com";
+    // Characters JSON escapes: the password is taken as the decoded string's bytes.
+    let password = format!("{}\"\\ é", canary_password("json"));
+    world.add_user(email, &password).await;
+    let mut config = world.config(Some(&fake), legacy_signature());
+    config.signin.routes[0] = dripgate::config::SigninRoute {
+        method: "POST".into(),
+        path: "/api/signin".into(),
+        body: dripgate::signin::extract::BodyKind::Json,
+        identifier_field: "/credentials/email".into(),
+        password_field: "/credentials/password".into(),
+        legacy_failure: legacy_signature(),
+    };
+    config.migration.phase = Phase::Route;
+    config.migration.route = redirect();
+    let dg = Dripgate::start(config).await;
+    let body =
+        serde_json::json!({"credentials": {"email": email, "password": password}}).to_string();
+    let post = |base: String| {
+        let body = body.clone();
+        async move {
+            raw_client()
+                .post(format!("{base}/api/signin?next=%2Fhome"))
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    let direct = post(world.legacy_url()).await;
+    let first = post(dg.url("")).await;
+    assert_eq!(first.status(), direct.status());
+    assert_eq!(first.status(), 302, "legacy accepted the JSON sign-in");
+    wait_outcome(&dg, "migrated", 1).await;
+    assert!(
+        fake.verify(email, &password),
+        "the provider accepts the same password"
+    );
+
+    let second = post(dg.url("")).await;
+    assert_eq!(second.status(), 303);
+    assert_eq!(
+        second.headers()["location"],
+        "https://auth.example.test/login?login_hint=jo%40example.com"
+    );
+
+    world.assert_invariants(&fake, &[(email, &password)]).await;
+    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    dg.stop().await;
+}

@@ -9,7 +9,8 @@
 //! - `/signin`: a login form handler checked against the app's own user table ([`LegacyApp::users`],
 //!   email → plaintext; a login name in [`LegacyApp::logins`] stands for its email): good
 //!   credentials answer 302 to `/home` with `Set-Cookie: session=…`, bad ones 200 with the form
-//!   and an error (so a failure signature can be configured).
+//!   and an error (so a failure signature can be configured). `/api/signin` is the same with a
+//!   JSON body `{"credentials": {"email": …, "password": …}}`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -96,14 +97,35 @@ impl LegacyApp {
     }
 }
 
-/// The `/signin` handler: a form post checked against `users`.
+/// `{"credentials": {"email": …, "password": …}}`, the JSON shape of the app's API sign-in.
+fn json_credentials(body: &[u8]) -> HashMap<String, String> {
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    ["email", "password"]
+        .into_iter()
+        .filter_map(|k| {
+            let v = value["credentials"][k].as_str()?;
+            Some((k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+/// The `/signin` and `/api/signin` handler: a form post (or, with a JSON content type, the
+/// JSON body of [`json_credentials`]) checked against `users`.
 async fn signin(
     req: Request<Incoming>,
     users: &Mutex<HashMap<String, String>>,
     logins: &Mutex<HashMap<String, String>>,
 ) -> Response<AppBody> {
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
     let body = req.into_body().collect().await.unwrap().to_bytes();
-    let fields: HashMap<String, String> = form_urlencoded::parse(&body).into_owned().collect();
+    let fields: HashMap<String, String> = if json {
+        json_credentials(&body)
+    } else {
+        form_urlencoded::parse(&body).into_owned().collect()
+    };
     let typed = fields.get("email").cloned().unwrap_or_default();
     let typed = typed.trim();
     let email = logins
@@ -161,7 +183,7 @@ async fn route(
     logins: Arc<Mutex<HashMap<String, String>>>,
 ) -> Result<Response<AppBody>, Infallible> {
     let resp = match req.uri().path() {
-        "/signin" => signin(req, &users, &logins).await,
+        "/signin" | "/api/signin" => signin(req, &users, &logins).await,
         "/upload" => {
             let mut body = req.into_body();
             let mut total = 0usize;
