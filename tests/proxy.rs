@@ -223,3 +223,74 @@ async fn websocket_echo_through_the_proxy() {
     ws.close(None).await.unwrap();
     dg.stop().await;
 }
+
+/// A bare HTTP/1.1 upstream answering `ok` to every request; with `one_per_connection` it
+/// closes each connection after its first answer, without announcing it. Counts the
+/// connections that carried a request (the readiness probe's bare TCP connects carry none).
+async fn counting_upstream(
+    one_per_connection: bool,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut first = true;
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if std::mem::take(&mut first) {
+                            counted.fetch_add(1, Ordering::SeqCst);
+                        }
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if tcp.write_all(answer).await.is_err() || one_per_connection {
+                            return;
+                        }
+                    }
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, connections)
+}
+
+#[tokio::test]
+async fn upstream_connections_are_reused_and_closed_ones_are_not() {
+    use std::sync::atomic::Ordering;
+
+    let (addr, connections) = counting_upstream(false).await;
+    let dg = Dripgate::start(config_for(addr)).await;
+    for _ in 0..3 {
+        let (status, body) = common::get_text(&dg.url("/x")).await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    dg.stop().await;
+
+    let (addr, connections) = counting_upstream(true).await;
+    let dg = Dripgate::start(config_for(addr)).await;
+    for _ in 0..3 {
+        let (status, body) = common::get_text(&dg.url("/x")).await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+        // Time for the proxy to see the close before the next request.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(connections.load(Ordering::SeqCst), 3);
+    dg.stop().await;
+}

@@ -24,14 +24,15 @@ pub enum UpstreamError {
 }
 
 impl UpstreamError {
-    /// Classifies a hyper client error.
-    pub fn from_client(err: hyper_util::client::legacy::Error) -> Self {
-        let detail = error_chain(&err);
-        if err.is_connect() {
-            Self::Connect(detail)
-        } else {
-            Self::Protocol(detail)
-        }
+    /// No connection could be made; worded as hyper-util's client words it.
+    pub(crate) fn connect(err: &(dyn std::error::Error + 'static)) -> Self {
+        Self::Connect(format!("client error (Connect): {}", error_chain(err)))
+    }
+
+    /// The exchange failed on a connection; `stage` is hyper-util's name for the failure
+    /// (`SendRequest`, or `Canceled` when the request was never written).
+    pub(crate) fn send(stage: &str, err: &hyper::Error) -> Self {
+        Self::Protocol(format!("client error ({stage}): {}", error_chain(err)))
     }
 
     /// A bounded label for metrics.
@@ -72,7 +73,7 @@ impl UpstreamError {
     }
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {

@@ -19,6 +19,9 @@ static HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
     header::TRANSFER_ENCODING,
 ];
 
+/// The lengths of the names in `HOP_BY_HOP` and of `Upgrade`.
+const HOP_LENGTHS: [usize; 7] = [2, 7, 10, 16, 17, 18, 19];
+
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
@@ -41,13 +44,23 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let mut present = [false; HOP_COUNT];
     let mut upgrade = false;
     for name in headers.keys() {
+        // Nearly every end-to-end name differs in length from all hop-by-hop names: one
+        // comparison rules it out before any name is compared.
+        if !HOP_LENGTHS.contains(&name.as_str().len()) {
+            continue;
+        }
         if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
             present[i] = true;
         } else if name == header::UPGRADE {
             upgrade = true;
         }
     }
-    let named = connection_named(headers);
+    // `Connection` is the first of `HOP_BY_HOP`; without it nothing more is named.
+    let named = if present[0] {
+        connection_named(headers)
+    } else {
+        Vec::new()
+    };
     let fixed = HOP_BY_HOP
         .iter()
         .zip(present)
@@ -68,18 +81,29 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
 /// Extra headers that `Connection` names as hop-by-hop. Its usual tokens (`keep-alive`, `close`,
 /// `upgrade`) name nothing more to remove, so the common case allocates nothing.
 fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
-    headers
-        .get_all(header::CONNECTION)
+    let is_named = |t: &str| {
+        !t.is_empty()
+            && !["keep-alive", "close", "upgrade"]
+                .iter()
+                .any(|known| t.eq_ignore_ascii_case(known))
+    };
+    let values = headers.get_all(header::CONNECTION);
+    // The usual single `Connection: keep-alive` (or `close`) is settled without building the
+    // iterator chain below.
+    let mut iter = values.iter();
+    if let (Some(only), None) = (iter.next(), iter.next())
+        && only
+            .to_str()
+            .is_ok_and(|v| !v.contains(',') && !is_named(v.trim()))
+    {
+        return Vec::new();
+    }
+    values
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|t| {
-            !t.is_empty()
-                && !["keep-alive", "close", "upgrade"]
-                    .iter()
-                    .any(|known| t.eq_ignore_ascii_case(known))
-        })
+        .filter(|t| is_named(t))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
         .collect()
 }
@@ -257,6 +281,13 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-end-to-end"));
+    }
+
+    #[test]
+    fn hop_lengths_cover_every_hop_by_hop_name() {
+        for name in HOP_BY_HOP.iter().chain([&header::UPGRADE]) {
+            assert!(HOP_LENGTHS.contains(&name.as_str().len()), "{name}");
+        }
     }
 
     #[test]

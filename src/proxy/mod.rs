@@ -1,18 +1,18 @@
-//! Forwarding to the legacy upstream through a pooled hyper client: streamed bodies both ways,
+//! Forwarding to the legacy upstream over pooled HTTP/1.1 connections: streamed bodies both ways,
 //! hop-by-hop headers stripped, forwarded headers set, protocol upgrades tunnelled, and upstream
 //! failures turned into short 502/504 answers.
 
 mod error;
 pub mod headers;
+mod pool;
 mod upgrade;
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use http::uri::{Authority, PathAndQuery, Scheme};
-use http::{HeaderValue, Request, Response, Uri, Version, header};
-use hyper_util::client::legacy::Client;
+use http::uri::{Authority, PathAndQuery};
+use http::{HeaderValue, Method, Request, Response, Uri, Version, header};
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 pub use error::UpstreamError;
 pub use headers::{ClientInfo, ForwardedPolicy};
@@ -24,8 +24,7 @@ use crate::server::metrics::HttpMetrics;
 /// Forwards requests to one upstream.
 #[derive(Clone)]
 pub struct Forwarder {
-    client: Client<HttpConnector, Body>,
-    scheme: Scheme,
+    pool: Arc<pool::Pool>,
     authority: Authority,
     base_path: String,
     preserve_host: bool,
@@ -71,14 +70,20 @@ impl Forwarder {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(upstream.connect_timeout));
         connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(upstream.pool_idle_timeout)
-            .pool_max_idle_per_host(upstream.pool_max_idle)
-            .pool_timer(TokioTimer::new())
-            .build(connector);
+        let target = Uri::builder()
+            .scheme(scheme)
+            .authority(authority.clone())
+            .path_and_query("/")
+            .build()
+            .map_err(|e| invalid(format!("not a URL: {e}")))?;
+        let pool = pool::Pool::new(
+            connector,
+            target,
+            upstream.pool_max_idle,
+            upstream.pool_idle_timeout,
+        );
         Ok(Self {
-            client,
-            scheme,
+            pool: Arc::new(pool),
             authority,
             base_path: uri.path().trim_end_matches('/').to_owned(),
             preserve_host: upstream.preserve_host,
@@ -111,12 +116,10 @@ impl Forwarder {
             Err(err) => return err.into_response(self.name),
         };
         let started = Instant::now();
-        let sent = tokio::time::timeout(self.response_timeout, self.client.request(req)).await;
-        let result = match sent {
-            Err(_) => Err(UpstreamError::Timeout(self.response_timeout)),
-            Ok(Err(e)) => Err(UpstreamError::from_client(e)),
-            Ok(Ok(resp)) => Ok(resp),
-        };
+        // The deadline reuses the clock reading taken for the latency metric.
+        let deadline = tokio::time::Instant::from_std(started) + self.response_timeout;
+        let sent = tokio::time::timeout_at(deadline, self.pool.send(req, started)).await;
+        let result = sent.unwrap_or(Err(UpstreamError::Timeout(self.response_timeout)));
         self.metrics.observe_upstream(
             self.name,
             result.as_ref().map(|r| r.status()),
@@ -134,9 +137,13 @@ impl Forwarder {
         resp.map(crate::body::boxed)
     }
 
-    /// The request's path and query on the upstream: reused as is (no copy, no re-parse) unless
-    /// the upstream URL has a base path to put in front.
-    fn upstream_uri(&self, uri: &Uri) -> Result<Uri, UpstreamError> {
+    /// The request target sent upstream: the request's path and query in origin form, reused as
+    /// is (no copy, no re-parse) unless the upstream URL has a base path to put in front; for
+    /// CONNECT the upstream's authority.
+    fn upstream_uri(&self, method: &Method, uri: &Uri) -> Result<Uri, UpstreamError> {
+        if method == Method::CONNECT {
+            return Ok(Uri::from(self.authority.clone()));
+        }
         let path_and_query = match (self.base_path.is_empty(), uri.path_and_query()) {
             (true, Some(pq)) => pq.clone(),
             (_, pq) => {
@@ -145,11 +152,7 @@ impl Forwarder {
                     .map_err(|e| UpstreamError::BadRequest(e.to_string()))?
             }
         };
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(self.scheme.clone());
-        parts.authority = Some(self.authority.clone());
-        parts.path_and_query = Some(path_and_query);
-        Uri::from_parts(parts).map_err(|e| UpstreamError::BadRequest(e.to_string()))
+        Ok(Uri::from(path_and_query))
     }
 
     fn rewrite_request(
@@ -166,7 +169,7 @@ impl Forwarder {
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
         });
-        parts.uri = self.upstream_uri(&parts.uri)?;
+        parts.uri = self.upstream_uri(&parts.method, &parts.uri)?;
         parts.version = Version::HTTP_11;
         headers::strip_hop_by_hop(&mut parts.headers, upgrade);
         self.policy

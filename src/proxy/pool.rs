@@ -1,0 +1,240 @@
+//! The connection pool to one upstream: HTTP/1.1 connections made with hyper's low-level client
+//! and kept idle on a LIFO stack.
+//!
+//! One pool serves one upstream, so there is no pool key to hash and a checkout is a pop under a
+//! mutex. A connection goes back on the stack when its response body has been read to the end;
+//! one whose body was dropped early, that failed, that the upstream closed or that was upgraded
+//! is dropped instead.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, Uri};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1;
+use hyper_util::client::legacy::connect::HttpConnector;
+use tower_service::Service;
+
+use super::UpstreamError;
+use crate::body::Body;
+
+type Sender = http1::SendRequest<Body>;
+
+/// The reaper never runs more often than this, whatever the idle timeout.
+const MIN_REAP_INTERVAL: Duration = Duration::from_millis(90);
+
+/// Idle connections to one upstream.
+pub(super) struct Pool {
+    connector: HttpConnector,
+    /// `scheme://authority/`, what the connector resolves and dials.
+    target: Uri,
+    idle: Mutex<Stack>,
+    max_idle: usize,
+    idle_timeout: Duration,
+}
+
+#[derive(Default)]
+struct Stack {
+    /// In the order they became idle: the most recent on top.
+    entries: Vec<Idle>,
+    reaping: bool,
+}
+
+struct Idle {
+    sender: Sender,
+    since: Instant,
+}
+
+impl Pool {
+    pub(super) fn new(
+        connector: HttpConnector,
+        target: Uri,
+        max_idle: usize,
+        idle_timeout: Duration,
+    ) -> Self {
+        Self {
+            connector,
+            target,
+            idle: Mutex::new(Stack::default()),
+            max_idle,
+            idle_timeout,
+        }
+    }
+
+    /// Sends `req` on an idle connection, or on a new one when none is idle. `now` is about the
+    /// time of the checkout, used to expire idle connections.
+    pub(super) async fn send(
+        self: &Arc<Self>,
+        mut req: Request<Body>,
+        now: Instant,
+    ) -> Result<Response<PooledBody>, UpstreamError> {
+        loop {
+            let (mut sender, reused) = match self.take_idle(now) {
+                Some(sender) => (sender, true),
+                None => (self.connect().await?, false),
+            };
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    // After 101 the connection belongs to the tunnel; it is never pooled.
+                    let conn = (resp.status() != StatusCode::SWITCHING_PROTOCOLS)
+                        .then(|| (sender, self.clone()));
+                    return Ok(resp.map(|inner| PooledBody { inner, conn }));
+                }
+                Err(mut err) => match err.take_message() {
+                    // Not written at all: the idle connection was closed under us, so the
+                    // request can go on another one, as hyper-util's client does.
+                    Some(unsent) if reused => req = unsent,
+                    Some(_) => return Err(UpstreamError::send("Canceled", &err.into_error())),
+                    None => return Err(UpstreamError::send("SendRequest", &err.into_error())),
+                },
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Stack> {
+        // Nothing panics while holding the lock; a poisoned stack is still consistent.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn take_idle(&self, now: Instant) -> Option<Sender> {
+        let mut stack = self.lock();
+        while let Some(entry) = stack.entries.pop() {
+            if now.saturating_duration_since(entry.since) > self.idle_timeout {
+                // Everything below became idle earlier still.
+                stack.entries.clear();
+                return None;
+            }
+            // Not ready: closed by the upstream, or it never finished its last exchange.
+            if entry.sender.is_ready() {
+                return Some(entry.sender);
+            }
+        }
+        None
+    }
+
+    async fn connect(&self) -> Result<Sender, UpstreamError> {
+        let mut connector = self.connector.clone();
+        let io = connector
+            .call(self.target.clone())
+            .await
+            .map_err(|e| UpstreamError::connect(&e))?;
+        let (sender, conn) = http1::handshake(io)
+            .await
+            .map_err(|e| UpstreamError::send("SendRequest", &e))?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!(error = %e, "upstream connection error");
+            }
+        });
+        Ok(sender)
+    }
+
+    /// Takes back the connection of a response whose body was read to the end.
+    fn put(self: &Arc<Self>, mut sender: Sender) {
+        if sender.is_ready() {
+            self.push(sender);
+        } else if !sender.is_closed()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            // The connection task has not asked for the next request yet (it may still be
+            // sending the request body): pool the connection once it does.
+            let pool = Arc::downgrade(self);
+            runtime.spawn(async move {
+                if sender.ready().await.is_ok()
+                    && let Some(pool) = pool.upgrade()
+                {
+                    pool.push(sender);
+                }
+            });
+        }
+    }
+
+    fn push(self: &Arc<Self>, sender: Sender) {
+        let since = Instant::now();
+        let mut stack = self.lock();
+        if stack.entries.len() >= self.max_idle {
+            return;
+        }
+        stack.entries.push(Idle { sender, since });
+        if !stack.reaping
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            stack.reaping = true;
+            let every = self.idle_timeout.max(MIN_REAP_INTERVAL);
+            runtime.spawn(reap(Arc::downgrade(self), every));
+        }
+    }
+}
+
+/// Closes connections that stayed idle too long even when no request comes to notice; ends
+/// with the pool.
+async fn reap(pool: Weak<Pool>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let Some(pool) = pool.upgrade() else { return };
+        let now = Instant::now();
+        pool.lock().entries.retain(|e| {
+            now.saturating_duration_since(e.since) <= pool.idle_timeout && !e.sender.is_closed()
+        });
+    }
+}
+
+/// A response body from the upstream that hands its connection back to the pool once read to
+/// the end.
+pub(super) struct PooledBody {
+    inner: Incoming,
+    conn: Option<(Sender, Arc<Pool>)>,
+}
+
+impl PooledBody {
+    fn release(&mut self) {
+        if let Some((sender, pool)) = self.conn.take() {
+            pool.put(sender);
+        }
+    }
+}
+
+impl HttpBody for PooledBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            // Released at the last frame: the server writing the response out need not poll
+            // again once the body says it has ended.
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.release(),
+            Poll::Ready(None) => self.release(),
+            Poll::Ready(Some(Err(_))) => self.conn = None,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for PooledBody {
+    fn drop(&mut self) {
+        // An empty body (HEAD, 204, 304) is never polled. A body dropped before its end leaves
+        // unread bytes on the connection, which then closes with the dropped sender.
+        if self.inner.is_end_stream() {
+            self.release();
+        }
+    }
+}
