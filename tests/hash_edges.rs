@@ -316,3 +316,48 @@ fn parsing_never_panics_on_mutated_or_random_input() {
         let _ = hash::verify(&LegacyHash::auto(s), b"p\xe4ss\0word", &caps);
     }
 }
+
+/// The calling thread's scheduling policy and nice value, as the kernel reports them.
+#[cfg(target_os = "linux")]
+fn own_policy_and_nice() -> (thread_priority::ThreadSchedulePolicy, i64) {
+    let policy = thread_priority::unix::thread_schedule_policy().unwrap();
+    // Field 19 of /proc/thread-self/stat; fields are counted after the `(comm)` field, which
+    // may itself contain spaces.
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").unwrap();
+    let after_comm = &stat[stat.rfind(')').unwrap() + 1..];
+    let nice = after_comm
+        .split_whitespace()
+        .nth(16)
+        .unwrap()
+        .parse()
+        .unwrap();
+    (policy, nice)
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn hash_threads_run_at_background_priority_unless_disabled() {
+    use thread_priority::{NormalThreadSchedulePolicy, ThreadSchedulePolicy};
+    for (background, policy, nice) in [
+        (true, NormalThreadSchedulePolicy::Batch, 19),
+        (
+            false,
+            NormalThreadSchedulePolicy::Other,
+            own_policy_and_nice().1,
+        ),
+    ] {
+        let registry = prometheus::Registry::new();
+        let config = HashConfig {
+            pool_size: 1,
+            background_priority: background,
+            ..HashConfig::default()
+        };
+        let pool = VerifyPool::new(config, HashMetrics::register(&registry).unwrap()).unwrap();
+        let seen = pool.run(own_policy_and_nice).await.unwrap();
+        assert_eq!(
+            seen,
+            (ThreadSchedulePolicy::Normal(policy), nice),
+            "background = {background}"
+        );
+    }
+}
