@@ -514,10 +514,6 @@ async fn settle(admin: &str, expected: f64, limit: Duration) -> String {
     }
 }
 
-fn ratio(a: f64, b: f64) -> f64 {
-    a / b
-}
-
 // ---------------------------------------------------------------------------------------------
 // The scenarios
 // ---------------------------------------------------------------------------------------------
@@ -571,8 +567,8 @@ fn scenario_a(store: &Path, reps: u32, block: Duration) {
     println!("  dripgate {}", via.summary());
     println!(
         "  ratio    p50 {:.3}  p99 {:.3}   (target <= 1.1)",
-        ratio(via.quantile_ms(0.5), direct.quantile_ms(0.5)),
-        ratio(via.quantile_ms(0.99), direct.quantile_ms(0.99))
+        via.quantile_ms(0.5) / direct.quantile_ms(0.5),
+        via.quantile_ms(0.99) / direct.quantile_ms(0.99)
     );
     println!("  outcomes {}", outcomes(&page));
     drop(load);
@@ -635,8 +631,8 @@ fn scenario_b(store: &Path, reps: u32, block: Duration) {
     println!("  sign-ins        {}", signins.summary());
     println!(
         "  ratio    GET p99 loaded/idle {:.3}   (target <= 2)   p50 {:.3}",
-        ratio(loaded.quantile_ms(0.99), idle.quantile_ms(0.99)),
-        ratio(loaded.quantile_ms(0.5), idle.quantile_ms(0.5))
+        loaded.quantile_ms(0.99) / idle.quantile_ms(0.99),
+        loaded.quantile_ms(0.5) / idle.quantile_ms(0.5)
     );
     println!("  outcomes {}", outcomes(&page));
     drop(load);

@@ -39,30 +39,11 @@ trap cleanup EXIT
 ORIGIN=127.0.0.1:18181; NGINX_PROXY=127.0.0.1:18182; DRIPGATE=127.0.0.1:18183; ADMIN=127.0.0.1:18193
 mkdir -p "$work/www" "$work/origin" "$work/proxy"
 echo "hello, world" > "$work/www/hello"
-nginx_conf() { # dir listen extra-main body
-  cat > "$work/$1/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-$3
-pid $work/$1/nginx.pid;
-error_log $work/$1/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/$1; proxy_temp_path $work/$1; fastcgi_temp_path $work/$1;
-  uwsgi_temp_path $work/$1; scgi_temp_path $work/$1;
-  upstream origin { server $ORIGIN; keepalive 256; }
-  server {
-    listen $2 reuseport backlog=4096;
-    keepalive_requests 1000000;
-    $4
-  }
-}
-CONF
-}
-nginx_conf origin "$ORIGIN" "" "root $work/www;"
-nginx_conf proxy "$NGINX_PROXY" "master_process off;" \
-  'location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; }'
+. benches/nginx.sh
+# Connections stay open for the whole run (dripgate never closes them either).
+keep="keepalive_requests 1000000;"
+nginx_conf origin "$ORIGIN" "$keep root $work/www;"
+nginx_conf proxy "$NGINX_PROXY" "$keep $NGINX_PROXY_LOCATION" "master_process off;"
 "$NGINX" -c "$work/origin/nginx.conf" & pids+=($!)
 
 # run NAME URL DURATION COMMAND... : prints "instructions requests"

@@ -41,27 +41,9 @@ BIN=${CARGO_TARGET_DIR:-target}/release/dripgate
 
 mkdir -p "$work/www" "$work/origin" "$work/proxy"
 head -c 16384 /dev/zero | tr '\0' 'x' > "$work/www/16k.txt"
-nginx_conf() { # name listen body
-  cat > "$work/$1/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/$1/nginx.pid;
-error_log $work/$1/error.log warn;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/$1; proxy_temp_path $work/$1; fastcgi_temp_path $work/$1;
-  uwsgi_temp_path $work/$1; scgi_temp_path $work/$1;
-  upstream origin { server $ORIGIN; keepalive 256; }
-  server {
-    listen $2 reuseport backlog=4096;
-    $3
-  }
-}
-CONF
-}
+. benches/nginx.sh
 nginx_conf origin "$ORIGIN" "location = /hello { return 200 'Hello World!\n'; } location / { root $work/www; }"
-nginx_conf proxy "$NGINX_PROXY" "location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection \"\"; proxy_set_header Host \$host; proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for; }"
+nginx_conf proxy "$NGINX_PROXY" "$NGINX_PROXY_LOCATION"
 
 taskset -c 1 "$NGINX" -c "$work/origin/nginx.conf" & pids+=($!)
 taskset -c 0 "$NGINX" -c "$work/proxy/nginx.conf" & pids+=($!)

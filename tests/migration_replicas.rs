@@ -15,12 +15,7 @@ use migration_common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_simultaneous_first_signins_on_two_replicas_create_one_provider_user() {
-    let Some(db) = ledger_common::dbs("migration_replicas")
-        .await
-        .into_iter()
-        .find(|d| d.name == "postgres")
-    else {
-        println!("skipped: DRIPGATE_TEST_POSTGRES_URL unset");
+    let Some(db) = ledger_common::postgres("migration_replicas").await else {
         return;
     };
     let world = World::new().await;

@@ -87,18 +87,8 @@ fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
                 .iter()
                 .any(|known| t.eq_ignore_ascii_case(known))
     };
-    let values = headers.get_all(header::CONNECTION);
-    // The usual single `Connection: keep-alive` (or `close`) is settled without building the
-    // iterator chain below.
-    let mut iter = values.iter();
-    if let (Some(only), None) = (iter.next(), iter.next())
-        && only
-            .to_str()
-            .is_ok_and(|v| !v.contains(',') && !is_named(v.trim()))
-    {
-        return Vec::new();
-    }
-    values
+    headers
+        .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))

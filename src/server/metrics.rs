@@ -75,6 +75,21 @@ pub struct HttpMetrics {
 impl HttpMetrics {
     /// Creates the metrics and registers them in `registry`.
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "dripgate_http_request_duration_seconds",
+                "Time from request head to response head, by route class.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["route"],
+        )?;
+        let routes = ROUTE_LABELS
+            .into_iter()
+            .map(|label| RouteCells {
+                by_status: ByStatus::new(label),
+                duration: duration.with_label_values(&[label]),
+            })
+            .collect();
         let m = Self {
             requests: IntCounterVec::new(
                 Opts::new(
@@ -83,14 +98,7 @@ impl HttpMetrics {
                 ),
                 &["route", "status"],
             )?,
-            duration: HistogramVec::new(
-                HistogramOpts::new(
-                    "dripgate_http_request_duration_seconds",
-                    "Time from request head to response head, by route class.",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
-                &["route"],
-            )?,
+            duration,
             in_flight: IntGauge::new(
                 "dripgate_http_requests_in_flight",
                 "Client requests whose response has not finished streaming.",
@@ -128,7 +136,7 @@ impl HttpMetrics {
                 )
                 .buckets(LATENCY_BUCKETS.to_vec()),
             )?,
-            routes: Arc::new([]),
+            routes,
             upstreams: UPSTREAM_LABELS.into_iter().map(ByStatus::new).collect(),
         };
         registry.register(Box::new(m.requests.clone()))?;
@@ -140,14 +148,7 @@ impl HttpMetrics {
         registry.register(Box::new(m.upstream_requests.clone()))?;
         registry.register(Box::new(m.upstream_errors.clone()))?;
         registry.register(Box::new(m.upstream_duration.clone()))?;
-        let routes = ROUTE_LABELS
-            .into_iter()
-            .map(|label| RouteCells {
-                by_status: ByStatus::new(label),
-                duration: m.duration.with_label_values(&[label]),
-            })
-            .collect();
-        Ok(Self { routes, ..m })
+        Ok(m)
     }
 
     /// Records an answered client request.

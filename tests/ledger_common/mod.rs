@@ -63,6 +63,12 @@ fn base_config(url: String) -> LedgerConfig {
     }
 }
 
+/// A PostgreSQL ledger schema of its own for `test`, or `None` (and "skipped" printed) when
+/// PostgreSQL is not configured.
+pub async fn postgres(test: &str) -> Option<TestDb> {
+    dbs(test).await.into_iter().find(|d| d.name == "postgres")
+}
+
 /// The databases to run `test` on: SQLite always, PostgreSQL when configured (else "skipped").
 pub async fn dbs(test: &str) -> Vec<TestDb> {
     let dir = tempfile::tempdir().unwrap();

@@ -4,14 +4,17 @@
 //! test ends with.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::Write;
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use dripgate::config::{Config, FailureSignature, Secret, SigninRoute};
 use dripgate::ledger::{Ledger, LedgerConfig, State};
 use dripgate::legacy::{LegacyConfig, Preset};
+use dripgate::migrate::phase::RouteTarget;
 use dripgate::provider::fake::Fault;
 use dripgate::provider::fake::authgear::{FakeAuthgear, FakeAuthgearOptions};
 use dripgate::provider::fake::kinde::FakeKinde;
@@ -248,6 +251,28 @@ pub async fn sign_in(base: &str, email: &str, password: &str) -> Seen {
     }
 }
 
+/// The `[migration.route]` redirect target of the end-to-end tests.
+pub const TEMPLATE: &str = "https://auth.example.test/login?login_hint={login_hint}";
+
+/// A redirect to [`TEMPLATE`].
+pub fn redirect() -> Option<RouteTarget> {
+    Some(RouteTarget::Redirect {
+        url_template: TEMPLATE.into(),
+    })
+}
+
+/// Signs in at `base` (a dripgate) and checks the client saw exactly what legacy answers
+/// directly.
+pub async fn sign_in_unchanged(world: &World, base: &str, email: &str, password: &str) -> Seen {
+    let direct = sign_in(&world.legacy_url(), email, password).await;
+    let via = sign_in(base, email, password).await;
+    assert_eq!(
+        via, direct,
+        "legacy's answer changed on its way through dripgate"
+    );
+    via
+}
+
 /// One test's legacy app, legacy store, ledger and audit file.
 pub struct World {
     pub dir: tempfile::TempDir,
@@ -408,6 +433,153 @@ impl World {
         assert_ledger_invariants(&ledger, fake, users).await;
         ledger.close().await;
     }
+}
+
+impl World {
+    /// Writes a `dripgate serve` config for a child process: the world's legacy app, store,
+    /// ledger and audit file, the Kinde fake (its client secret from `TEST_KINDE_SECRET`, which
+    /// [`ChildDripgate::spawn`] sets), JSON logs at trace level, phase `migrate`. `overrides` is
+    /// TOML merged over that, table by table.
+    pub fn write_child_config(&self, fake: &Fake, overrides: &str) -> PathBuf {
+        let Fake::Kinde(kinde) = fake else {
+            panic!("child processes use the Kinde fake")
+        };
+        let base = format!(
+            r#"
+[upstream]
+url = "http://{legacy}"
+
+[log]
+format = "json"
+level = "dripgate=trace,info"
+
+[[signin.routes]]
+method = "POST"
+path = "/signin"
+body = "form"
+identifier_field = "email"
+password_field = "password"
+legacy_failure = {{ status = [200], success_cookie = "session" }}
+
+[legacy]
+preset = "generic"
+database_url = "sqlite://{store}"
+
+[ledger]
+url = "sqlite://{ledger}"
+counts_interval = "0s"
+
+[audit]
+file = "{audit}"
+
+[migration]
+phase = "migrate"
+replica_id = "child"
+
+[provider]
+kind = "kinde"
+
+[provider.kinde]
+base_url = "{base}"
+client_id = "{client_id}"
+client_secret = {{ env = "TEST_KINDE_SECRET" }}
+bcrypt_cost = 4
+
+[provider.limits]
+requests_per_second = 1000
+burst = 1000
+"#,
+            legacy = self.app.addr,
+            store = self.store_path.display(),
+            ledger = self.ledger_path.display(),
+            audit = self.audit_path.display(),
+            base = kinde.base_url(),
+            client_id = kinde.options().client_id,
+        );
+        let mut config: toml::Table = base.parse().unwrap();
+        merge_toml(&mut config, overrides.parse().unwrap());
+        let path = self.dir.path().join("dripgate.toml");
+        std::fs::write(&path, config.to_string()).unwrap();
+        path
+    }
+}
+
+/// Merges `overrides` into `base`: tables key by key, anything else replaced.
+fn merge_toml(base: &mut toml::Table, overrides: toml::Table) {
+    for (key, value) in overrides {
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(into)), toml::Value::Table(from)) => merge_toml(into, from),
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// A running `dripgate serve` child process and its addresses.
+pub struct ChildDripgate {
+    pub child: Child,
+    pub listen: SocketAddr,
+    /// `http://` address of the admin listener.
+    pub admin: String,
+}
+
+impl ChildDripgate {
+    /// Starts the binary with `config` on ports of its own choosing and waits for its start-up
+    /// line; everything it prints (stdout and stderr) is appended to `out`.
+    pub fn spawn(config: &Path, fake: &Fake, out: &Arc<Mutex<String>>) -> Self {
+        let Fake::Kinde(kinde) = fake else {
+            panic!("child processes use the Kinde fake")
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dripgate"))
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("DRIPGATE_SERVER__LISTEN", "127.0.0.1:0")
+            .env("DRIPGATE_ADMIN__LISTEN", "127.0.0.1:0")
+            .env("DRIPGATE_SHUTDOWN__DELAY", "0s")
+            .env("TEST_KINDE_SECRET", &kinde.options().client_secret)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        copy_lines(BufReader::new(child.stderr.take().unwrap()).lines(), out);
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut start = None;
+        for line in lines.by_ref().take(200) {
+            let line = line.unwrap();
+            out.lock().unwrap().push_str(&format!("{line}\n"));
+            if line.contains("dripgate serving") {
+                start = Some(line);
+                break;
+            }
+        }
+        let start = start.unwrap_or_else(|| panic!("no start-up line: {}", out.lock().unwrap()));
+        copy_lines(lines, out);
+        let v: serde_json::Value = serde_json::from_str(&start).unwrap();
+        Self {
+            child,
+            listen: v["listen"].as_str().unwrap().parse().unwrap(),
+            admin: format!("http://{}", v["admin"].as_str().unwrap()),
+        }
+    }
+
+    /// `http://` address of the public listener.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.listen)
+    }
+}
+
+/// Appends every line from `lines` to `out`, on a thread of its own.
+fn copy_lines<R: BufRead + Send + 'static>(lines: std::io::Lines<R>, out: &Arc<Mutex<String>>) {
+    let out = out.clone();
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            let mut o = out.lock().unwrap();
+            o.push_str(&line);
+            o.push('\n');
+        }
+    });
 }
 
 /// Opens a ledger handle with its own registry.

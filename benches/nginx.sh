@@ -1,0 +1,28 @@
+# Shared by the benchmark scripts (sourced, not run): nginx configurations under $work.
+
+# nginx_conf DIR LISTEN SERVER_BODY [MAIN_EXTRA]: writes $work/DIR/nginx.conf for one worker,
+# in the foreground, access log off, with an upstream `origin` ($ORIGIN, keep-alive pool).
+nginx_conf() {
+  cat > "$work/$1/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+${4:-}
+pid $work/$1/nginx.pid;
+error_log $work/$1/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/$1; proxy_temp_path $work/$1; fastcgi_temp_path $work/$1;
+  uwsgi_temp_path $work/$1; scgi_temp_path $work/$1;
+  upstream origin { server $ORIGIN; keepalive 256; }
+  server {
+    listen $2 reuseport backlog=4096;
+    $3
+  }
+}
+CONF
+}
+
+# nginx as a reverse proxy doing the per-request work dripgate does: a keep-alive upstream
+# connection, the client's Host kept, X-Forwarded-For appended.
+NGINX_PROXY_LOCATION='location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; }'
