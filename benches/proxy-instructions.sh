@@ -27,8 +27,9 @@ if ! need wrk || ! need nginx || ! need valgrind; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release/dripgate
+# The `dist` profile: the build the Dockerfile ships.
+cargo build --profile dist --quiet
+BIN=${CARGO_TARGET_DIR:-target}/dist/dripgate
 
 work=$(mktemp -d)
 chmod 755 "$work"

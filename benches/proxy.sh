@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Pass-through benchmark: wrk against the origin directly, nginx as a reverse proxy, and dripgate,
-# at the same concurrency, interleaved in each repetition. Prints req/s, p50/p99 latency and the
-# proxy's peak RSS, and the ratios dripgate/nginx and dripgate/direct (median over repetitions).
+# at the same concurrency, interleaved in each repetition. Prints req/s, p50/p99 latency, each
+# proxy's CPU time per request and peak RSS, and the ratios dripgate/nginx and dripgate/direct
+# (median over repetitions, with the range of the req/s ratio).
 #
 #   benches/proxy.sh [--reps N] [--duration 5s] [--connections 256] [--smoke]
 #
@@ -36,8 +37,9 @@ trap cleanup EXIT
 
 ORIGIN=127.0.0.1:18081; NGINX_PROXY=127.0.0.1:18082; DRIPGATE=127.0.0.1:18083; ADMIN=127.0.0.1:18093
 
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-target}/release/dripgate
+# The `dist` profile: the build the Dockerfile ships.
+cargo build --profile dist --quiet
+BIN=${CARGO_TARGET_DIR:-target}/dist/dripgate
 
 mkdir -p "$work/www" "$work/origin" "$work/proxy"
 head -c 16384 /dev/zero | tr '\0' 'x' > "$work/www/16k.txt"
@@ -66,57 +68,74 @@ nginx_master=${pids[1]}
 nginx_worker() { pgrep -P "$(cat "$work/proxy/nginx.pid" 2>/dev/null || echo $nginx_master)" | head -n1; }
 peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 
+# CPU time (user + system) a process has used, in clock ticks: with it each run also reports the
+# proxy's CPU cost per request, which a neighbour slowing the whole VM moves far less than req/s.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
+
 results="$work/results.tsv"
-run_wrk() { # contender path
-  local target=$1 path=$2 out
+run_wrk() { # contender path pid-whose-CPU-to-count (0: none)
+  local target=$1 path=$2 pid=$3 out before after
+  before=$(cpu_ticks "$pid")
   out=$(taskset -c 1 wrk -t1 -c"$conns" -d"$duration" --latency "http://$target$path" 2>&1)
+  after=$(cpu_ticks "$pid")
   if echo "$out" | grep -q "Non-2xx\|Socket errors"; then
     echo "FAILED RUN against $target$path:" >&2; echo "$out" >&2; exit 1
   fi
-  python3 - "$out" <<'PY'
+  python3 - "$out" "$(( (after - before) * TICK_US ))" <<'PY'
 import re, sys
-out = sys.argv[1]
+out, cpu_us = sys.argv[1], int(sys.argv[2])
 def lat(label):
     m = re.search(rf"^\s*{label}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
     v, unit = float(m.group(1)), m.group(2)
     return v / 1000 if unit == "us" else v * 1000 if unit == "s" else v
 rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-print(f"{rps:.0f}\t{lat('50'):.3f}\t{lat('99'):.3f}")
+requests = int(re.search(r"(\d+) requests in", out).group(1))
+print(f"{rps:.0f}\t{lat('50'):.3f}\t{lat('99'):.3f}\t{cpu_us / requests:.2f}")
 PY
 }
 
+nginx_pid=$(nginx_worker)
 for path in /hello /16k.txt; do
   for rep in $(seq 1 "$reps"); do
     for who in direct nginx dripgate; do
-      case $who in direct) t=$ORIGIN;; nginx) t=$NGINX_PROXY;; dripgate) t=$DRIPGATE;; esac
-      line=$(run_wrk "$t" "$path") || exit 1
+      case $who in
+        direct) t=$ORIGIN; p=0;;
+        nginx) t=$NGINX_PROXY; p=$nginx_pid;;
+        dripgate) t=$DRIPGATE; p=$dg_pid;;
+      esac
+      line=$(run_wrk "$t" "$path" "$p") || exit 1
       printf '%s\t%s\t%s\t%s\n' "$path" "$rep" "$who" "$line" >> "$results"
     done
   done
 done
-dg_rss=$(peak_rss_kb "$dg_pid"); ng_rss=$(peak_rss_kb "$(nginx_worker)")
+dg_rss=$(peak_rss_kb "$dg_pid"); ng_rss=$(peak_rss_kb "$nginx_pid")
 
 python3 - "$results" "$dg_rss" "$ng_rss" "$conns" "$duration" "$reps" <<'PY'
 import statistics, sys, collections
 path, dg_rss, ng_rss, conns, duration, reps = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(path)]
 by = collections.defaultdict(dict)
-for p, rep, who, rps, p50, p99 in rows:
-    by[(p, rep)][who] = (float(rps), float(p50), float(p99))
+for p, rep, who, rps, p50, p99, cpu in rows:
+    by[(p, rep)][who] = (float(rps), float(p50), float(p99), float(cpu))
 print(f"wrk -t1 -c{conns} -d{duration}, {reps} interleaved repetitions; medians (per-repetition ratios)\n")
-print("| path | contender | req/s | p50 ms | p99 ms |")
-print("|---|---|---|---|---|")
+print("| path | contender | req/s | p50 ms | p99 ms | proxy CPU µs/request |")
+print("|---|---|---|---|---|---|")
 paths = sorted({p for p, _ in by})
 for p in paths:
     reps_ = [v for (pp, _), v in by.items() if pp == p]
     for who in ("direct", "nginx", "dripgate"):
         med = lambda i: statistics.median(r[who][i] for r in reps_)
-        print(f"| {p} | {who} | {med(0):.0f} | {med(1):.3f} | {med(2):.3f} |")
-print("\n| path | dripgate/nginx req/s | dripgate/nginx p99 | dripgate/direct req/s |")
-print("|---|---|---|---|")
+        cpu = "" if who == "direct" else f"{med(3):.2f}"
+        print(f"| {p} | {who} | {med(0):.0f} | {med(1):.3f} | {med(2):.3f} | {cpu} |")
+print("\n| path | dripgate/nginx req/s (range) | dripgate/nginx p99 | dripgate/direct req/s | nginx/dripgate CPU per request |")
+print("|---|---|---|---|---|")
 for p in paths:
     reps_ = [v for (pp, _), v in by.items() if pp == p]
-    ratio = lambda a, b, i: statistics.median(r[a][i] / r[b][i] for r in reps_)
-    print(f"| {p} | {ratio('dripgate','nginx',0):.2f} | {ratio('dripgate','nginx',2):.2f} | {ratio('dripgate','direct',0):.2f} |")
+    ratios = lambda a, b, i: [r[a][i] / r[b][i] for r in reps_]
+    ratio = lambda a, b, i: statistics.median(ratios(a, b, i))
+    rps = ratios('dripgate', 'nginx', 0)
+    print(f"| {p} | {statistics.median(rps):.2f} ({min(rps):.2f}–{max(rps):.2f}) | {ratio('dripgate','nginx',2):.2f} "
+          f"| {ratio('dripgate','direct',0):.2f} | {ratio('nginx','dripgate',3):.2f} |")
 print(f"\npeak RSS: dripgate {int(dg_rss)/1024:.1f} MiB, nginx proxy worker {int(ng_rss)/1024:.1f} MiB")
 PY
