@@ -50,18 +50,27 @@ fn run(config: &std::path::Path, db_url: &str, args: &[&str]) -> std::process::O
         .unwrap()
 }
 
-#[tokio::test]
-async fn census_and_lookup_commands() {
+/// The WordPress database and a config for it, followed by `extra` TOML; returns the directory
+/// (kept alive), the config path and the database URL.
+async fn wordpress_setup(extra: &str) -> (tempfile::TempDir, std::path::PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("wp.db");
     wordpress_db(&db).await;
     let config = dir.path().join("dripgate.toml");
     std::fs::write(
         &config,
-        "[legacy]\npreset = \"wordpress\"\ndatabase_url = { env = \"TEST_LEGACY_DB_URL\" }\n",
+        format!(
+            "[legacy]\npreset = \"wordpress\"\ndatabase_url = {{ env = \"TEST_LEGACY_DB_URL\" }}\n{extra}"
+        ),
     )
     .unwrap();
     let url = format!("sqlite://{}", db.display());
+    (dir, config, url)
+}
+
+#[tokio::test]
+async fn census_and_lookup_commands() {
+    let (dir, config, url) = wordpress_setup("").await;
     let secrets = [vector("wp_bcrypt-001").hash, vector("wp_phpass-001").hash];
 
     let out = run(&config, &url, &["census"]);
@@ -130,4 +139,28 @@ async fn census_and_lookup_commands() {
     std::fs::write(&empty, "").unwrap();
     let out = run(&empty, &url, &["census"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn census_and_lookup_apply_the_configured_work_factor_caps() {
+    // bob's phpass hash has count_log2 = 13: over this cap, sign-in would never verify it.
+    let (_dir, config, url) = wordpress_setup("[hash]\nphpass_max_count_log2 = 12\n").await;
+
+    let out = run(&config, &url, &["census", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["users"], 3);
+    assert_eq!(json["migratable"], 1);
+    assert_eq!(json["not_migratable"]["work_factor_over_cap"], 1);
+    assert_eq!(json["examples"]["work_factor_over_cap"][0], "2");
+
+    let out = run(&config, &url, &["lookup", "bob"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("work_factor_over_cap"));
+    let out = run(&config, &url, &["lookup", "admin"]);
+    assert!(out.status.success());
 }

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use crate::hash::HashConfig;
 use crate::legacy::{LegacyConfig, LegacyStore, LegacyUser, Lookup};
 
 /// `dripgate legacy` subcommands.
@@ -50,7 +51,7 @@ pub fn run(cmd: LegacyCommand) -> ExitCode {
     let path = match &cmd {
         LegacyCommand::Census { config, .. } | LegacyCommand::Lookup { config, .. } => config,
     };
-    let config = match load(path) {
+    let (config, caps) = match load(path) {
         Ok(c) => c,
         Err(message) => {
             eprintln!("dripgate: {message}");
@@ -68,7 +69,8 @@ pub fn run(cmd: LegacyCommand) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let store = match LegacyStore::open(&config, &prometheus::Registry::new()) {
+        let store = match LegacyStore::open_with_caps(&config, &caps, &prometheus::Registry::new())
+        {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("dripgate: {e}");
@@ -91,11 +93,13 @@ pub fn run(cmd: LegacyCommand) -> ExitCode {
     })
 }
 
-fn load(path: &Path) -> Result<LegacyConfig, String> {
+/// The `[legacy]` section and the `[hash]` caps the census classifies against.
+fn load(path: &Path) -> Result<(LegacyConfig, HashConfig), String> {
     let config = crate::config::load_file(path).map_err(|e| e.to_string())?;
-    config
+    let legacy = config
         .legacy
-        .ok_or_else(|| format!("{} has no [legacy] section", path.display()))
+        .ok_or_else(|| format!("{} has no [legacy] section", path.display()))?;
+    Ok((legacy, config.hash))
 }
 
 async fn census(store: &LegacyStore, json: bool) -> ExitCode {

@@ -57,6 +57,24 @@ impl Default for HashConfig {
     }
 }
 
+impl HashConfig {
+    /// The configured cap of a work-factor parameter, named as in
+    /// [`HashError::CostTooHigh`](super::HashError::CostTooHigh).
+    pub fn cap(&self, param: &str) -> Option<u64> {
+        let cap = match param {
+            "cost" => self.bcrypt_max_cost,
+            "rounds" => self.crypt_max_rounds,
+            "count_log2" => self.phpass_max_count_log2,
+            "iterations" => self.pbkdf2_max_iterations,
+            "memory_kib" => self.max_memory_kib,
+            "time" => self.argon2_max_time,
+            "parallelism" => self.max_parallelism,
+            _ => return None,
+        };
+        Some(u64::from(cap))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {

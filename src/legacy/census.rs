@@ -97,7 +97,7 @@ impl<'a> Tally<'a> {
             self.census.login_collisions += 1;
         }
         if let Ok(h) = self.rules.hash_of(row)
-            && let Ok((format, params)) = shape::inspect(&h)
+            && let Ok((format, params)) = shape::inspect(&h, &self.rules.caps)
         {
             *self
                 .census

@@ -25,6 +25,8 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use secrecy::ExposeSecret;
 
+use crate::hash::HashConfig;
+
 pub use census::Census;
 pub use config::{
     Columns, DEFAULT_CONNECT_TIMEOUT, DEFAULT_COUNT_INTERVAL, DEFAULT_MAX_CONNECTIONS,
@@ -81,8 +83,21 @@ impl LegacyStore {
     ///
     /// A SQL store connects lazily (the first lookup connects) and must be opened inside a tokio
     /// runtime. An export file is read and indexed now (about 2 s per million rows).
+    ///
+    /// Hashes are classified against the default `[hash]` caps; use [`Self::open_with_caps`] with
+    /// the caps verification runs with.
     pub fn open(
         config: &LegacyConfig,
+        registry: &prometheus::Registry,
+    ) -> Result<Self, LegacyError> {
+        Self::open_with_caps(config, &HashConfig::default(), registry)
+    }
+
+    /// [`Self::open`], classifying a hash whose work factor exceeds `caps` as not migratable
+    /// (`work_factor_over_cap`), as verification would refuse it.
+    pub fn open_with_caps(
+        config: &LegacyConfig,
+        caps: &HashConfig,
         registry: &prometheus::Registry,
     ) -> Result<Self, LegacyError> {
         config.validate()?;
@@ -103,6 +118,7 @@ impl LegacyStore {
             format,
             salt_position: config.salt_position,
             encoding: config.encoding,
+            caps: caps.clone(),
         };
         let backend = match (&config.database_url, &config.export) {
             (Some(url), None) => {

@@ -6,7 +6,7 @@ use std::fmt;
 use serde::Serialize;
 use zeroize::Zeroizing;
 
-use crate::hash::{DigestEncoding, Format, LegacyHash, SaltPosition};
+use crate::hash::{DigestEncoding, Format, HashConfig, LegacyHash, SaltPosition};
 
 use super::config::KeyField;
 use super::normalize::NormalizeConfig;
@@ -84,6 +84,9 @@ pub enum Reason {
     UnsupportedHash,
     /// The salt settings do not fit the format (config error).
     BadHashSettings,
+    /// The hash asks for more work than the `[hash]` caps allow (bcrypt cost, crypt rounds,
+    /// phpass count, PBKDF2 iterations, argon2/scrypt memory): it would never be verified.
+    WorkFactorOverCap,
     /// The account is locked or disabled (`!` / `*` prefix).
     LockedAccount,
     /// Two or more rows share this identifier or key after normalization; none is chosen.
@@ -92,7 +95,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in report order.
-    pub const ALL: [Reason; 10] = [
+    pub const ALL: [Reason; 11] = [
         Reason::NoEmail,
         Reason::NoId,
         Reason::EmptyHash,
@@ -101,6 +104,7 @@ impl Reason {
         Reason::UnknownFormat,
         Reason::UnsupportedHash,
         Reason::BadHashSettings,
+        Reason::WorkFactorOverCap,
         Reason::LockedAccount,
         Reason::DuplicateKey,
     ];
@@ -116,6 +120,7 @@ impl Reason {
             Reason::UnknownFormat => "unknown_format",
             Reason::UnsupportedHash => "unsupported_hash",
             Reason::BadHashSettings => "bad_hash_settings",
+            Reason::WorkFactorOverCap => "work_factor_over_cap",
             Reason::LockedAccount => "locked_account",
             Reason::DuplicateKey => "duplicate_key",
         }
@@ -162,6 +167,8 @@ pub(crate) struct Rules {
     pub format: Option<Format>,
     pub salt_position: Option<SaltPosition>,
     pub encoding: Option<DigestEncoding>,
+    /// The work-factor caps verification applies; a hash over them cannot migrate.
+    pub caps: HashConfig,
 }
 
 fn non_empty(s: Option<&str>) -> Option<&str> {
@@ -215,7 +222,7 @@ impl Rules {
         let legacy_id = non_empty(row.id.as_deref()).ok_or(Reason::NoId)?;
         let key = self.key_of(row).ok_or(Reason::NoEmail)?;
         let hash = self.hash_of(row)?;
-        let (format, params) = shape::inspect(&hash)?;
+        let (format, params) = shape::inspect(&hash, &self.caps)?;
         Ok(LegacyUser {
             key,
             legacy_id: legacy_id.to_owned(),

@@ -3,7 +3,8 @@
 //!
 //! Well-formedness is decided by the hash module's own parsers: the value is checked against an
 //! empty password with every work-factor cap at zero, so each parser validates the layout and
-//! stops at its cap check before doing any expensive work.
+//! stops at its cap check before doing any expensive work. The value that check reports is then
+//! compared with the configured cap: a hash over it would never be verified at sign-in.
 
 use crate::hash::{self, Format, HashConfig, HashError, LegacyHash};
 
@@ -26,9 +27,18 @@ fn parse_only_caps() -> HashConfig {
     }
 }
 
-/// Checks a stored hash's shape. Returns its resolved format and a work-factor label such as
-/// `cost=10`, or the reason it cannot be verified. Never computes a slow hash.
-pub(crate) fn inspect(h: &LegacyHash) -> Result<(Format, Option<String>), Reason> {
+/// Checks a stored hash's shape against the work-factor `caps`. Returns its resolved format and
+/// a work-factor label such as `cost=10`, or the reason it cannot be verified. Never computes a
+/// slow hash.
+///
+/// Only the first work factor each parser checks is compared with its cap (bcrypt cost, crypt
+/// rounds, phpass count, PBKDF2 iterations, argon2 and scrypt memory): looking further would mean
+/// letting the parser go on to hash. An argon2 hash over the time or parallelism cap passes here
+/// and is refused when a password is verified against it.
+pub(crate) fn inspect(
+    h: &LegacyHash,
+    caps: &HashConfig,
+) -> Result<(Format, Option<String>), Reason> {
     let value = h.hash();
     if value.is_empty() {
         return Err(Reason::EmptyHash);
@@ -48,6 +58,11 @@ pub(crate) fn inspect(h: &LegacyHash) -> Result<(Format, Option<String>), Reason
         };
     }
     match hash::verify(h, b"", &parse_only_caps()) {
+        Err(HashError::CostTooHigh {
+            param,
+            value: asked,
+            ..
+        }) if caps.cap(param).is_some_and(|max| asked > max) => Err(Reason::WorkFactorOverCap),
         Ok(_) | Err(HashError::CostTooHigh { .. } | HashError::PasswordTooLong { .. }) => {
             Ok((format, params(value)))
         }
@@ -116,11 +131,11 @@ fn itoa64(c: u8) -> Option<u32> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     fn auto(s: &str) -> Result<(Format, Option<String>), Reason> {
-        inspect(&LegacyHash::auto(s))
+        inspect(&LegacyHash::auto(s), &HashConfig::default())
     }
 
     #[test]
@@ -152,6 +167,66 @@ mod tests {
             Format::Wordpress,
             "$wp$2y$05$jQGRZDTiJQDpD3gy2sRIW.hNGjyy0l1UK9LrO1W6m7PQD.3n0DWD.",
         );
-        assert_eq!(inspect(&wp), Ok((Format::Wordpress, Some("cost=5".into()))));
+        assert_eq!(
+            inspect(&wp, &HashConfig::default()),
+            Ok((Format::Wordpress, Some("cost=5".into())))
+        );
+    }
+
+    /// One well-formed value per capped parameter, with a config whose cap is one below it.
+    fn over_cap_cases() -> [(HashConfig, &'static str); 5] {
+        let capped = |set: fn(&mut HashConfig)| {
+            let mut caps = HashConfig::default();
+            set(&mut caps);
+            caps
+        };
+        [
+            (
+                capped(|c| c.bcrypt_max_cost = 9),
+                "$2y$10$eS.DTZ3X3QLOwj.MHHSjOOs9aLTa6WBwTwCI/N7M776diclWhV10K",
+            ),
+            (
+                capped(|c| c.phpass_max_count_log2 = 12),
+                "$P$BoQjkeN0kFwKVNabNE6n1VyuxNIKCo0",
+            ),
+            (
+                capped(|c| c.crypt_max_rounds = 9_999),
+                "$5$rounds=10000$OZBRjYzI4eYf/oRm$t1F8tz7ud/JSEv4G5p5ghUKcWr8J4kHYEwjusIkeud8",
+            ),
+            (
+                capped(|c| c.pbkdf2_max_iterations = 9_999),
+                "pbkdf2_sha256$10000$wiz1PhWVUgEXkkXY0utkzY$S1lL5oqhk/XMbgwMZivNyMURjeoSO9T4V+R0huvUy4w=",
+            ),
+            (
+                capped(|c| c.max_memory_kib = 1023),
+                "$argon2id$v=19$m=1024,t=1,p=1$TsqArbu1DjoPnHwDnEXkVw$z2REovt5sbA0iod78gg6bkblDbOJirK2Yk2Gq/nooOs",
+            ),
+        ]
+    }
+
+    #[test]
+    fn work_factor_over_the_configured_cap_cannot_migrate() {
+        for (caps, value) in over_cap_cases() {
+            let h = LegacyHash::auto(value);
+            assert_eq!(
+                inspect(&h, &caps),
+                Err(Reason::WorkFactorOverCap),
+                "{value}"
+            );
+            // Under the default caps the same value is well formed and migratable.
+            assert!(inspect(&h, &HashConfig::default()).is_ok(), "{value}");
+        }
+    }
+
+    #[test]
+    fn every_capped_parameter_has_a_config_key() {
+        for (_, value) in over_cap_cases() {
+            match hash::verify(&LegacyHash::auto(value), b"", &parse_only_caps()) {
+                Err(HashError::CostTooHigh { param, .. }) => {
+                    assert!(HashConfig::default().cap(param).is_some(), "{param}");
+                }
+                other => panic!("{value}: {other:?}"),
+            }
+        }
     }
 }

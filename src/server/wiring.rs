@@ -43,8 +43,8 @@ pub async fn build(
     }
     let dependency =
         |what: &str, e: &dyn std::fmt::Display| ServerError::Dependency(format!("{what}: {e}"));
-    let legacy =
-        LegacyStore::open(legacy_config, registry).map_err(|e| dependency("legacy store", &e))?;
+    let legacy = LegacyStore::open_with_caps(legacy_config, &config.hash, registry)
+        .map_err(|e| dependency("legacy store", &e))?;
     legacy.spawn_background();
     let verifier = VerifyPool::new(config.hash.clone(), HashMetrics::register(registry)?)
         .map_err(|e| dependency("hash pool", &e))?;
