@@ -594,8 +594,7 @@ async fn switching_to_route_without_a_route_target_is_refused() {
     sign_in_accepted(&world, &dg.url(""), email, &password).await;
     wait_outcome(&dg, "already_migrated", 1).await;
 
-    world.assert_invariants(&fake, &[(email, &password)]).await;
-    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    world.assert_clean(&fake, &dg, email, &password).await;
     dg.stop().await;
 }
 
@@ -661,8 +660,7 @@ async fn kinde_password_policy_rejection_keeps_the_user_at_legacy_without_retrie
     );
     ledger.close().await;
 
-    world.assert_invariants(&fake, &[(email, &password)]).await;
-    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    world.assert_clean(&fake, &dg, email, &password).await;
     dg.stop().await;
 }
 
@@ -708,7 +706,6 @@ async fn login_name_signins_migrate_and_are_routed() {
     assert_eq!(routed.location.as_deref(), Some(routed_to(email).as_str()));
     assert_eq!(fake.calls("createUser"), 1);
 
-    world.assert_invariants(&fake, &[(email, &password)]).await;
-    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    world.assert_clean(&fake, &dg, email, &password).await;
     dg.stop().await;
 }

@@ -73,8 +73,7 @@ async fn first_signin_migrates_then_redirects(fake: Fake, test: &str) {
     assert_eq!(world.audit_events("user.routed_to_provider").len(), 1);
     assert_eq!(fake.calls("createUser"), 1);
 
-    world.assert_invariants(&fake, &[(email, &password)]).await;
-    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    world.assert_clean(&fake, &dg, email, &password).await;
     dg.stop().await;
 }
 
@@ -122,8 +121,7 @@ async fn forward_mode_sends_a_migrated_users_signin_to_the_second_upstream() {
     );
     wait_outcome(&dg, "routed", 1).await;
 
-    world.assert_invariants(&fake, &[(email, &password)]).await;
-    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    world.assert_clean(&fake, &dg, email, &password).await;
     dg.stop().await;
 }
 
@@ -160,8 +158,7 @@ async fn wrong_password_and_unknown_user_never_provision() {
     assert!(ledger.get(email).await.unwrap().is_none());
     ledger.close().await;
 
-    world.assert_invariants(&fake, &[(email, &password)]).await;
-    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    world.assert_clean(&fake, &dg, email, &password).await;
     world.assert_secret_nowhere(&[&dg], &wrong, &[]).await;
     dg.stop().await;
 }
@@ -201,8 +198,7 @@ async fn provider_down_keeps_the_signin_and_a_later_signin_migrates() {
     ledger.close().await;
     assert_eq!(fake.users_with_email(email), 1);
 
-    world.assert_invariants(&fake, &[(email, &password)]).await;
-    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    world.assert_clean(&fake, &dg, email, &password).await;
     dg.stop().await;
 }
 
@@ -225,8 +221,7 @@ async fn provider_at_a_dead_port_falls_back_to_plain_legacy() {
     assert_eq!(seen.status, 302);
     wait_outcome(&dg, "fallback", 1).await;
     assert_eq!(fake.user_count(), 0);
-    world.assert_invariants(&fake, &[(email, &password)]).await;
-    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    world.assert_clean(&fake, &dg, email, &password).await;
     dg.stop().await;
 }
 
@@ -313,8 +308,7 @@ async fn observe_counts_without_provider_writes_and_phase_switches_at_run_time()
     assert_eq!(status["migration"]["settings"]["phase"], "migrate");
     assert_eq!(status["migration"]["ledger_users"]["migrated"], 1);
 
-    world.assert_invariants(&fake, &[(email, &password)]).await;
-    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    world.assert_clean(&fake, &dg, email, &password).await;
     dg.stop().await;
 }
 
@@ -362,8 +356,7 @@ async fn existing_provider_user_is_skipped_as_conflict_or_adopted() {
                 assert_eq!(world.audit_events("user.adopted_existing").len(), 1);
             }
         }
-        world.assert_invariants(&fake, &[(email, &password)]).await;
-        world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+        world.assert_clean(&fake, &dg, email, &password).await;
         dg.stop().await;
     }
 }
@@ -403,8 +396,7 @@ async fn password_rejected_by_provider_policy_keeps_the_user_at_legacy() {
     );
     ledger.close().await;
 
-    world.assert_invariants(&fake, &[(email, &password)]).await;
-    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    world.assert_clean(&fake, &dg, email, &password).await;
     dg.stop().await;
 }
 
@@ -428,8 +420,7 @@ async fn canary_zero_routes_nobody() {
     wait_outcome(&dg, "already_migrated", 1).await;
     assert_eq!(outcome(&dg, "routed").await, 0);
 
-    world.assert_invariants(&fake, &[(email, &password)]).await;
-    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    world.assert_clean(&fake, &dg, email, &password).await;
     dg.stop().await;
 }
 
@@ -485,7 +476,6 @@ async fn json_api_signin_with_nested_fields_migrates_and_is_routed() {
         "https://auth.example.test/login?login_hint=jo%40example.com"
     );
 
-    world.assert_invariants(&fake, &[(email, &password)]).await;
-    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    world.assert_clean(&fake, &dg, email, &password).await;
     dg.stop().await;
 }

@@ -56,7 +56,10 @@ impl MigrationMetrics {
         for label in Outcome::LABELS {
             signins.with_label_values(&[label]);
         }
-        for result in Outcome::MIGRATION_RESULTS {
+        for result in Outcome::MIGRATION_ATTEMPTS
+            .into_iter()
+            .filter_map(Outcome::migration_result)
+        {
             migrations.with_label_values(&[result]);
         }
         for stage in [

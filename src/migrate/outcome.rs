@@ -93,26 +93,22 @@ impl Outcome {
     /// that got as far as the provider (or failed there or at the ledger); `None` for the rest.
     pub fn migration_result(self) -> Option<&'static str> {
         match self {
-            Self::Migrated => Some("migrated"),
-            Self::Adopted => Some("adopted"),
-            Self::Resynced => Some("resynced"),
-            Self::Conflict => Some("conflict"),
-            Self::BlockedByPolicy => Some("blocked_by_policy"),
             Self::Fallback(Stage::Provider) => Some("provider_failed"),
             Self::Fallback(Stage::Ledger) => Some("ledger_failed"),
+            _ if Self::MIGRATION_ATTEMPTS.contains(&self) => Some(self.as_str()),
             _ => None,
         }
     }
 
-    /// Every `dripgate_migrations_total` result label.
-    pub const MIGRATION_RESULTS: [&'static str; 7] = [
-        "migrated",
-        "adopted",
-        "resynced",
-        "conflict",
-        "blocked_by_policy",
-        "provider_failed",
-        "ledger_failed",
+    /// Every outcome with a `dripgate_migrations_total` result label.
+    pub const MIGRATION_ATTEMPTS: [Outcome; 7] = [
+        Self::Migrated,
+        Self::Adopted,
+        Self::Resynced,
+        Self::Conflict,
+        Self::BlockedByPolicy,
+        Self::Fallback(Stage::Provider),
+        Self::Fallback(Stage::Ledger),
     ];
 
     /// Every outcome label, for pre-registering metric series.

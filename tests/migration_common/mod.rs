@@ -433,6 +433,13 @@ impl World {
         assert_ledger_invariants(&ledger, fake, users).await;
         ledger.close().await;
     }
+
+    /// How a one-user test ends: the ledger agrees with the provider for the user, and the
+    /// password is nowhere dripgate writes or serves.
+    pub async fn assert_clean(&self, fake: &Fake, dg: &Dripgate, email: &str, password: &str) {
+        self.assert_invariants(fake, &[(email, password)]).await;
+        self.assert_secret_nowhere(&[dg], password, &[]).await;
+    }
 }
 
 impl World {
