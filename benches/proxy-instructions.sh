@@ -3,6 +3,7 @@
 # req/s it does not depend on what else the machine is doing, so it is the stable ratio to track.
 #
 #   benches/proxy-instructions.sh [--short 3s] [--long 20s]
+#   DRIPGATE_BIN=path/to/dripgate benches/proxy-instructions.sh   (measure a given binary)
 #
 # Each proxy (one worker) runs under callgrind in front of the same nginx origin serving a 13-byte
 # file; wrk (16 connections) drives it twice, for --short and for --long. The per-request figure
@@ -27,9 +28,14 @@ if ! need wrk || ! need nginx || ! need valgrind; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-# The `dist` profile: the build the Dockerfile ships.
-cargo build --profile dist --quiet
-BIN=${CARGO_TARGET_DIR:-target}/dist/dripgate
+# The `dist` profile: the build the Dockerfile ships; DRIPGATE_BIN=path measures another binary
+# (an earlier build kept for an A/B comparison) without building.
+if [ -n "${DRIPGATE_BIN:-}" ]; then
+  BIN=$DRIPGATE_BIN
+else
+  cargo build --profile dist --quiet
+  BIN=${CARGO_TARGET_DIR:-target}/dist/dripgate
+fi
 
 work=$(mktemp -d)
 chmod 755 "$work"

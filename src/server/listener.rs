@@ -2,9 +2,10 @@
 //! HTTP/2 serving with a header-read timeout, a header size limit and an idle timeout, and the
 //! shutdown phases every connection follows.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::future::{Future, poll_fn};
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -15,6 +16,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::service::{RequestContext, handle};
+use super::watchdog::{ConnState, Signal, Watchdog};
 use crate::config::ServerConfig;
 use crate::proxy::ClientInfo;
 
@@ -58,6 +60,11 @@ pub async fn accept_loop(
     permits: Arc<Semaphore>,
     mut phase: watch::Receiver<Phase>,
 ) {
+    let watchdog = Watchdog::spawn(
+        limits.idle_timeout,
+        limits.header_read_timeout,
+        phase.clone(),
+    );
     loop {
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
@@ -79,13 +86,13 @@ pub async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let ctx = ctx.clone();
         let tls = tls.clone();
-        let phase = phase.clone();
+        let state = watchdog.register();
         tokio::spawn(async move {
             let _open = ctx.metrics.connection_opened();
             match tls {
                 None => {
                     let client = ClientInfo { peer, tls: false };
-                    serve_connection(tcp, ctx, client, limits, phase).await;
+                    serve_connection(tcp, ctx, client, limits, state).await;
                 }
                 Some(acceptor) => {
                     let handshake =
@@ -93,7 +100,7 @@ pub async fn accept_loop(
                     match handshake.await {
                         Ok(Ok(stream)) => {
                             let client = ClientInfo { peer, tls: true };
-                            serve_connection(stream, ctx, client, limits, phase).await;
+                            serve_connection(stream, ctx, client, limits, state).await;
                         }
                         Ok(Err(e)) => {
                             ctx.metrics.tls_handshake_failed();
@@ -117,20 +124,19 @@ async fn serve_connection<I>(
     ctx: Arc<RequestContext>,
     client: ClientInfo,
     limits: ConnLimits,
-    mut phase: watch::Receiver<Phase>,
+    state: Arc<ConnState>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Activity::new();
-    let service_activity = activity.clone();
+    let service_state = state.clone();
     let service = service_fn(move |req| {
-        let busy = service_activity.busy();
+        let busy = service_state.busy();
         handle(ctx.clone(), req, client, busy)
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
+        .timer(state.header_timer())
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192));
     builder
@@ -140,78 +146,28 @@ async fn serve_connection<I>(
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
 
-    let check_every =
-        (limits.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-    let mut idle_check = tokio::time::interval(check_every);
-    let mut closing = false;
+    let mut acted_on = Signal::Serve;
     loop {
-        tokio::select! {
-            result = conn.as_mut() => {
+        let step = poll_fn(|cx| {
+            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Err(result));
+            }
+            state.poll_signal(cx, acted_on).map(Ok)
+        })
+        .await;
+        match step {
+            Err(result) => {
                 if let Err(e) = result {
                     tracing::debug!(peer = %client.peer, error = %e, "connection ended with an error");
                 }
                 return;
             }
-            changed = phase.changed() => {
-                let now = *phase.borrow();
-                if changed.is_err() || now == Phase::Closed {
-                    return;
-                }
-                if now == Phase::Draining && !closing {
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                }
+            Ok(Signal::Close) => {
+                tracing::debug!(peer = %client.peer, "closing connection (idle or draining)");
+                conn.as_mut().graceful_shutdown();
+                acted_on = Signal::Close;
             }
-            _ = idle_check.tick(), if !closing => {
-                if activity.idle_for().is_some_and(|idle| idle >= limits.idle_timeout) {
-                    tracing::debug!(peer = %client.peer, "closing idle connection");
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                }
-            }
+            Ok(_) => return,
         }
-    }
-}
-
-/// Tracks whether a connection has a request in flight, and since when it has been idle.
-#[derive(Clone)]
-struct Activity(Arc<ActivityState>);
-
-struct ActivityState {
-    busy: AtomicUsize,
-    idle_since: Mutex<Instant>,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self(Arc::new(ActivityState {
-            busy: AtomicUsize::new(0),
-            idle_since: Mutex::new(Instant::now()),
-        }))
-    }
-
-    fn busy(&self) -> BusyGuard {
-        self.0.busy.fetch_add(1, Ordering::SeqCst);
-        BusyGuard(self.0.clone())
-    }
-
-    /// How long the connection has been idle, or `None` while a request is in flight.
-    fn idle_for(&self) -> Option<Duration> {
-        if self.0.busy.load(Ordering::SeqCst) > 0 {
-            return None;
-        }
-        self.0.idle_since.lock().ok().map(|since| since.elapsed())
-    }
-}
-
-/// Marks a connection busy until dropped (when its response has been streamed).
-pub struct BusyGuard(Arc<ActivityState>);
-
-impl Drop for BusyGuard {
-    fn drop(&mut self) {
-        if let Ok(mut since) = self.0.idle_since.lock() {
-            *since = Instant::now();
-        }
-        self.0.busy.fetch_sub(1, Ordering::SeqCst);
     }
 }

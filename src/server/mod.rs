@@ -11,6 +11,7 @@ mod listener;
 pub mod metrics;
 mod service;
 pub mod tls;
+mod watchdog;
 mod wiring;
 
 use std::future::Future;

@@ -27,7 +27,7 @@ pub struct RequestContext {
 /// Keeps the request counted in flight and its connection busy until the response is streamed.
 pub struct ResponseGuard {
     _in_flight: InFlightGuard,
-    _busy: super::listener::BusyGuard,
+    _busy: super::watchdog::BusyGuard,
 }
 
 /// The body of every response: the upstream's (or dripgate's own) body, holding the guard.
@@ -38,7 +38,7 @@ pub async fn handle(
     ctx: Arc<RequestContext>,
     req: Request<Incoming>,
     client: ClientInfo,
-    busy: super::listener::BusyGuard,
+    busy: super::watchdog::BusyGuard,
 ) -> Result<Response<ResponseBody>, std::convert::Infallible> {
     let started = Instant::now();
     let in_flight = ctx.metrics.request_started();

@@ -1,0 +1,357 @@
+//! One task per listener that keeps every connection's clocks: the idle timeout, the HTTP/1
+//! header-read deadline, and the shutdown phases.
+//!
+//! A connection's task polls only its connection and one atomic signal. Timers per connection
+//! (an interval for the idle check, a shutdown watch, a timer armed by hyper for every request
+//! head) would be polled or armed and disarmed on every wake-up, which on small proxied
+//! responses was a measurable share of the work; the watchdog instead looks at every
+//! connection's state a few times per timeout and wakes only the ones that must act.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures_util::task::AtomicWaker;
+use tokio::sync::watch;
+
+use super::listener::Phase;
+
+/// The watchdog never looks more often than this, whatever the timeouts.
+const MIN_TICK: Duration = Duration::from_millis(50);
+/// Nor less often than this.
+const MAX_TICK: Duration = Duration::from_secs(5);
+/// No header-read deadline pending.
+const NO_DEADLINE: u64 = u64::MAX;
+
+/// What a connection is told to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Signal {
+    /// Nothing yet.
+    Serve = 0,
+    /// Finish the request in flight, then close (idle timeout or shutdown drain).
+    Close = 1,
+    /// Drop the connection now (drain deadline passed).
+    Drop = 2,
+}
+
+impl Signal {
+    fn from_u8(v: u8) -> Self {
+        match v {
+            0 => Self::Serve,
+            1 => Self::Close,
+            _ => Self::Drop,
+        }
+    }
+}
+
+/// The shared side of the watchdog: connections register here.
+#[derive(Clone)]
+pub struct Watchdog(Arc<Shared>);
+
+struct Shared {
+    /// Times are nanoseconds since this instant, so they fit in an atomic.
+    epoch: Instant,
+    /// The time of the latest check: what header-read deadlines are compared with.
+    checked_at: AtomicU64,
+    idle_timeout: Duration,
+    tick: Duration,
+    conns: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    conns: Vec<Weak<ConnState>>,
+    /// The signal every connection gets from the shutdown phase; new ones start with it.
+    phase_signal: u8,
+}
+
+impl Watchdog {
+    /// Starts the watchdog for connections with `idle_timeout` and `header_read_timeout`; it
+    /// runs until `phase` reaches [`Phase::Closed`] (after telling every connection to drop).
+    pub fn spawn(
+        idle_timeout: Duration,
+        header_read_timeout: Duration,
+        phase: watch::Receiver<Phase>,
+    ) -> Self {
+        let tick = (idle_timeout.min(header_read_timeout) / 4).clamp(MIN_TICK, MAX_TICK);
+        let shared = Arc::new(Shared {
+            epoch: Instant::now(),
+            checked_at: AtomicU64::new(0),
+            idle_timeout,
+            tick,
+            conns: Mutex::new(Registry::default()),
+        });
+        tokio::spawn(watch_connections(Arc::downgrade(&shared), phase));
+        Self(shared)
+    }
+
+    /// Registers a new connection.
+    pub fn register(&self) -> Arc<ConnState> {
+        let mut registry = self.0.lock();
+        let state = Arc::new(ConnState {
+            shared: self.0.clone(),
+            busy: AtomicUsize::new(0),
+            idle_since: AtomicU64::new(self.0.now()),
+            head_deadline: AtomicU64::new(NO_DEADLINE),
+            signal: AtomicU8::new(registry.phase_signal),
+            conn_waker: AtomicWaker::new(),
+            head_waker: AtomicWaker::new(),
+        });
+        registry.conns.push(Arc::downgrade(&state));
+        state
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // Nothing panics while holding the lock; a poisoned registry is still consistent.
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn now(&self) -> u64 {
+        self.nanos(Instant::now())
+    }
+
+    fn nanos(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// One pass: idle connections are told to close, expired header reads are woken, dead
+    /// entries are forgotten.
+    fn check(&self) {
+        let now = self.now();
+        self.checked_at.store(now, Ordering::Release);
+        let idle_limit = u64::try_from(self.idle_timeout.as_nanos()).unwrap_or(u64::MAX);
+        self.lock().conns.retain(|weak| {
+            let Some(conn) = weak.upgrade() else {
+                return false;
+            };
+            if conn.head_deadline.load(Ordering::Acquire) <= now {
+                conn.head_waker.wake();
+            }
+            if conn.busy.load(Ordering::Acquire) == 0
+                && now.saturating_sub(conn.idle_since.load(Ordering::Acquire)) >= idle_limit
+            {
+                conn.raise(Signal::Close);
+            }
+            true
+        });
+    }
+
+    /// Tells every connection, present and future, to follow the shutdown phase.
+    fn broadcast(&self, phase: Phase) {
+        let signal = match phase {
+            Phase::Running => return,
+            Phase::Draining => Signal::Close,
+            Phase::Closed => Signal::Drop,
+        };
+        let mut registry = self.lock();
+        registry.phase_signal = signal as u8;
+        for conn in registry.conns.iter().filter_map(Weak::upgrade) {
+            conn.raise(signal);
+        }
+    }
+}
+
+async fn watch_connections(shared: Weak<Shared>, mut phase: watch::Receiver<Phase>) {
+    let Some(tick) = shared.upgrade().map(|s| s.tick) else {
+        return;
+    };
+    let mut every = tokio::time::interval(tick);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let phase_now = tokio::select! {
+            _ = every.tick() => None,
+            changed = phase.changed() => Some(if changed.is_err() { Phase::Closed } else { *phase.borrow() }),
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        match phase_now {
+            None => shared.check(),
+            Some(p) => {
+                shared.broadcast(p);
+                if p == Phase::Closed {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// One connection's state, shared between its task, its requests and the watchdog.
+pub struct ConnState {
+    shared: Arc<Shared>,
+    /// Requests in flight (HTTP/2 has several).
+    busy: AtomicUsize,
+    /// When the last response finished streaming.
+    idle_since: AtomicU64,
+    /// When the request head being read must have arrived, or [`NO_DEADLINE`].
+    head_deadline: AtomicU64,
+    signal: AtomicU8,
+    conn_waker: AtomicWaker,
+    head_waker: AtomicWaker,
+}
+
+impl ConnState {
+    /// Marks the connection busy until the guard is dropped (when the response has streamed).
+    pub fn busy(self: &Arc<Self>) -> BusyGuard {
+        self.busy.fetch_add(1, Ordering::AcqRel);
+        BusyGuard(self.clone())
+    }
+
+    fn raise(&self, signal: Signal) {
+        let previous = self.signal.fetch_max(signal as u8, Ordering::AcqRel);
+        if previous < signal as u8 {
+            self.conn_waker.wake();
+        }
+    }
+
+    /// Resolves when the signal is stronger than `acted_on`, the one the connection last acted
+    /// on.
+    pub fn poll_signal(&self, cx: &mut Context<'_>, acted_on: Signal) -> Poll<Signal> {
+        let stronger = || {
+            let now = Signal::from_u8(self.signal.load(Ordering::Acquire));
+            (now > acted_on).then_some(now)
+        };
+        if let Some(signal) = stronger() {
+            return Poll::Ready(signal);
+        }
+        self.conn_waker.register(cx.waker());
+        // Raised between the first look and the registration: the wake went to an old waker.
+        stronger().map_or(Poll::Pending, Poll::Ready)
+    }
+
+    /// hyper's timer for this connection: it backs the header-read timeout with the watchdog.
+    pub fn header_timer(self: &Arc<Self>) -> HeaderTimer {
+        HeaderTimer(self.clone())
+    }
+}
+
+/// Marks a connection busy until dropped.
+pub struct BusyGuard(Arc<ConnState>);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0
+            .idle_since
+            .store(self.0.shared.now(), Ordering::Release);
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A [`hyper::rt::Timer`] whose sleeps the watchdog ends. hyper's HTTP/1 server uses its timer
+/// only for the header-read timeout; one deadline per connection is pending at a time.
+#[derive(Clone)]
+pub struct HeaderTimer(Arc<ConnState>);
+
+impl hyper::rt::Timer for HeaderTimer {
+    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        self.sleep_until(Instant::now() + duration)
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
+        Box::pin(HeaderSleep {
+            conn: self.0.clone(),
+            deadline: self.0.shared.nanos(deadline),
+        })
+    }
+
+    fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
+        *sleep = self.sleep_until(new_deadline);
+    }
+}
+
+/// Ends once the watchdog has checked at or after `deadline`.
+struct HeaderSleep {
+    conn: Arc<ConnState>,
+    deadline: u64,
+}
+
+impl Future for HeaderSleep {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.conn.shared.checked_at.load(Ordering::Acquire) >= self.deadline {
+            return Poll::Ready(());
+        }
+        self.conn.head_waker.register(cx.waker());
+        self.conn
+            .head_deadline
+            .store(self.deadline, Ordering::Release);
+        Poll::Pending
+    }
+}
+
+impl hyper::rt::Sleep for HeaderSleep {}
+
+impl Drop for HeaderSleep {
+    fn drop(&mut self) {
+        self.conn
+            .head_deadline
+            .store(NO_DEADLINE, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use hyper::rt::Timer;
+    use std::future::poll_fn;
+
+    const BOUND: Duration = Duration::from_secs(5);
+
+    async fn next_signal(conn: &ConnState, acted_on: Signal) -> Signal {
+        tokio::time::timeout(BOUND, poll_fn(|cx| conn.poll_signal(cx, acted_on)))
+            .await
+            .expect("a signal within the bound")
+    }
+
+    #[tokio::test]
+    async fn idle_connection_is_told_to_close_and_a_busy_one_is_not() {
+        let (_tx, phase) = watch::channel(Phase::Running);
+        let watchdog = Watchdog::spawn(Duration::from_millis(100), Duration::from_secs(10), phase);
+        let idle = watchdog.register();
+        let busy = watchdog.register();
+        let _guard = busy.busy();
+        assert_eq!(next_signal(&idle, Signal::Serve).await, Signal::Close);
+        // The idle one was closed after at least one full check; the busy one stays served.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(busy.poll_signal(&mut cx, Signal::Serve).is_pending());
+    }
+
+    #[tokio::test]
+    async fn header_sleep_ends_once_its_deadline_has_passed() {
+        let (_tx, phase) = watch::channel(Phase::Running);
+        let watchdog = Watchdog::spawn(Duration::from_secs(60), Duration::from_millis(200), phase);
+        let conn = watchdog.register();
+        let timer = conn.header_timer();
+        let started = Instant::now();
+        tokio::time::timeout(BOUND, timer.sleep(Duration::from_millis(200)))
+            .await
+            .expect("the header deadline ends the sleep");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+        // A dropped sleep leaves no deadline behind for the watchdog to wake.
+        assert_eq!(conn.head_deadline.load(Ordering::Acquire), NO_DEADLINE);
+    }
+
+    #[tokio::test]
+    async fn shutdown_phases_reach_open_and_new_connections() {
+        let (tx, phase) = watch::channel(Phase::Running);
+        let watchdog = Watchdog::spawn(Duration::from_secs(60), Duration::from_secs(10), phase);
+        let open = watchdog.register();
+        tx.send(Phase::Draining).unwrap();
+        assert_eq!(next_signal(&open, Signal::Serve).await, Signal::Close);
+        // Accepted just before the listener stopped, registered after the broadcast.
+        let late = watchdog.register();
+        assert_eq!(next_signal(&late, Signal::Serve).await, Signal::Close);
+        tx.send(Phase::Closed).unwrap();
+        assert_eq!(next_signal(&open, Signal::Close).await, Signal::Drop);
+        assert_eq!(next_signal(&late, Signal::Close).await, Signal::Drop);
+    }
+}
