@@ -18,9 +18,26 @@ static HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
     header::TRAILER,
     header::TRANSFER_ENCODING,
 ];
+/// Where `Upgrade` is counted, after the names of `HOP_BY_HOP`.
+const UPGRADE_INDEX: usize = HOP_COUNT;
 
-/// The lengths of the names in `HOP_BY_HOP` and of `Upgrade`.
-const HOP_LENGTHS: [usize; 7] = [2, 7, 10, 16, 17, 18, 19];
+/// The index in `HOP_BY_HOP` of a hop-by-hop name, [`UPGRADE_INDEX`] for `Upgrade`. A `match` on
+/// the (always lowercase) name compiles to a length switch and a few byte comparisons, so an
+/// end-to-end name costs about one comparison.
+fn hop_index(name: &HeaderName) -> Option<usize> {
+    match name.as_str() {
+        "connection" => Some(0),
+        "keep-alive" => Some(1),
+        "proxy-connection" => Some(2),
+        "proxy-authenticate" => Some(3),
+        "proxy-authorization" => Some(4),
+        "te" => Some(5),
+        "trailer" => Some(6),
+        "transfer-encoding" => Some(7),
+        "upgrade" => Some(UPGRADE_INDEX),
+        _ => None,
+    }
+}
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -41,20 +58,13 @@ const FORWARDED_FAMILY: [HeaderName; 5] = [
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // One pass over the names (no hashing, no allocation) finds which of the fixed hop-by-hop
     // headers are present; usually none or only `Connection: keep-alive`.
-    let mut present = [false; HOP_COUNT];
-    let mut upgrade = false;
+    let mut present = [false; HOP_COUNT + 1];
     for name in headers.keys() {
-        // Nearly every end-to-end name differs in length from all hop-by-hop names: one
-        // comparison rules it out before any name is compared.
-        if !HOP_LENGTHS.contains(&name.as_str().len()) {
-            continue;
-        }
-        if let Some(i) = HOP_BY_HOP.iter().position(|h| h == name) {
+        if let Some(i) = hop_index(name) {
             present[i] = true;
-        } else if name == header::UPGRADE {
-            upgrade = true;
         }
     }
+    let upgrade = present[UPGRADE_INDEX];
     // `Connection` is the first of `HOP_BY_HOP`; without it nothing more is named.
     let named = if present[0] {
         connection_named(headers)
@@ -78,17 +88,27 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     }
 }
 
+/// The `Connection` tokens that name no header to remove.
+const CONNECTION_OPTIONS: [&str; 3] = ["keep-alive", "close", "upgrade"];
+
 /// Extra headers that `Connection` names as hop-by-hop. Its usual tokens (`keep-alive`, `close`,
-/// `upgrade`) name nothing more to remove, so the common case allocates nothing.
+/// `upgrade`) name nothing more to remove, so the common case allocates nothing; a lone
+/// `Connection: keep-alive` (most upstream responses) is recognised without splitting.
 fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
     let is_named = |t: &str| {
         !t.is_empty()
-            && !["keep-alive", "close", "upgrade"]
+            && !CONNECTION_OPTIONS
                 .iter()
                 .any(|known| t.eq_ignore_ascii_case(known))
     };
-    headers
-        .get_all(header::CONNECTION)
+    let values = headers.get_all(header::CONNECTION);
+    let mut lines = values.iter();
+    if let (Some(only), None) = (lines.next(), lines.next())
+        && !is_named(only.to_str().unwrap_or_default())
+    {
+        return Vec::new();
+    }
+    values
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -274,10 +294,44 @@ mod tests {
     }
 
     #[test]
-    fn hop_lengths_cover_every_hop_by_hop_name() {
-        for name in HOP_BY_HOP.iter().chain([&header::UPGRADE]) {
-            assert!(HOP_LENGTHS.contains(&name.as_str().len()), "{name}");
+    fn hop_index_names_every_hop_by_hop_header_and_nothing_else() {
+        for (i, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_index(name), Some(i), "{name}");
         }
+        assert_eq!(hop_index(&header::UPGRADE), Some(UPGRADE_INDEX));
+        for name in [
+            header::HOST,
+            header::CONTENT_LENGTH,
+            header::CONTENT_TYPE,
+            X_FORWARDED_FOR,
+        ] {
+            assert_eq!(hop_index(&name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn a_lone_connection_option_names_nothing_and_a_header_name_is_named() {
+        for (value, named) in [
+            ("keep-alive", vec![]),
+            ("Close", vec![]),
+            ("x-hop", vec!["x-hop"]),
+            ("keep-alive, X-Hop", vec!["x-hop"]),
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONNECTION, HeaderValue::from_static(value));
+            let got: Vec<String> = connection_named(&h).iter().map(|n| n.to_string()).collect();
+            assert_eq!(got, named, "Connection: {value}");
+        }
+        let mut h = HeaderMap::new();
+        h.append(header::CONNECTION, HeaderValue::from_static("close"));
+        h.append(
+            header::CONNECTION,
+            HeaderValue::from_static("x-second-line"),
+        );
+        assert_eq!(
+            connection_named(&h),
+            vec![HeaderName::from_static("x-second-line")]
+        );
     }
 
     #[test]
