@@ -61,11 +61,36 @@ struct Shared {
     conns: Mutex<Registry>,
 }
 
-#[derive(Default)]
 struct Registry {
     conns: Vec<Weak<ConnState>>,
+    /// At this many entries a registration first forgets closed connections, so that between
+    /// two checks a burst of short connections cannot grow the list without bound.
+    prune_at: usize,
     /// The signal every connection gets from the shutdown phase; new ones start with it.
     phase_signal: u8,
+}
+
+/// The smallest `prune_at`.
+const MIN_PRUNE_AT: usize = 1024;
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self {
+            conns: Vec::new(),
+            prune_at: MIN_PRUNE_AT,
+            phase_signal: Signal::Serve as u8,
+        }
+    }
+}
+
+impl Registry {
+    fn add(&mut self, conn: &Arc<ConnState>) {
+        if self.conns.len() >= self.prune_at {
+            self.conns.retain(|weak| weak.strong_count() > 0);
+            self.prune_at = (self.conns.len() * 2).max(MIN_PRUNE_AT);
+        }
+        self.conns.push(Arc::downgrade(conn));
+    }
 }
 
 impl Watchdog {
@@ -100,7 +125,7 @@ impl Watchdog {
             conn_waker: AtomicWaker::new(),
             head_waker: AtomicWaker::new(),
         });
-        registry.conns.push(Arc::downgrade(&state));
+        registry.add(&state);
         state
     }
 }
@@ -338,6 +363,22 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(200));
         // A dropped sleep leaves no deadline behind for the watchdog to wake.
         assert_eq!(conn.head_deadline.load(Ordering::Acquire), NO_DEADLINE);
+    }
+
+    #[tokio::test]
+    async fn closed_connections_are_forgotten_between_checks() {
+        let (_tx, phase) = watch::channel(Phase::Running);
+        let watchdog = Watchdog::spawn(Duration::from_secs(60), Duration::from_secs(10), phase);
+        let open = watchdog.register();
+        for _ in 0..10 * MIN_PRUNE_AT {
+            drop(watchdog.register());
+        }
+        let entries = watchdog.0.lock().conns.len();
+        assert!(
+            entries <= MIN_PRUNE_AT,
+            "{entries} entries for 1 open connection"
+        );
+        drop(open);
     }
 
     #[tokio::test]
