@@ -58,7 +58,7 @@ struct Shared {
     checked_at: AtomicU64,
     idle_timeout: Duration,
     tick: Duration,
-    conns: Mutex<Registry>,
+    registry: Mutex<Registry>,
 }
 
 struct Registry {
@@ -107,7 +107,7 @@ impl Watchdog {
             checked_at: AtomicU64::new(0),
             idle_timeout,
             tick,
-            conns: Mutex::new(Registry::default()),
+            registry: Mutex::new(Registry::default()),
         });
         tokio::spawn(watch_connections(Arc::downgrade(&shared), phase));
         Self(shared)
@@ -133,7 +133,7 @@ impl Watchdog {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, Registry> {
         // Nothing panics while holding the lock; a poisoned registry is still consistent.
-        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn now(&self) -> u64 {
@@ -284,10 +284,6 @@ impl hyper::rt::Timer for HeaderTimer {
             deadline: self.0.shared.nanos(deadline),
         })
     }
-
-    fn reset(&self, sleep: &mut Pin<Box<dyn hyper::rt::Sleep>>, new_deadline: Instant) {
-        *sleep = self.sleep_until(new_deadline);
-    }
 }
 
 /// Ends once the watchdog has checked at or after `deadline`.
@@ -330,6 +326,12 @@ mod tests {
 
     const BOUND: Duration = Duration::from_secs(5);
 
+    /// A watchdog with these timeouts, and the sender of its shutdown phase.
+    fn start(idle: Duration, header_read: Duration) -> (watch::Sender<Phase>, Watchdog) {
+        let (tx, phase) = watch::channel(Phase::Running);
+        (tx, Watchdog::spawn(idle, header_read, phase))
+    }
+
     async fn next_signal(conn: &ConnState, acted_on: Signal) -> Signal {
         tokio::time::timeout(BOUND, poll_fn(|cx| conn.poll_signal(cx, acted_on)))
             .await
@@ -338,13 +340,12 @@ mod tests {
 
     #[tokio::test]
     async fn idle_connection_is_told_to_close_and_a_busy_one_is_not() {
-        let (_tx, phase) = watch::channel(Phase::Running);
-        let watchdog = Watchdog::spawn(Duration::from_millis(100), Duration::from_secs(10), phase);
+        let (_tx, watchdog) = start(Duration::from_millis(100), Duration::from_secs(10));
         let idle = watchdog.register();
         let busy = watchdog.register();
         let _guard = busy.busy();
         assert_eq!(next_signal(&idle, Signal::Serve).await, Signal::Close);
-        // The idle one was closed after at least one full check; the busy one stays served.
+        // Two idle timeouts later the busy one has still not been told anything.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let mut cx = Context::from_waker(std::task::Waker::noop());
         assert!(busy.poll_signal(&mut cx, Signal::Serve).is_pending());
@@ -352,8 +353,7 @@ mod tests {
 
     #[tokio::test]
     async fn header_sleep_ends_once_its_deadline_has_passed() {
-        let (_tx, phase) = watch::channel(Phase::Running);
-        let watchdog = Watchdog::spawn(Duration::from_secs(60), Duration::from_millis(200), phase);
+        let (_tx, watchdog) = start(Duration::from_secs(60), Duration::from_millis(200));
         let conn = watchdog.register();
         let timer = conn.header_timer();
         let started = Instant::now();
@@ -367,8 +367,7 @@ mod tests {
 
     #[tokio::test]
     async fn closed_connections_are_forgotten_between_checks() {
-        let (_tx, phase) = watch::channel(Phase::Running);
-        let watchdog = Watchdog::spawn(Duration::from_secs(60), Duration::from_secs(10), phase);
+        let (_tx, watchdog) = start(Duration::from_secs(60), Duration::from_secs(10));
         let open = watchdog.register();
         for _ in 0..10 * MIN_PRUNE_AT {
             drop(watchdog.register());
@@ -383,8 +382,7 @@ mod tests {
 
     #[tokio::test]
     async fn shutdown_phases_reach_open_and_new_connections() {
-        let (tx, phase) = watch::channel(Phase::Running);
-        let watchdog = Watchdog::spawn(Duration::from_secs(60), Duration::from_secs(10), phase);
+        let (tx, watchdog) = start(Duration::from_secs(60), Duration::from_secs(10));
         let open = watchdog.register();
         tx.send(Phase::Draining).unwrap();
         assert_eq!(next_signal(&open, Signal::Serve).await, Signal::Close);
