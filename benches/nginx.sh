@@ -24,5 +24,6 @@ CONF
 }
 
 # nginx as a reverse proxy doing the per-request work dripgate does: a keep-alive upstream
-# connection, the client's Host kept, X-Forwarded-For appended.
-NGINX_PROXY_LOCATION='location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; }'
+# connection, the client's Host kept, X-Forwarded-For appended, X-Forwarded-Proto and
+# X-Forwarded-Host set (the headers dripgate sends upstream by default).
+NGINX_PROXY_LOCATION='location / { proxy_pass http://origin; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Proto $scheme; proxy_set_header X-Forwarded-Host $host; }'

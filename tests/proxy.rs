@@ -1,5 +1,5 @@
 //! Forwarding through dripgate to a real legacy app: headers, forwarded headers, errors,
-//! sign-in routes, WebSocket upgrades.
+//! sign-in routes, WebSocket upgrades, clients that leave mid-request.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -292,5 +292,69 @@ async fn upstream_connections_are_reused_and_closed_ones_are_not() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(connections.load(Ordering::SeqCst), 3);
+    dg.stop().await;
+}
+
+/// A client that goes away while its request waits on the upstream: dripgate notices, drops
+/// the request and closes the upstream connection that carried it, instead of holding it until
+/// the upstream answers or `upstream.response_timeout` passes.
+#[tokio::test]
+async fn client_that_leaves_cancels_its_upstream_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::oneshot;
+
+    const BOUND: Duration = Duration::from_secs(10);
+    // An upstream that reads one request head, reports it, never answers, and reports when the
+    // connection that carried it is closed.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (seen_tx, seen_rx) = oneshot::channel();
+    let (closed_tx, closed_rx) = oneshot::channel();
+    tokio::spawn(async move {
+        let (mut seen_tx, mut closed_tx) = (Some(seen_tx), Some(closed_tx));
+        // The readiness probe's bare connects carry no request; skip them.
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let mut head = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match tcp.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&chunk[..n]),
+                }
+            }
+            if !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                continue;
+            }
+            if let Some(tx) = seen_tx.take() {
+                let _ = tx.send(());
+            }
+            while let Ok(n) = tcp.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+            }
+            if let Some(tx) = closed_tx.take() {
+                let _ = tx.send(());
+            }
+            return;
+        }
+    });
+
+    let mut config = config_for(addr);
+    config.upstream.response_timeout = Duration::from_secs(60);
+    let dg = Dripgate::start(config).await;
+    let mut tcp = tokio::net::TcpStream::connect(dg.addr).await.unwrap();
+    tcp.write_all(b"GET /wait HTTP/1.1\r\nhost: app.example\r\n\r\n")
+        .await
+        .unwrap();
+    tokio::time::timeout(BOUND, seen_rx)
+        .await
+        .expect("the request never reached the upstream")
+        .unwrap();
+    drop(tcp);
+    tokio::time::timeout(BOUND, closed_rx)
+        .await
+        .expect("the upstream connection stayed open after its client left")
+        .unwrap();
     dg.stop().await;
 }

@@ -74,7 +74,9 @@ impl Pool {
         loop {
             let (mut sender, reused) = match self.take_idle(now) {
                 Some(sender) => (sender, true),
-                None => (self.connect().await?, false),
+                // Boxed: the dial's state is large and rarely live; kept inline it would
+                // enlarge every request's future, which is moved on each request.
+                None => (Box::pin(self.connect()).await?, false),
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => {
