@@ -1,4 +1,17 @@
-# Shared by the benchmark scripts (sourced, not run): nginx configurations under $work.
+# Shared by the benchmark scripts (sourced, not run): the dripgate binary to measure, and nginx
+# configurations under $work.
+
+# dripgate_bin: prints the binary to measure. By default the `dist` profile, the build the
+# Dockerfile ships, built first; DRIPGATE_BIN=path measures another binary as is (an earlier
+# build kept for an A/B comparison on the same machine).
+dripgate_bin() {
+  if [ -n "${DRIPGATE_BIN:-}" ]; then
+    echo "$DRIPGATE_BIN"
+  else
+    cargo build --profile dist --quiet >&2
+    echo "${CARGO_TARGET_DIR:-target}/dist/dripgate"
+  fi
+}
 
 # nginx_conf DIR LISTEN SERVER_BODY [MAIN_EXTRA]: writes $work/DIR/nginx.conf for one worker,
 # in the foreground, access log off, with an upstream `origin` ($ORIGIN, keep-alive pool).

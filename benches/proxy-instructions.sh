@@ -28,14 +28,8 @@ if ! need wrk || ! need nginx || ! need valgrind; then
 fi
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-# The `dist` profile: the build the Dockerfile ships; DRIPGATE_BIN=path measures another binary
-# (an earlier build kept for an A/B comparison) without building.
-if [ -n "${DRIPGATE_BIN:-}" ]; then
-  BIN=$DRIPGATE_BIN
-else
-  cargo build --profile dist --quiet
-  BIN=${CARGO_TARGET_DIR:-target}/dist/dripgate
-fi
+. benches/nginx.sh
+BIN=$(dripgate_bin)
 
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -46,7 +40,6 @@ trap cleanup EXIT
 ORIGIN=127.0.0.1:18181; NGINX_PROXY=127.0.0.1:18182; DRIPGATE=127.0.0.1:18183; ADMIN=127.0.0.1:18193
 mkdir -p "$work/www" "$work/origin" "$work/proxy"
 echo "hello, world" > "$work/www/hello"
-. benches/nginx.sh
 # Connections stay open for the whole run (dripgate never closes them either).
 keep="keepalive_requests 1000000;"
 nginx_conf origin "$ORIGIN" "$keep root $work/www;"

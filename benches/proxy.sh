@@ -37,18 +37,11 @@ trap cleanup EXIT
 
 ORIGIN=127.0.0.1:18081; NGINX_PROXY=127.0.0.1:18082; DRIPGATE=127.0.0.1:18083; ADMIN=127.0.0.1:18093
 
-# The `dist` profile: the build the Dockerfile ships.
-# DRIPGATE_BIN=path measures another binary (an earlier build kept for an A/B run) as is.
-if [ -n "${DRIPGATE_BIN:-}" ]; then
-  BIN=$DRIPGATE_BIN
-else
-  cargo build --profile dist --quiet
-  BIN=${CARGO_TARGET_DIR:-target}/dist/dripgate
-fi
+. benches/nginx.sh
+BIN=$(dripgate_bin)
 
 mkdir -p "$work/www" "$work/origin" "$work/proxy"
 head -c 16384 /dev/zero | tr '\0' 'x' > "$work/www/16k.txt"
-. benches/nginx.sh
 nginx_conf origin "$ORIGIN" "location = /hello { return 200 'Hello World!\n'; } location / { root $work/www; }"
 nginx_conf proxy "$NGINX_PROXY" "$NGINX_PROXY_LOCATION"
 

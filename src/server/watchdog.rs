@@ -48,7 +48,6 @@ impl Signal {
 }
 
 /// The shared side of the watchdog: connections register here.
-#[derive(Clone)]
 pub struct Watchdog(Arc<Shared>);
 
 struct Shared {
