@@ -312,17 +312,18 @@ async fn client_that_leaves_cancels_its_upstream_request() {
     let (closed_tx, closed_rx) = oneshot::channel();
     tokio::spawn(async move {
         let (mut seen_tx, mut closed_tx) = (Some(seen_tx), Some(closed_tx));
+        let has_head = |bytes: &[u8]| bytes.windows(4).any(|w| w == b"\r\n\r\n");
         // The readiness probe's bare connects carry no request; skip them.
         while let Ok((mut tcp, _)) = listener.accept().await {
             let mut head = Vec::new();
             let mut chunk = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            while !has_head(&head) {
                 match tcp.read(&mut chunk).await {
                     Ok(0) | Err(_) => break,
                     Ok(n) => head.extend_from_slice(&chunk[..n]),
                 }
             }
-            if !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            if !has_head(&head) {
                 continue;
             }
             if let Some(tx) = seen_tx.take() {
