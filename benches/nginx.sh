@@ -13,6 +13,18 @@ dripgate_bin() {
   fi
 }
 
+# floor_bin: prints the hyper_floor example to measure (examples/hyper_floor.rs: the least a
+# hyper-based proxy does per request), built with the `dist` profile; HYPER_FLOOR_BIN=path
+# measures a given binary as is.
+floor_bin() {
+  if [ -n "${HYPER_FLOOR_BIN:-}" ]; then
+    echo "$HYPER_FLOOR_BIN"
+  else
+    cargo build --profile dist --example hyper_floor --quiet >&2
+    echo "${CARGO_TARGET_DIR:-target}/dist/examples/hyper_floor"
+  fi
+}
+
 # nginx_conf DIR LISTEN SERVER_BODY [MAIN_EXTRA]: writes $work/DIR/nginx.conf for one worker,
 # in the foreground, access log off, with an upstream `origin` ($ORIGIN, keep-alive pool).
 nginx_conf() {

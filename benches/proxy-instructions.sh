@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Instructions per proxied request, dripgate vs nginx, counted by valgrind's callgrind: unlike
+# Instructions per proxied request, dripgate vs nginx (and hyper_floor, examples/hyper_floor.rs:
+# the least a proxy on dripgate's HTTP libraries does), counted by valgrind's callgrind: unlike
 # req/s it does not depend on what else the machine is doing, so it is the stable ratio to track.
 #
 #   benches/proxy-instructions.sh [--short 3s] [--long 20s]
-#   DRIPGATE_BIN=path/to/dripgate benches/proxy-instructions.sh   (measure a given binary)
+#   DRIPGATE_BIN=path/to/dripgate benches/proxy-instructions.sh   (measure a given binary;
+#   HYPER_FLOOR_BIN likewise)
 #
 # Each proxy (one worker) runs under callgrind in front of the same nginx origin serving a 13-byte
 # file; wrk (16 connections) drives it twice, for --short and for --long. The per-request figure
@@ -30,6 +32,7 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
 . benches/nginx.sh
 BIN=$(dripgate_bin)
+FLOOR_BIN=$(floor_bin)
 
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -38,6 +41,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 ORIGIN=127.0.0.1:18181; NGINX_PROXY=127.0.0.1:18182; DRIPGATE=127.0.0.1:18183; ADMIN=127.0.0.1:18193
+FLOOR=127.0.0.1:18184
 mkdir -p "$work/www" "$work/origin" "$work/proxy"
 echo "hello, world" > "$work/www/hello"
 # Connections stay open for the whole run (dripgate never closes them either).
@@ -72,11 +76,15 @@ ng=$(per_request nginx "http://$NGINX_PROXY/hello" "$NGINX" -c "$work/proxy/ngin
 dg=$(DRIPGATE_SERVER__LISTEN=$DRIPGATE DRIPGATE_ADMIN__LISTEN=$ADMIN DRIPGATE_UPSTREAM__URL=http://$ORIGIN \
   DRIPGATE_SERVER__WORKER_THREADS=1 DRIPGATE_LOG__LEVEL=warn DRIPGATE_SHUTDOWN__DELAY=0s \
   per_request dripgate "http://$DRIPGATE/hello" "$BIN" serve --config config/dripgate.example.toml)
-python3 - "$ng" "$dg" <<'PY'
+fl=$(per_request hyper_floor "http://$FLOOR/hello" "$FLOOR_BIN" "$FLOOR" "$ORIGIN")
+python3 - "$ng" "$dg" "$fl" <<'PY'
 import sys
-ng, dg = int(sys.argv[1]), int(sys.argv[2])
+ng, dg, fl = (int(a) for a in sys.argv[1:])
 print(f"instructions per proxied request (user space, callgrind):")
-print(f"  nginx     {ng:>8}")
-print(f"  dripgate  {dg:>8}")
-print(f"  ratio dripgate/nginx  {dg / ng:.2f}")
+print(f"  nginx        {ng:>8}")
+print(f"  dripgate     {dg:>8}")
+print(f"  hyper_floor  {fl:>8}")
+print(f"  ratio dripgate/nginx      {dg / ng:.2f}")
+print(f"  ratio hyper_floor/nginx   {fl / ng:.2f}")
+print(f"  ratio dripgate/hyper_floor  {dg / fl:.2f}")
 PY

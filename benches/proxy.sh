@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Pass-through benchmark: wrk against the origin directly, nginx as a reverse proxy, and dripgate,
-# at the same concurrency, interleaved in each repetition. Prints req/s, p50/p99 latency, each
-# proxy's CPU time per request and peak RSS, and the ratios dripgate/nginx and dripgate/direct
-# (median over repetitions, with the range of the req/s ratio).
+# Pass-through benchmark: wrk against the origin directly, nginx as a reverse proxy, dripgate, and
+# hyper_floor (examples/hyper_floor.rs, the least a proxy on dripgate's HTTP libraries does), at
+# the same concurrency, interleaved in each repetition. Prints req/s, p50/p99 latency, each
+# proxy's CPU time per request and peak RSS, and the ratios dripgate/nginx, dripgate/direct,
+# hyper_floor/nginx and dripgate/hyper_floor (median over repetitions, with the range of the
+# req/s ratio).
 #
 #   benches/proxy.sh [--reps N] [--duration 5s] [--connections 256] [--smoke]
 #
-# Layout on a 2-core machine: both proxies get one worker pinned to CPU 0; the origin (nginx,
+# Layout on a 2-core machine: every proxy gets one worker pinned to CPU 0; the origin (nginx,
 # one worker) and wrk share CPU 1. nginx and wrk come from Debian's packages and are installed if
 # missing. Only loopback addresses are used; every run is bounded by --duration.
 set -euo pipefail
@@ -36,9 +38,11 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 ORIGIN=127.0.0.1:18081; NGINX_PROXY=127.0.0.1:18082; DRIPGATE=127.0.0.1:18083; ADMIN=127.0.0.1:18093
+FLOOR=127.0.0.1:18084
 
 . benches/nginx.sh
 BIN=$(dripgate_bin)
+FLOOR_BIN=$(floor_bin)
 
 mkdir -p "$work/www" "$work/origin" "$work/proxy"
 head -c 16384 /dev/zero | tr '\0' 'x' > "$work/www/16k.txt"
@@ -51,12 +55,14 @@ DRIPGATE_SERVER__LISTEN=$DRIPGATE DRIPGATE_ADMIN__LISTEN=$ADMIN DRIPGATE_UPSTREA
 DRIPGATE_SERVER__WORKER_THREADS=1 DRIPGATE_LOG__LEVEL=warn DRIPGATE_UPSTREAM__POOL_MAX_IDLE=512 \
   taskset -c 0 "$BIN" serve --config config/dripgate.example.toml > "$work/dripgate.log" 2>&1 & pids+=($!)
 dg_pid=$!
+taskset -c 0 "$FLOOR_BIN" "$FLOOR" "$ORIGIN" > "$work/hyper_floor.log" 2>&1 & pids+=($!)
+floor_pid=$!
 listening() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
-for a in $ORIGIN $NGINX_PROXY $DRIPGATE; do
+for a in $ORIGIN $NGINX_PROXY $DRIPGATE $FLOOR; do
   for _ in $(seq 1 50); do listening "$a" && break; sleep 0.2; done
   if ! listening "$a"; then
     echo "nothing listens on $a; logs:" >&2
-    cat "$work"/*/error.log "$work/dripgate.log" >&2 2>/dev/null || true
+    cat "$work"/*/error.log "$work"/*.log >&2 2>/dev/null || true
     exit 1
   fi
 done
@@ -96,22 +102,23 @@ PY
 nginx_pid=$(nginx_worker)
 for path in /hello /16k.txt; do
   for rep in $(seq 1 "$reps"); do
-    for who in direct nginx dripgate; do
+    for who in direct nginx dripgate hyper_floor; do
       case $who in
         direct) t=$ORIGIN; p=0;;
         nginx) t=$NGINX_PROXY; p=$nginx_pid;;
         dripgate) t=$DRIPGATE; p=$dg_pid;;
+        hyper_floor) t=$FLOOR; p=$floor_pid;;
       esac
       line=$(run_wrk "$t" "$path" "$p") || exit 1
       printf '%s\t%s\t%s\t%s\n' "$path" "$rep" "$who" "$line" >> "$results"
     done
   done
 done
-dg_rss=$(peak_rss_kb "$dg_pid"); ng_rss=$(peak_rss_kb "$nginx_pid")
+dg_rss=$(peak_rss_kb "$dg_pid"); ng_rss=$(peak_rss_kb "$nginx_pid"); floor_rss=$(peak_rss_kb "$floor_pid")
 
-python3 - "$results" "$dg_rss" "$ng_rss" "$conns" "$duration" "$reps" <<'PY'
+python3 - "$results" "$dg_rss" "$ng_rss" "$floor_rss" "$conns" "$duration" "$reps" <<'PY'
 import statistics, sys, collections
-path, dg_rss, ng_rss, conns, duration, reps = sys.argv[1:]
+path, dg_rss, ng_rss, floor_rss, conns, duration, reps = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(path)]
 by = collections.defaultdict(dict)
 for p, rep, who, rps, p50, p99, cpu in rows:
@@ -122,18 +129,21 @@ print("|---|---|---|---|---|---|")
 paths = sorted({p for p, _ in by})
 for p in paths:
     reps_ = [v for (pp, _), v in by.items() if pp == p]
-    for who in ("direct", "nginx", "dripgate"):
+    for who in ("direct", "nginx", "dripgate", "hyper_floor"):
         med = lambda i: statistics.median(r[who][i] for r in reps_)
         cpu = "" if who == "direct" else f"{med(3):.2f}"
         print(f"| {p} | {who} | {med(0):.0f} | {med(1):.3f} | {med(2):.3f} | {cpu} |")
-print("\n| path | dripgate/nginx req/s (range) | dripgate/nginx p99 | dripgate/direct req/s | nginx/dripgate CPU per request |")
-print("|---|---|---|---|---|")
+print("\n| path | dripgate/nginx req/s (range) | dripgate/nginx p99 | dripgate/direct req/s | nginx/dripgate CPU per request "
+      "| hyper_floor/nginx req/s | dripgate/hyper_floor req/s |")
+print("|---|---|---|---|---|---|---|")
 for p in paths:
     reps_ = [v for (pp, _), v in by.items() if pp == p]
     ratios = lambda a, b, i: [r[a][i] / r[b][i] for r in reps_]
     ratio = lambda a, b, i: statistics.median(ratios(a, b, i))
     rps = ratios('dripgate', 'nginx', 0)
     print(f"| {p} | {statistics.median(rps):.2f} ({min(rps):.2f}–{max(rps):.2f}) | {ratio('dripgate','nginx',2):.2f} "
-          f"| {ratio('dripgate','direct',0):.2f} | {ratio('nginx','dripgate',3):.2f} |")
-print(f"\npeak RSS: dripgate {int(dg_rss)/1024:.1f} MiB, nginx proxy worker {int(ng_rss)/1024:.1f} MiB")
+          f"| {ratio('dripgate','direct',0):.2f} | {ratio('nginx','dripgate',3):.2f} "
+          f"| {ratio('hyper_floor','nginx',0):.2f} | {ratio('dripgate','hyper_floor',0):.2f} |")
+print(f"\npeak RSS: dripgate {int(dg_rss)/1024:.1f} MiB, nginx proxy worker {int(ng_rss)/1024:.1f} MiB, "
+      f"hyper_floor {int(floor_rss)/1024:.1f} MiB")
 PY
