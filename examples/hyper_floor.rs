@@ -1,9 +1,10 @@
 //! The least a hyper-based reverse proxy does per request, as a baseline for `benches/proxy.sh`:
-//! one tokio worker, hyper's HTTP/1 server and client connections, idle upstream connections on
-//! a LIFO stack, and the forwarded headers the nginx baseline sets. No limits, timeouts, metrics,
-//! logs or header hygiene: what it costs per request is the floor of any proxy built on the
-//! same libraries, so dripgate/hyper_floor is dripgate's own overhead and hyper_floor/nginx is
-//! what the libraries leave.
+//! one thread (tokio's current-thread scheduler, as dripgate with one worker), hyper's HTTP/1
+//! server and client connections, idle upstream connections on a LIFO stack, and the forwarded
+//! headers the nginx baseline sets. No limits, timeouts, metrics, logs or header hygiene: what
+//! it costs per request is the floor of any proxy built on the same libraries, so
+//! dripgate/hyper_floor is dripgate's own overhead and hyper_floor/nginx is what the libraries
+//! leave.
 //!
 //! `hyper_floor LISTEN ORIGIN`, for example `hyper_floor 127.0.0.1:18084 127.0.0.1:18081`.
 //! A benchmark tool only: never put it in front of real traffic.
@@ -125,8 +126,8 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     };
     let listen: SocketAddr = listen.parse()?;
     let origin: SocketAddr = origin.parse()?;
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+    // One thread, on the scheduler dripgate runs with `server.worker_threads = 1`.
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?
         .block_on(serve(listen, origin))

@@ -96,11 +96,15 @@ fn version_and_help_with_examples() {
     assert!(help.contains("check-config"));
 }
 
-/// Starts `dripgate serve` on free ports and returns the child and its proxy and admin addresses
-/// as read from its start-up log line.
-fn spawn_serve(upstream: std::net::SocketAddr) -> (std::process::Child, String, String) {
+/// Starts `dripgate serve` with `workers` async workers on free ports and returns the child and
+/// its proxy and admin addresses as read from its start-up log line.
+fn spawn_serve(
+    upstream: std::net::SocketAddr,
+    workers: usize,
+) -> (std::process::Child, String, String) {
     let mut child = Command::new(BIN)
         .args(["serve", "--config", &example_config()])
+        .env("DRIPGATE_SERVER__WORKER_THREADS", workers.to_string())
         .env("DRIPGATE_SERVER__LISTEN", "127.0.0.1:0")
         .env("DRIPGATE_ADMIN__LISTEN", "127.0.0.1:0")
         .env("DRIPGATE_UPSTREAM__URL", format!("http://{upstream}"))
@@ -131,8 +135,18 @@ fn spawn_serve(upstream: std::net::SocketAddr) -> (std::process::Child, String, 
 
 #[tokio::test]
 async fn sigterm_drains_an_in_flight_request_then_exits_0() {
+    sigterm_drains_then_exits_0(0).await;
+}
+
+/// The same with one worker, which runs on tokio's current-thread scheduler.
+#[tokio::test]
+async fn one_worker_serves_and_drains_on_sigterm() {
+    sigterm_drains_then_exits_0(1).await;
+}
+
+async fn sigterm_drains_then_exits_0(workers: usize) {
     let app = LegacyApp::start().await;
-    let (mut child, listen, admin) = spawn_serve(app.addr);
+    let (mut child, listen, admin) = spawn_serve(app.addr, workers);
     let health = Command::new(BIN)
         .args(["health", "--url", &format!("http://{admin}/readyz")])
         .output()

@@ -68,7 +68,8 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Most client connections served at once; further clients wait in the accept backlog.
     pub max_connections: usize,
-    /// Async worker threads; 0 means one per CPU core.
+    /// Async worker threads; 0 means one per CPU core. 1 runs everything on one thread with
+    /// tokio's current-thread scheduler (no work stealing, woken tasks run in order).
     pub worker_threads: usize,
 }
 
