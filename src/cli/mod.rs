@@ -261,7 +261,8 @@ mod tests {
         let rt = serve_runtime(1).unwrap();
         assert_eq!(rt.handle().runtime_flavor(), RuntimeFlavor::CurrentThread);
         // Blocking work (password hashing) still has its own threads there.
-        let on = rt.block_on(tokio::task::spawn_blocking(|| std::thread::current().id()));
+        let on = rt
+            .block_on(async { tokio::task::spawn_blocking(|| std::thread::current().id()).await });
         assert_ne!(on.unwrap(), std::thread::current().id());
     }
 
