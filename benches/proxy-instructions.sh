@@ -11,8 +11,8 @@
 # file; wrk drives it twice, for --short and for --long. The per-request figure is the difference
 # of the two totals divided by the difference of the request counts, so start-up and shutdown
 # cancel out. Only user-space instructions are counted (the kernel's share of a loopback request
-# is the same for both). --cache-sim adds callgrind's cache simulation (the host's L1 and
-# last-level sizes): L1 instruction and data misses per request, which at the benchmark's 256
+# is the same for both). --cache-sim adds callgrind's cache simulation (the host's cache sizes):
+# L1 instruction and data misses per request, which at the benchmark's 256
 # connections (`--connections 256`) explain more of the user-space time than the instruction
 # count does (docs/BENCHMARKS.md). Loopback only; every run is bounded by its duration.
 set -euo pipefail
@@ -93,18 +93,17 @@ figures = {who: list(map(int, v.split())) for who, v in zip(("nginx", "dripgate"
 print(f"per proxied request (user space, callgrind, wrk {conns} connections):")
 if len(figures["nginx"]) == 1:
     columns = {"instructions": lambda f: f[0]}
-else:  # Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
+else:  # Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw (last-level misses: a handful, noise)
     columns = {
         "instructions": lambda f: f[0],
         "L1i misses": lambda f: f[3],
         "L1d misses": lambda f: f[4] + f[5],
-        "LL misses": lambda f: f[6] + f[7] + f[8],
     }
 label = 28
 print(" " * label + "".join(f"{c:>14}" for c in columns))
 for who, f in figures.items():
     print(f"  {who}".ljust(label) + "".join(f"{get(f):>14}" for get in columns.values()))
 for a, b in (("dripgate", "nginx"), ("hyper_floor", "nginx"), ("dripgate", "hyper_floor")):
-    ratios = "".join(f"{get(figures[a]) / max(get(figures[b]), 1):>14.2f}" for get in columns.values())
+    ratios = "".join(f"{get(figures[a]) / get(figures[b]):>14.2f}" for get in columns.values())
     print(f"  ratio {a}/{b}".ljust(label) + ratios)
 PY

@@ -175,8 +175,8 @@ fn serve(path: &std::path::Path) -> ExitCode {
 /// client, write upstream" per request, so the upstream (and, on the way back, the client) is
 /// woken for each write and often has gone idle in between; in order, writes to the same peers
 /// come in runs and one wake-up serves several. On small proxied responses this cut the
-/// cross-CPU wake-ups per request by about two thirds and the proxy's CPU time per request by
-/// about a sixth (docs/BENCHMARKS.md).
+/// wake-up interrupts to the other CPU from 0.5–1.5 to 0.1–0.5 per request and the proxy's CPU
+/// time per request by about a sixth (docs/BENCHMARKS.md).
 pub fn serve_runtime(worker_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     let mut builder = if worker_threads == 1 {
         tokio::runtime::Builder::new_current_thread()
