@@ -26,6 +26,10 @@ use tokio::net::{TcpListener, TcpStream};
 
 type Sender = client::SendRequest<Incoming>;
 
+// The allocator dripgate's binary uses, so that dripgate/hyper_floor stays dripgate's own work.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Idle upstream connections, the most recently used on top.
 #[derive(Default)]
 struct Pool(Mutex<Vec<Sender>>);

@@ -25,12 +25,14 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     /// No connection could be made; worded as hyper-util's client words it.
+    #[cold]
     pub(crate) fn connect(err: &(dyn std::error::Error + 'static)) -> Self {
         Self::Connect(format!("client error (Connect): {}", error_chain(err)))
     }
 
     /// The exchange failed on a connection; `stage` is hyper-util's name for the failure
     /// (`SendRequest`, or `Canceled` when the request was never written).
+    #[cold]
     pub(crate) fn send(stage: &str, err: &hyper::Error) -> Self {
         Self::Protocol(format!("client error ({stage}): {}", error_chain(err)))
     }
@@ -54,7 +56,11 @@ impl UpstreamError {
         }
     }
 
-    /// Logs the failure and builds the short plain-text answer.
+    /// Logs the failure and builds the short plain-text answer. Kept out of line (`cold`): the
+    /// code of the log line and the answer would otherwise sit inside every forwarding path and
+    /// crowd the instruction cache of requests that succeed.
+    #[cold]
+    #[inline(never)]
     pub fn into_response(self, upstream: &str) -> Response<Body> {
         tracing::warn!(upstream, kind = self.kind(), error = %self, "upstream request failed");
         let status = self.status();

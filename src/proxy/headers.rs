@@ -130,12 +130,26 @@ pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
 }
 
 /// What the proxy knows about the client side of a request.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ClientInfo {
     /// The TCP peer.
     pub peer: SocketAddr,
     /// Whether the client connection is TLS.
     pub tls: bool,
+    /// The peer's address as an X-Forwarded-For value, written once per connection: every
+    /// request on it then shares the value instead of formatting and allocating its own.
+    peer_value: HeaderValue,
+}
+
+impl ClientInfo {
+    /// The client at `peer`, over TLS or not.
+    pub fn new(peer: SocketAddr, tls: bool) -> Self {
+        Self {
+            peer,
+            tls,
+            peer_value: ip_value(canonical(peer.ip())),
+        }
+    }
 }
 
 /// The forwarded-header policy from config.
@@ -157,7 +171,7 @@ impl ForwardedPolicy {
     /// Sets X-Forwarded-For/-Proto/-Host (and `Forwarded` if configured). From an untrusted
     /// peer every client-supplied forwarded header is dropped first, so it cannot spoof them.
     /// `host` is the Host the client asked for.
-    pub fn apply(&self, headers: &mut HeaderMap, client: ClientInfo, host: Option<&HeaderValue>) {
+    pub fn apply(&self, headers: &mut HeaderMap, client: &ClientInfo, host: Option<&HeaderValue>) {
         let peer_ip = canonical(client.peer.ip());
         // One pass over the names: a client that sent no forwarded header (the usual case)
         // costs no removals and no lookups.
@@ -174,8 +188,8 @@ impl ForwardedPolicy {
             None
         };
         let xff = match prior {
-            Some(prior) => HeaderValue::from_str(&format!("{prior}, {peer_ip}")).ok(),
-            None => Some(ip_value(peer_ip)),
+            Some(prior) => appended(&prior, peer_ip),
+            None => Some(client.peer_value.clone()),
         };
         if let Some(v) = xff {
             headers.insert(X_FORWARDED_FOR, v);
@@ -193,6 +207,8 @@ impl ForwardedPolicy {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn append_forwarded(
         &self,
         headers: &mut HeaderMap,
@@ -218,7 +234,17 @@ impl ForwardedPolicy {
     }
 }
 
-/// All values of a header joined by ", " (several header lines are one list).
+/// `prior` with `ip` appended, as a trusted proxy's X-Forwarded-For is extended.
+#[cold]
+#[inline(never)]
+fn appended(prior: &str, ip: IpAddr) -> Option<HeaderValue> {
+    HeaderValue::from_str(&format!("{prior}, {ip}")).ok()
+}
+
+/// All values of a header joined by ", " (several header lines are one list). Only for clients
+/// that sent forwarded headers themselves, so out of line.
+#[cold]
+#[inline(never)]
 fn joined(headers: &HeaderMap, name: &HeaderName) -> Option<String> {
     let values: Vec<&str> = headers
         .get_all(name)
@@ -271,10 +297,7 @@ mod tests {
     use super::*;
 
     fn client(ip: &str) -> ClientInfo {
-        ClientInfo {
-            peer: SocketAddr::new(ip.parse().unwrap(), 4000),
-            tls: false,
-        }
+        ClientInfo::new(SocketAddr::new(ip.parse().unwrap(), 4000), false)
     }
 
     #[test]
@@ -345,7 +368,7 @@ mod tests {
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
         h.insert(header::FORWARDED, HeaderValue::from_static("for=1.2.3.4"));
         let host = HeaderValue::from_static("app.example");
-        policy.apply(&mut h, client("192.0.2.7"), Some(&host));
+        policy.apply(&mut h, &client("192.0.2.7"), Some(&host));
         assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "app.example");
@@ -392,6 +415,20 @@ mod tests {
     }
 
     #[test]
+    fn a_connection_names_its_peer_in_canonical_form_on_every_request() {
+        let policy = ForwardedPolicy::default();
+        let client = client("::ffff:192.0.2.9");
+        for _ in 0..2 {
+            let mut h = HeaderMap::new();
+            policy.apply(&mut h, &client, None);
+            assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.9");
+        }
+        let mut h = HeaderMap::new();
+        policy.apply(&mut h, &self::client("2001:db8::7"), None);
+        assert_eq!(h[&X_FORWARDED_FOR], "2001:db8::7");
+    }
+
+    #[test]
     fn trusted_peer_is_appended() {
         let policy = ForwardedPolicy {
             trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
@@ -400,7 +437,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-        policy.apply(&mut h, client("::ffff:10.1.2.3"), None);
+        policy.apply(&mut h, &client("::ffff:10.1.2.3"), None);
         assert_eq!(h[&X_FORWARDED_FOR], "1.2.3.4, 10.1.2.3");
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
     }

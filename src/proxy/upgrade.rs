@@ -4,6 +4,9 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 /// Once both sides have switched protocols, copies bytes both ways until either side closes.
+/// Out of line, like every path most requests never take.
+#[cold]
+#[inline(never)]
 pub fn tunnel(client: OnUpgrade, upstream: OnUpgrade) {
     tokio::spawn(async move {
         let (client, upstream) = match tokio::try_join!(client, upstream) {

@@ -91,7 +91,7 @@ pub async fn accept_loop(
             let _open = ctx.metrics.connection_opened();
             match tls {
                 None => {
-                    let client = ClientInfo { peer, tls: false };
+                    let client = ClientInfo::new(peer, false);
                     serve_connection(tcp, ctx, client, limits, state).await;
                 }
                 Some(acceptor) => {
@@ -99,7 +99,7 @@ pub async fn accept_loop(
                         tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp));
                     match handshake.await {
                         Ok(Ok(stream)) => {
-                            let client = ClientInfo { peer, tls: true };
+                            let client = ClientInfo::new(peer, true);
                             serve_connection(stream, ctx, client, limits, state).await;
                         }
                         Ok(Err(e)) => {
@@ -128,10 +128,11 @@ async fn serve_connection<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let peer = client.peer;
     let service_state = state.clone();
     let service = service_fn(move |req| {
         let busy = service_state.busy();
-        handle(ctx.clone(), req, client, busy)
+        handle(ctx.clone(), req, client.clone(), busy)
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -158,12 +159,12 @@ async fn serve_connection<I>(
         match step {
             Err(result) => {
                 if let Err(e) = result {
-                    tracing::debug!(peer = %client.peer, error = %e, "connection ended with an error");
+                    tracing::debug!(peer = %peer, error = %e, "connection ended with an error");
                 }
                 return;
             }
             Ok(Signal::Close) => {
-                tracing::debug!(peer = %client.peer, "closing connection (idle or draining)");
+                tracing::debug!(peer = %peer, "closing connection (idle or draining)");
                 conn.as_mut().graceful_shutdown();
                 acted_on = Signal::Close;
             }

@@ -187,15 +187,21 @@ impl HttpMetrics {
                 }
                 self.upstream_duration.observe(elapsed.as_secs_f64());
             }
-            Err(err) => {
-                self.upstream_requests
-                    .with_label_values(&[upstream, "error"])
-                    .inc();
-                self.upstream_errors
-                    .with_label_values(&[upstream, err.kind()])
-                    .inc();
-            }
+            Err(err) => self.observe_upstream_error(upstream, err),
         }
+    }
+
+    /// The failed half of [`Self::observe_upstream`], out of line: its label lookups are
+    /// code that successful requests should not have to load.
+    #[cold]
+    #[inline(never)]
+    fn observe_upstream_error(&self, upstream: &str, err: &UpstreamError) {
+        self.upstream_requests
+            .with_label_values(&[upstream, "error"])
+            .inc();
+        self.upstream_errors
+            .with_label_values(&[upstream, err.kind()])
+            .inc();
     }
 
     /// Counts a request as in flight until the returned guard is dropped.

@@ -41,6 +41,7 @@ pub async fn handle(
     busy: super::watchdog::BusyGuard,
 ) -> Result<Response<ResponseBody>, std::convert::Infallible> {
     let started = Instant::now();
+    let peer = client.peer;
     let in_flight = ctx.metrics.request_started();
     let class = ctx.router.classify(req.method(), req.uri().path());
     // The access line needs method and path after the request has moved on; copy them only
@@ -69,7 +70,7 @@ pub async fn handle(
             route = class.as_str(),
             upstream = ctx.legacy.name(),
             latency_ms = elapsed.as_secs_f64() * 1000.0,
-            peer = %client.peer.ip(),
+            peer = %peer.ip(),
             "request"
         );
     }
