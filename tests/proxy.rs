@@ -127,6 +127,21 @@ async fn upstream_down_gives_502_and_slow_gives_504() {
     let resp = client().get(dg.url("/anything")).send().await.unwrap();
     assert_eq!(resp.status(), 502);
     assert_eq!(resp.text().await.unwrap(), "502 Bad Gateway\n");
+    let page = client()
+        .get(dg.admin_url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "dripgate_upstream_errors_total{kind=\"connect\",upstream=\"legacy\"}",
+        "dripgate_upstream_requests_total{status=\"error\",upstream=\"legacy\"}",
+        "dripgate_http_requests_total{route=\"proxy\",status=\"502\"}",
+    ] {
+        assert_eq!(metric(&page, series), Some(1.0), "{series}");
+    }
     dg.stop().await;
 
     let app = LegacyApp::start().await;
