@@ -4,7 +4,7 @@
 #
 # Stage 1 builds the `dist` profile (release with whole-program LTO: the build the pass-through
 # benchmarks measure) with the same toolchain line the project uses (Rust 1.94+, Debian bookworm,
-# gnu target: aws-lc-rs needs only a C compiler there). Stage 2 is distroless "cc": glibc,
+# gnu target: aws-lc-rs, bundled SQLite and mimalloc need only a C compiler there). Stage 2 is distroless "cc": glibc,
 # libgcc and CA certificates (needed for HTTPS calls to identity providers), no shell, no
 # package manager, running as the non-root user 65532.
 #
