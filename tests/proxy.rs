@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::legacy_app::LegacyApp;
-use common::{Dripgate, client, config_for, metric};
+use common::{Dripgate, client, config_for, get_text, metric};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
@@ -127,14 +127,7 @@ async fn upstream_down_gives_502_and_slow_gives_504() {
     let resp = client().get(dg.url("/anything")).send().await.unwrap();
     assert_eq!(resp.status(), 502);
     assert_eq!(resp.text().await.unwrap(), "502 Bad Gateway\n");
-    let page = client()
-        .get(dg.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&dg.admin_url("/metrics")).await.1;
     for series in [
         "dripgate_upstream_errors_total{kind=\"connect\",upstream=\"legacy\"}",
         "dripgate_upstream_requests_total{status=\"error\",upstream=\"legacy\"}",
@@ -151,14 +144,7 @@ async fn upstream_down_gives_502_and_slow_gives_504() {
     let resp = client().get(dg.url("/slow?ms=3000")).send().await.unwrap();
     assert_eq!(resp.status(), 504);
     assert_eq!(resp.text().await.unwrap(), "504 Gateway Timeout\n");
-    let page = client()
-        .get(dg.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&dg.admin_url("/metrics")).await.1;
     assert_eq!(
         metric(
             &page,
@@ -197,14 +183,7 @@ async fn signin_route_body_reaches_legacy_byte_for_byte() {
         .unwrap();
     assert_eq!(resp.bytes().await.unwrap().len(), big.len());
 
-    let page = client()
-        .get(dg.admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = get_text(&dg.admin_url("/metrics")).await.1;
     assert_eq!(
         metric(
             &page,
