@@ -108,13 +108,23 @@ impl Forwarder {
     }
 
     /// Sends `req` upstream and returns its response, or a short 502/504 answer.
-    pub async fn forward(&self, mut req: Request<Body>, client: ClientInfo) -> Response<Body> {
+    pub async fn forward(&self, req: Request<Body>, client: ClientInfo) -> Response<Body> {
+        self.forward_since(req, client, Instant::now()).await
+    }
+
+    /// [`Forwarder::forward`] for a request that arrived at `started`, a clock reading the
+    /// caller already took: the upstream latency and the response deadline count from it.
+    pub async fn forward_since(
+        &self,
+        mut req: Request<Body>,
+        client: ClientInfo,
+        started: Instant,
+    ) -> Response<Body> {
         let upgrade = headers::is_upgrade_request(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         if let Err(err) = self.rewrite_request(&mut req, &client, upgrade) {
             return err.into_response(self.name);
         }
-        let started = Instant::now();
         // The deadline reuses the clock reading taken for the latency metric.
         let deadline = tokio::time::Instant::from_std(started) + self.response_timeout;
         let sent = tokio::time::timeout_at(deadline, self.pool.send(req, started)).await;

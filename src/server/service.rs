@@ -55,7 +55,10 @@ pub async fn handle(
         RouteClass::Signin(route) => {
             Box::pin(ctx.signin.handle(req, client, &ctx.legacy, route)).await
         }
-        RouteClass::Proxy => ctx.legacy.forward(req, client).await,
+        // The request's arrival time doubles as the start of the upstream exchange: the upstream
+        // latency then includes the header rewriting too, microseconds against a smallest
+        // histogram bucket of 0.5 ms, and saves a clock read per request.
+        RouteClass::Proxy => ctx.legacy.forward_since(req, client, started).await,
     };
     let elapsed = started.elapsed();
     let status = resp.status();

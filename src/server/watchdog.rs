@@ -139,6 +139,15 @@ impl Shared {
         self.nanos(Instant::now())
     }
 
+    /// The time as one atomic load instead of a clock read: the latest check plus one tick,
+    /// which is not earlier than the real time while the watchdog keeps its schedule. Idle
+    /// times and header deadlines taken from it end up to one tick late, never early.
+    fn coarse_now(&self) -> u64 {
+        self.checked_at
+            .load(Ordering::Acquire)
+            .saturating_add(u64::try_from(self.tick.as_nanos()).unwrap_or(u64::MAX))
+    }
+
     fn nanos(&self, at: Instant) -> u64 {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)
     }
@@ -260,9 +269,11 @@ pub struct BusyGuard(Arc<ConnState>);
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
+        // Once per request: the coarse clock spares a clock read, and the idle timeout is
+        // enforced at the watchdog's checks anyway.
         self.0
             .idle_since
-            .store(self.0.shared.now(), Ordering::Release);
+            .store(self.0.shared.coarse_now(), Ordering::Release);
         self.0.busy.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -273,6 +284,13 @@ impl Drop for BusyGuard {
 pub struct HeaderTimer(Arc<ConnState>);
 
 impl hyper::rt::Timer for HeaderTimer {
+    /// hyper asks for the time once per request head, only to add the header-read timeout to
+    /// it; the watchdog's coarse clock answers without a clock read.
+    fn now(&self) -> Instant {
+        let shared = &self.0.shared;
+        shared.epoch + Duration::from_nanos(shared.coarse_now())
+    }
+
     fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
         self.sleep_until(Instant::now() + duration)
     }
@@ -362,6 +380,34 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(200));
         // A dropped sleep leaves no deadline behind for the watchdog to wake.
         assert_eq!(conn.head_deadline.load(Ordering::Acquire), NO_DEADLINE);
+    }
+
+    #[tokio::test]
+    async fn a_head_deadline_from_the_coarse_clock_never_ends_early() {
+        let (_tx, watchdog) = start(Duration::from_secs(60), Duration::from_millis(200));
+        let conn = watchdog.register();
+        let timer = conn.header_timer();
+        // Between two checks (one tick is 50 ms), as hyper finds the clock mid-connection.
+        tokio::time::sleep(Duration::from_millis(70)).await;
+        let started = Instant::now();
+        // What hyper does for each request head.
+        let deadline = timer.now() + Duration::from_millis(200);
+        tokio::time::timeout(BOUND, timer.sleep_until(deadline))
+            .await
+            .expect("the header deadline ends the sleep");
+        assert!(started.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_for_less_than_the_timeout_is_left_open() {
+        let (_tx, watchdog) = start(Duration::from_millis(200), Duration::from_secs(10));
+        let conn = watchdog.register();
+        tokio::time::sleep(Duration::from_millis(70)).await;
+        drop(conn.busy());
+        let idle_from = Instant::now();
+        let signal = next_signal(&conn, Signal::Serve).await;
+        assert_eq!(signal, Signal::Close);
+        assert!(idle_from.elapsed() >= Duration::from_millis(200));
     }
 
     #[tokio::test]
