@@ -399,7 +399,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_connection_idle_for_less_than_the_timeout_is_left_open() {
+    async fn an_idle_connection_is_told_to_close_only_after_its_timeout() {
         let (_tx, watchdog) = start(Duration::from_millis(200), Duration::from_secs(10));
         let conn = watchdog.register();
         tokio::time::sleep(Duration::from_millis(70)).await;
