@@ -25,11 +25,12 @@ floor_bin() {
   fi
 }
 
-# nginx_conf DIR LISTEN SERVER_BODY [MAIN_EXTRA]: writes $work/DIR/nginx.conf for one worker,
-# in the foreground, access log off, with an upstream `origin` ($ORIGIN, keep-alive pool).
+# nginx_conf DIR LISTEN SERVER_BODY [MAIN_EXTRA] [WORKERS]: writes $work/DIR/nginx.conf for
+# WORKERS worker processes (default 1), in the foreground, access log off, with an upstream
+# `origin` ($ORIGIN, keep-alive pool).
 nginx_conf() {
   cat > "$work/$1/nginx.conf" <<CONF
-worker_processes 1;
+worker_processes ${5:-1};
 daemon off;
 ${4:-}
 pid $work/$1/nginx.pid;

@@ -6,24 +6,33 @@
 # hyper_floor/nginx and dripgate/hyper_floor (median over repetitions, with the range of the
 # req/s ratio).
 #
-#   benches/proxy.sh [--reps N] [--duration 5s] [--connections 256] [--smoke]
+#   benches/proxy.sh [--reps N] [--duration 5s] [--connections 256] [--workers 1] [--smoke]
 #
 # Layout on a 2-core machine: every proxy gets one worker pinned to CPU 0; the origin (nginx,
-# one worker) and wrk share CPU 1. nginx and wrk come from Debian's packages and are installed if
-# missing. Only loopback addresses are used; every run is bounded by --duration.
+# one worker) and wrk share CPU 1. `--workers N` (N > 1) measures the multi-worker setting
+# instead: nginx `worker_processes N` against dripgate `server.worker_threads = N` (tokio's
+# multi-thread scheduler), nothing pinned, so proxy, origin and wrk share every core as they
+# would on one host; hyper_floor (one thread only) is left out. nginx and wrk come from Debian's
+# packages and are installed if missing. Only loopback addresses are used; every run is bounded
+# by --duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-reps=3; duration=5s; conns=256
+reps=3; duration=5s; conns=256; workers=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) reps=$2; shift 2;;
     --duration) duration=$2; shift 2;;
     --connections) conns=$2; shift 2;;
+    --workers) workers=$2; shift 2;;
     --smoke) reps=1; duration=1s; conns=16; shift;;
     *) echo "unknown argument $1" >&2; exit 2;;
   esac
 done
+
+case $workers in ''|*[!0-9]*|0) echo "--workers takes a number of workers >= 1" >&2; exit 2;; esac
+# CPUs for the proxies and for the origin + wrk: split on one worker, shared otherwise.
+if [ "$workers" = 1 ]; then proxy_cpus=0; side_cpus=1; else proxy_cpus=0-$(( $(nproc) - 1 )); side_cpus=$proxy_cpus; fi
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need wrk || ! need nginx; then
@@ -42,23 +51,27 @@ FLOOR=127.0.0.1:18084
 
 . benches/nginx.sh
 BIN=$(dripgate_bin)
-FLOOR_BIN=$(floor_bin)
+FLOOR_BIN=$(if [ "$workers" = 1 ]; then floor_bin; fi)
 
 mkdir -p "$work/www" "$work/origin" "$work/proxy"
 head -c 16384 /dev/zero | tr '\0' 'x' > "$work/www/16k.txt"
 nginx_conf origin "$ORIGIN" "location = /hello { return 200 'Hello World!\n'; } location / { root $work/www; }"
-nginx_conf proxy "$NGINX_PROXY" "$NGINX_PROXY_LOCATION"
+nginx_conf proxy "$NGINX_PROXY" "$NGINX_PROXY_LOCATION" "" "$workers"
 
-taskset -c 1 "$NGINX" -c "$work/origin/nginx.conf" & pids+=($!)
-taskset -c 0 "$NGINX" -c "$work/proxy/nginx.conf" & pids+=($!)
+taskset -c "$side_cpus" "$NGINX" -c "$work/origin/nginx.conf" & pids+=($!)
+taskset -c "$proxy_cpus" "$NGINX" -c "$work/proxy/nginx.conf" & pids+=($!)
 DRIPGATE_SERVER__LISTEN=$DRIPGATE DRIPGATE_ADMIN__LISTEN=$ADMIN DRIPGATE_UPSTREAM__URL=http://$ORIGIN \
-DRIPGATE_SERVER__WORKER_THREADS=1 DRIPGATE_LOG__LEVEL=warn DRIPGATE_UPSTREAM__POOL_MAX_IDLE=512 \
-  taskset -c 0 "$BIN" serve --config config/dripgate.example.toml > "$work/dripgate.log" 2>&1 & pids+=($!)
+DRIPGATE_SERVER__WORKER_THREADS=$workers DRIPGATE_LOG__LEVEL=warn DRIPGATE_UPSTREAM__POOL_MAX_IDLE=512 \
+  taskset -c "$proxy_cpus" "$BIN" serve --config config/dripgate.example.toml > "$work/dripgate.log" 2>&1 & pids+=($!)
 dg_pid=$!
-taskset -c 0 "$FLOOR_BIN" "$FLOOR" "$ORIGIN" > "$work/hyper_floor.log" 2>&1 & pids+=($!)
-floor_pid=$!
+contenders="direct nginx dripgate"; addrs="$ORIGIN $NGINX_PROXY $DRIPGATE"; floor_pid=0
+if [ "$workers" = 1 ]; then
+  taskset -c 0 "$FLOOR_BIN" "$FLOOR" "$ORIGIN" > "$work/hyper_floor.log" 2>&1 & pids+=($!)
+  floor_pid=$!
+  contenders="$contenders hyper_floor"; addrs="$addrs $FLOOR"
+fi
 listening() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
-for a in $ORIGIN $NGINX_PROXY $DRIPGATE $FLOOR; do
+for a in $addrs; do
   for _ in $(seq 1 50); do listening "$a" && break; sleep 0.2; done
   if ! listening "$a"; then
     echo "nothing listens on $a; logs:" >&2
@@ -67,22 +80,23 @@ for a in $ORIGIN $NGINX_PROXY $DRIPGATE $FLOOR; do
   fi
 done
 
-# The nginx proxy's worker is the child of its master.
+# The nginx proxy's workers are the children of its master.
 nginx_master=${pids[1]}
-nginx_worker() { pgrep -P "$(cat "$work/proxy/nginx.pid" 2>/dev/null || echo $nginx_master)" | head -n1; }
-peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+nginx_workers() { pgrep -P "$(cat "$work/proxy/nginx.pid" 2>/dev/null || echo $nginx_master)" | xargs; }
+# peak_rss_kb PID...: the sum of the processes' peak RSS (nginx with several workers).
+peak_rss_kb() { local t=0 p; for p in "$@"; do t=$(( t + $(awk '/VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0) )); done; echo $t; }
 
 # CPU time (user + system) a process has used, in clock ticks: with it each run also reports the
 # proxy's CPU cost per request, which a neighbour slowing the whole VM moves far less than req/s.
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+cpu_ticks() { local t=0 p; for p in "$@"; do t=$(( t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0) )); done; echo $t; }
 TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
 results="$work/results.tsv"
 run_wrk() { # contender path pid-whose-CPU-to-count (0: none)
   local target=$1 path=$2 pid=$3 out before after
-  before=$(cpu_ticks "$pid")
-  out=$(taskset -c 1 wrk -t1 -c"$conns" -d"$duration" --latency "http://$target$path" 2>&1)
-  after=$(cpu_ticks "$pid")
+  before=$(cpu_ticks $pid)
+  out=$(taskset -c "$side_cpus" wrk -t1 -c"$conns" -d"$duration" --latency "http://$target$path" 2>&1)
+  after=$(cpu_ticks $pid)
   if echo "$out" | grep -q "Non-2xx\|Socket errors"; then
     echo "FAILED RUN against $target$path:" >&2; echo "$out" >&2; exit 1
   fi
@@ -99,10 +113,10 @@ print(f"{rps:.0f}\t{lat('50'):.3f}\t{lat('99'):.3f}\t{cpu_us / requests:.2f}")
 PY
 }
 
-nginx_pid=$(nginx_worker)
+nginx_pid=$(nginx_workers)
 for path in /hello /16k.txt; do
   for rep in $(seq 1 "$reps"); do
-    for who in direct nginx dripgate hyper_floor; do
+    for who in $contenders; do
       case $who in
         direct) t=$ORIGIN; p=0;;
         nginx) t=$NGINX_PROXY; p=$nginx_pid;;
@@ -114,36 +128,40 @@ for path in /hello /16k.txt; do
     done
   done
 done
-dg_rss=$(peak_rss_kb "$dg_pid"); ng_rss=$(peak_rss_kb "$nginx_pid"); floor_rss=$(peak_rss_kb "$floor_pid")
+dg_rss=$(peak_rss_kb "$dg_pid"); ng_rss=$(peak_rss_kb $nginx_pid); floor_rss=$(peak_rss_kb "$floor_pid")
 
-python3 - "$results" "$dg_rss" "$ng_rss" "$floor_rss" "$conns" "$duration" "$reps" <<'PY'
+python3 - "$results" "$dg_rss" "$ng_rss" "$floor_rss" "$conns" "$duration" "$reps" "$workers" <<'PY'
 import statistics, sys, collections
-path, dg_rss, ng_rss, floor_rss, conns, duration, reps = sys.argv[1:]
+path, dg_rss, ng_rss, floor_rss, conns, duration, reps, workers = sys.argv[1:]
 rows = [l.rstrip("\n").split("\t") for l in open(path)]
 by = collections.defaultdict(dict)
 for p, rep, who, rps, p50, p99, cpu in rows:
     by[(p, rep)][who] = (float(rps), float(p50), float(p99), float(cpu))
-print(f"wrk -t1 -c{conns} -d{duration}, {reps} interleaved repetitions; medians (per-repetition ratios)\n")
+floor = workers == "1"
+layout = "one worker each, pinned" if floor else f"{workers} workers each, unpinned"
+print(f"wrk -t1 -c{conns} -d{duration}, {reps} interleaved repetitions, {layout}; medians (per-repetition ratios)\n")
 print("| path | contender | req/s | p50 ms | p99 ms | proxy CPU µs/request |")
 print("|---|---|---|---|---|---|")
 paths = sorted({p for p, _ in by})
 for p in paths:
     reps_ = [v for (pp, _), v in by.items() if pp == p]
-    for who in ("direct", "nginx", "dripgate", "hyper_floor"):
+    for who in ("direct", "nginx", "dripgate") + (("hyper_floor",) if floor else ()):
         med = lambda i: statistics.median(r[who][i] for r in reps_)
         cpu = "" if who == "direct" else f"{med(3):.2f}"
         print(f"| {p} | {who} | {med(0):.0f} | {med(1):.3f} | {med(2):.3f} | {cpu} |")
-print("\n| path | dripgate/nginx req/s (range) | dripgate/nginx p99 | dripgate/direct req/s | nginx/dripgate CPU per request "
-      "| hyper_floor/nginx req/s | dripgate/hyper_floor req/s |")
-print("|---|---|---|---|---|---|---|")
+floor_head = " hyper_floor/nginx req/s | dripgate/hyper_floor req/s |" if floor else ""
+print("\n| path | dripgate/nginx req/s (range) | dripgate/nginx p99 | dripgate/direct req/s | nginx/dripgate CPU per request |"
+      + floor_head)
+print("|---|---|---|---|---|" + ("---|---|" if floor else ""))
 for p in paths:
     reps_ = [v for (pp, _), v in by.items() if pp == p]
     ratios = lambda a, b, i: [r[a][i] / r[b][i] for r in reps_]
     ratio = lambda a, b, i: statistics.median(ratios(a, b, i))
     rps = ratios('dripgate', 'nginx', 0)
     print(f"| {p} | {statistics.median(rps):.2f} ({min(rps):.2f}–{max(rps):.2f}) | {ratio('dripgate','nginx',2):.2f} "
-          f"| {ratio('dripgate','direct',0):.2f} | {ratio('nginx','dripgate',3):.2f} "
-          f"| {ratio('hyper_floor','nginx',0):.2f} | {ratio('dripgate','hyper_floor',0):.2f} |")
-print(f"\npeak RSS: dripgate {int(dg_rss)/1024:.1f} MiB, nginx proxy worker {int(ng_rss)/1024:.1f} MiB, "
-      f"hyper_floor {int(floor_rss)/1024:.1f} MiB")
+          f"| {ratio('dripgate','direct',0):.2f} | {ratio('nginx','dripgate',3):.2f} |"
+          + (f" {ratio('hyper_floor','nginx',0):.2f} | {ratio('dripgate','hyper_floor',0):.2f} |" if floor else ""))
+workers_label = "worker" if workers == "1" else f"{workers} workers together"
+print(f"\npeak RSS: dripgate {int(dg_rss)/1024:.1f} MiB, nginx proxy {workers_label} {int(ng_rss)/1024:.1f} MiB"
+      + (f", hyper_floor {int(floor_rss)/1024:.1f} MiB" if floor else ""))
 PY
