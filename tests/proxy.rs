@@ -66,6 +66,32 @@ async fn host_can_be_rewritten_to_the_upstream() {
 }
 
 #[tokio::test]
+async fn repeated_host_lines_reach_the_upstream_as_one() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = LegacyApp::start().await;
+    let dg = Dripgate::start(config_for(app.addr)).await;
+    let mut stream = tokio::net::TcpStream::connect(dg.addr).await.unwrap();
+    stream
+        .write_all(
+            b"GET /echo HTTP/1.1\r\nHost: first.example\r\nHost: second.example\r\n\
+              Connection: close\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["headers"]["host"], serde_json::json!(["first.example"]));
+    dg.stop().await;
+}
+
+#[tokio::test]
 async fn untrusted_client_cannot_spoof_forwarded_headers() {
     let app = LegacyApp::start().await;
     let mut config = config_for(app.addr);

@@ -57,12 +57,18 @@ const FORWARDED_FAMILY: [HeaderName; 5] = [
 /// `Upgrade` are kept.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     // One pass over the names (no hashing, no allocation) finds which of the fixed hop-by-hop
-    // headers are present; usually none or only `Connection: keep-alive`.
+    // headers are present; usually none (most requests) or only `Connection: keep-alive`
+    // (most upstream responses).
     let mut present = [false; HOP_COUNT + 1];
+    let mut any = false;
     for name in headers.keys() {
         if let Some(i) = hop_index(name) {
             present[i] = true;
+            any = true;
         }
+    }
+    if !any && !keep_upgrade {
+        return;
     }
     let upgrade = present[UPGRADE_INDEX];
     // `Connection` is the first of `HOP_BY_HOP`; without it nothing more is named.
@@ -139,6 +145,8 @@ pub struct ClientInfo {
     /// The peer's address as an X-Forwarded-For value, written once per connection: every
     /// request on it then shares the value instead of formatting and allocating its own.
     peer_value: HeaderValue,
+    /// The connection's upstream response deadline timer, reused request after request.
+    pub(super) response_timer: super::timer::ResponseTimer,
 }
 
 impl ClientInfo {
@@ -148,6 +156,7 @@ impl ClientInfo {
             peer,
             tls,
             peer_value: ip_value(canonical(peer.ip())),
+            response_timer: super::timer::ResponseTimer::default(),
         }
     }
 }

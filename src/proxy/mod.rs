@@ -5,6 +5,7 @@
 mod error;
 pub mod headers;
 mod pool;
+mod timer;
 mod upgrade;
 
 use std::sync::Arc;
@@ -125,15 +126,19 @@ impl Forwarder {
         if let Err(err) = self.rewrite_request(&mut req, &client, upgrade) {
             return err.into_response(self.name);
         }
-        // The deadline reuses the clock reading taken for the latency metric.
+        // The deadline reuses the clock reading taken for the latency metric, and the timer is
+        // the connection's own (`timer`): no timer-wheel update per request.
         let deadline = tokio::time::Instant::from_std(started) + self.response_timeout;
-        let sent = tokio::time::timeout_at(deadline, self.pool.send(req, started)).await;
+        let mut timer = client.response_timer.arm(deadline);
+        let send = std::pin::pin!(self.pool.send(req, started));
+        let sent = timer::within(send, &mut timer).await;
+        client.response_timer.put_back(timer);
         // One match straight from the timer's output: a response is a few hundred bytes, and
         // every intermediate `Result` would move it again.
         let mut resp = match sent {
-            Ok(Ok(resp)) => resp,
-            Ok(Err(err)) => return self.failed(err, started),
-            Err(_) => return self.failed(UpstreamError::Timeout(self.response_timeout), started),
+            Some(Ok(resp)) => resp,
+            Some(Err(err)) => return self.failed(err, started),
+            None => return self.failed(UpstreamError::Timeout(self.response_timeout), started),
         };
         self.metrics
             .observe_upstream(self.name, Ok(resp.status()), started.elapsed());
@@ -186,7 +191,13 @@ impl Forwarder {
         upgrade: bool,
     ) -> Result<(), UpstreamError> {
         // HTTP/2 clients name the host in the URI authority, HTTP/1 clients in Host.
-        let client_host = req.headers().get(header::HOST).cloned().or_else(|| {
+        let (host_header, lone_host) = {
+            let mut values = req.headers().get_all(header::HOST).iter();
+            (values.next().cloned(), values.next().is_none())
+        };
+        // A single Host line that is kept as is needs no rewrite (a lookup and a replace saved).
+        let host_in_place = lone_host && host_header.is_some() && self.preserve_host;
+        let client_host = host_header.or_else(|| {
             req.uri()
                 .authority()
                 .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
@@ -196,6 +207,9 @@ impl Forwarder {
         let headers = req.headers_mut();
         headers::strip_hop_by_hop(headers, upgrade);
         self.policy.apply(headers, client, client_host.as_ref());
+        if host_in_place {
+            return Ok(());
+        }
         let host = match (client_host, self.preserve_host) {
             (Some(host), true) => host,
             _ => HeaderValue::from_str(self.authority.as_str())
