@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Pass-through benchmark: wrk against the origin directly, nginx as a reverse proxy, dripgate, and
 # hyper_floor (examples/hyper_floor.rs, the least a proxy on dripgate's HTTP libraries does), at
-# the same concurrency, interleaved in each repetition. Prints req/s, p50/p99 latency, each
-# proxy's CPU time per request and peak RSS, and the ratios dripgate/nginx, dripgate/direct,
-# hyper_floor/nginx and dripgate/hyper_floor (median over repetitions, with the range of the
-# req/s ratio).
+# the same concurrency, interleaved in each repetition (in an order rotated per repetition). Prints
+# req/s, p50/p99 latency, each proxy's CPU time per request and peak RSS, and the ratios
+# dripgate/nginx, dripgate/direct, hyper_floor/nginx and dripgate/hyper_floor (median over
+# repetitions, with the range of the req/s ratio).
 #
 #   benches/proxy.sh [--reps N] [--duration 5s] [--connections 256] [--workers 1] [--smoke]
 #
@@ -114,9 +114,13 @@ PY
 }
 
 nginx_pid=$(nginx_workers)
+# rotated LIST N: LIST (words) rotated left by N. Each repetition starts with a different
+# contender: a run's place in the rotation moves its result by several percent on these VMs
+# (docs/BENCHMARKS.md), so a fixed order would favour one contender in every repetition.
+rotated() { local -a w=($1); local n=${#w[@]} i; for ((i = 0; i < n; i++)); do printf '%s ' "${w[(i + $2) % n]}"; done; }
 for path in /hello /16k.txt; do
   for rep in $(seq 1 "$reps"); do
-    for who in $contenders; do
+    for who in $(rotated "$contenders" "$rep"); do
       case $who in
         direct) t=$ORIGIN; p=0;;
         nginx) t=$NGINX_PROXY; p=$nginx_pid;;
