@@ -21,21 +21,72 @@ static HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
 /// Where `Upgrade` is counted, after the names of `HOP_BY_HOP`.
 const UPGRADE_INDEX: usize = HOP_COUNT;
 
-/// The index in `HOP_BY_HOP` of a hop-by-hop name, [`UPGRADE_INDEX`] for `Upgrade`. A `match` on
-/// the (always lowercase) name compiles to a length switch and a few byte comparisons, so an
-/// end-to-end name costs about one comparison.
-fn hop_index(name: &HeaderName) -> Option<usize> {
+/// What a header name means to the rewrites: a hop-by-hop name (its index in `HOP_BY_HOP`,
+/// [`UPGRADE_INDEX`] for `Upgrade`), one of the forwarded family, or neither.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NameClass {
+    Hop(usize),
+    Forwarded,
+    EndToEnd,
+}
+
+/// The class of `name`. A `match` on the (always lowercase) name compiles to a length switch and
+/// a few byte comparisons, so an end-to-end name costs about one comparison.
+fn name_class(name: &HeaderName) -> NameClass {
     match name.as_str() {
-        "connection" => Some(0),
-        "keep-alive" => Some(1),
-        "proxy-connection" => Some(2),
-        "proxy-authenticate" => Some(3),
-        "proxy-authorization" => Some(4),
-        "te" => Some(5),
-        "trailer" => Some(6),
-        "transfer-encoding" => Some(7),
-        "upgrade" => Some(UPGRADE_INDEX),
-        _ => None,
+        "connection" => NameClass::Hop(0),
+        "keep-alive" => NameClass::Hop(1),
+        "proxy-connection" => NameClass::Hop(2),
+        "proxy-authenticate" => NameClass::Hop(3),
+        "proxy-authorization" => NameClass::Hop(4),
+        "te" => NameClass::Hop(5),
+        "trailer" => NameClass::Hop(6),
+        "transfer-encoding" => NameClass::Hop(7),
+        "upgrade" => NameClass::Hop(UPGRADE_INDEX),
+        "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "x-real-ip"
+        | "forwarded" => NameClass::Forwarded,
+        _ => NameClass::EndToEnd,
+    }
+}
+
+/// What one pass over a message's header names found: which hop-by-hop headers are present and
+/// whether any forwarded header is. Taken once per request, it serves the upgrade check, the
+/// hop-by-hop stripping and the forwarded-header policy, which would otherwise each walk the
+/// names or hash a lookup of their own.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HeaderScan {
+    /// `HOP_BY_HOP`'s names, then `Upgrade`.
+    hop: [bool; HOP_COUNT + 1],
+    any_hop: bool,
+    forwarded: bool,
+}
+
+impl HeaderScan {
+    /// Scans the names of `headers`.
+    pub fn of(headers: &HeaderMap) -> Self {
+        let mut scan = Self::default();
+        for name in headers.keys() {
+            match name_class(name) {
+                NameClass::Hop(i) => {
+                    scan.hop[i] = true;
+                    scan.any_hop = true;
+                }
+                NameClass::Forwarded => scan.forwarded = true,
+                NameClass::EndToEnd => {}
+            }
+        }
+        scan
+    }
+
+    /// Whether any of the forwarded family (X-Forwarded-*, X-Real-IP, Forwarded) is present.
+    pub fn forwarded(&self) -> bool {
+        self.forwarded
+    }
+
+    /// Whether the scanned request asks to switch protocols (HTTP/1.1 `Connection: upgrade` +
+    /// `Upgrade`); `headers` must be the ones scanned.
+    pub fn is_upgrade_request(&self, headers: &HeaderMap) -> bool {
+        self.hop[UPGRADE_INDEX] && self.hop[0] && is_upgrade_request(headers)
     }
 }
 
@@ -56,20 +107,18 @@ const FORWARDED_FAMILY: [HeaderName; 5] = [
 /// set (a WebSocket or other protocol upgrade being tunnelled), `Connection: upgrade` and
 /// `Upgrade` are kept.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    // One pass over the names (no hashing, no allocation) finds which of the fixed hop-by-hop
-    // headers are present; usually none (most requests) or only `Connection: keep-alive`
-    // (most upstream responses).
-    let mut present = [false; HOP_COUNT + 1];
-    let mut any = false;
-    for name in headers.keys() {
-        if let Some(i) = hop_index(name) {
-            present[i] = true;
-            any = true;
-        }
-    }
-    if !any && !keep_upgrade {
+    strip_scanned(headers, &HeaderScan::of(headers), keep_upgrade);
+}
+
+/// [`strip_hop_by_hop`] with the names already scanned (`scan` must be of `headers`).
+pub fn strip_scanned(headers: &mut HeaderMap, scan: &HeaderScan, keep_upgrade: bool) {
+    // The scan (no hashing, no allocation) found which of the fixed hop-by-hop headers are
+    // present; usually none (most requests) or only `Connection: keep-alive` (most upstream
+    // responses).
+    if !scan.any_hop && !keep_upgrade {
         return;
     }
+    let present = scan.hop;
     let upgrade = present[UPGRADE_INDEX];
     // `Connection` is the first of `HOP_BY_HOP`; without it nothing more is named.
     let named = if present[0] {
@@ -181,10 +230,21 @@ impl ForwardedPolicy {
     /// peer every client-supplied forwarded header is dropped first, so it cannot spoof them.
     /// `host` is the Host the client asked for.
     pub fn apply(&self, headers: &mut HeaderMap, client: &ClientInfo, host: Option<&HeaderValue>) {
+        let sent_forwarded = HeaderScan::of(headers).forwarded;
+        self.apply_scanned(headers, client, host, sent_forwarded);
+    }
+
+    /// [`ForwardedPolicy::apply`] with the names already scanned: `sent_forwarded` is whether
+    /// the client sent any of the forwarded family ([`HeaderScan`]). A client that sent none (the
+    /// usual case) costs no removals and no lookups.
+    pub fn apply_scanned(
+        &self,
+        headers: &mut HeaderMap,
+        client: &ClientInfo,
+        host: Option<&HeaderValue>,
+        sent_forwarded: bool,
+    ) {
         let peer_ip = canonical(client.peer.ip());
-        // One pass over the names: a client that sent no forwarded header (the usual case)
-        // costs no removals and no lookups.
-        let sent_forwarded = headers.keys().any(|name| FORWARDED_FAMILY.contains(name));
         if sent_forwarded && !self.trusts(peer_ip) {
             for name in &FORWARDED_FAMILY {
                 headers.remove(name);
@@ -326,19 +386,50 @@ mod tests {
     }
 
     #[test]
-    fn hop_index_names_every_hop_by_hop_header_and_nothing_else() {
+    fn name_class_names_every_hop_by_hop_and_forwarded_header_and_nothing_else() {
         for (i, name) in HOP_BY_HOP.iter().enumerate() {
-            assert_eq!(hop_index(name), Some(i), "{name}");
+            assert_eq!(name_class(name), NameClass::Hop(i), "{name}");
         }
-        assert_eq!(hop_index(&header::UPGRADE), Some(UPGRADE_INDEX));
+        assert_eq!(name_class(&header::UPGRADE), NameClass::Hop(UPGRADE_INDEX));
+        for name in &FORWARDED_FAMILY {
+            assert_eq!(name_class(name), NameClass::Forwarded, "{name}");
+        }
         for name in [
             header::HOST,
             header::CONTENT_LENGTH,
             header::CONTENT_TYPE,
-            X_FORWARDED_FOR,
+            HeaderName::from_static("x-forwarded-port"),
         ] {
-            assert_eq!(hop_index(&name), None, "{name}");
+            assert_eq!(name_class(&name), NameClass::EndToEnd, "{name}");
         }
+    }
+
+    #[test]
+    fn one_scan_tells_upgrade_requests_hop_by_hop_and_forwarded_headers_apart() {
+        let mut h = HeaderMap::new();
+        h.insert(header::HOST, HeaderValue::from_static("a.example"));
+        let scan = HeaderScan::of(&h);
+        assert!(!scan.any_hop && !scan.forwarded && !scan.is_upgrade_request(&h));
+
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        assert!(
+            !HeaderScan::of(&h).is_upgrade_request(&h),
+            "Upgrade without Connection"
+        );
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
+        let scan = HeaderScan::of(&h);
+        assert!(scan.any_hop && scan.is_upgrade_request(&h));
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
+        assert!(
+            !HeaderScan::of(&h).is_upgrade_request(&h),
+            "Connection does not name upgrade"
+        );
+
+        h.insert(X_REAL_IP, HeaderValue::from_static("192.0.2.1"));
+        assert!(HeaderScan::of(&h).forwarded);
     }
 
     #[test]

@@ -121,9 +121,11 @@ impl Forwarder {
         client: ClientInfo,
         started: Instant,
     ) -> Response<Body> {
-        let upgrade = headers::is_upgrade_request(req.headers());
+        // One pass over the header names serves the upgrade check and both rewrites.
+        let scan = headers::HeaderScan::of(req.headers());
+        let upgrade = scan.is_upgrade_request(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        if let Err(err) = self.rewrite_request(&mut req, &client, upgrade) {
+        if let Err(err) = self.rewrite_request(&mut req, &client, upgrade, &scan) {
             return err.into_response(self.name);
         }
         // The deadline reuses the clock reading taken for the latency metric, and the timer is
@@ -189,6 +191,7 @@ impl Forwarder {
         req: &mut Request<Body>,
         client: &ClientInfo,
         upgrade: bool,
+        scan: &headers::HeaderScan,
     ) -> Result<(), UpstreamError> {
         // HTTP/2 clients name the host in the URI authority, HTTP/1 clients in Host.
         let (host_header, lone_host) = {
@@ -205,8 +208,11 @@ impl Forwarder {
         *req.uri_mut() = self.upstream_uri(req.method(), req.uri())?;
         *req.version_mut() = Version::HTTP_11;
         let headers = req.headers_mut();
-        headers::strip_hop_by_hop(headers, upgrade);
-        self.policy.apply(headers, client, client_host.as_ref());
+        headers::strip_scanned(headers, scan, upgrade);
+        // The scan predates the stripping: a forwarded header that `Connection` named is gone
+        // now, and the policy's lookups find nothing of it, as for a client that sent none.
+        self.policy
+            .apply_scanned(headers, client, client_host.as_ref(), scan.forwarded());
         if host_in_place {
             return Ok(());
         }
