@@ -57,7 +57,6 @@ fn name_class(name: &HeaderName) -> NameClass {
 pub struct HeaderScan {
     /// `HOP_BY_HOP`'s names, then `Upgrade`.
     hop: [bool; HOP_COUNT + 1],
-    any_hop: bool,
     forwarded: bool,
 }
 
@@ -67,10 +66,7 @@ impl HeaderScan {
         let mut scan = Self::default();
         for name in headers.keys() {
             match name_class(name) {
-                NameClass::Hop(i) => {
-                    scan.hop[i] = true;
-                    scan.any_hop = true;
-                }
+                NameClass::Hop(i) => scan.hop[i] = true,
                 NameClass::Forwarded => scan.forwarded = true,
                 NameClass::EndToEnd => {}
             }
@@ -78,15 +74,27 @@ impl HeaderScan {
         scan
     }
 
+    /// Whether any hop-by-hop header (`Upgrade` included) is present.
+    fn any_hop(&self) -> bool {
+        self.hop.contains(&true)
+    }
+
     /// Whether any of the forwarded family (X-Forwarded-*, X-Real-IP, Forwarded) is present.
     pub fn forwarded(&self) -> bool {
         self.forwarded
     }
 
-    /// Whether the scanned request asks to switch protocols (HTTP/1.1 `Connection: upgrade` +
-    /// `Upgrade`); `headers` must be the ones scanned.
+    /// Whether the scanned request asks to switch protocols (HTTP/1.1 `Upgrade` and a
+    /// `Connection` that names `upgrade`); `headers` must be the ones scanned.
     pub fn is_upgrade_request(&self, headers: &HeaderMap) -> bool {
-        self.hop[UPGRADE_INDEX] && self.hop[0] && is_upgrade_request(headers)
+        self.hop[UPGRADE_INDEX]
+            && self.hop[0]
+            && headers
+                .get_all(header::CONNECTION)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
     }
 }
 
@@ -115,7 +123,7 @@ pub fn strip_scanned(headers: &mut HeaderMap, scan: &HeaderScan, keep_upgrade: b
     // The scan (no hashing, no allocation) found which of the fixed hop-by-hop headers are
     // present; usually none (most requests) or only `Connection: keep-alive` (most upstream
     // responses).
-    if !scan.any_hop && !keep_upgrade {
+    if !scan.any_hop() && !keep_upgrade {
         return;
     }
     let present = scan.hop;
@@ -173,17 +181,6 @@ fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
         .collect()
 }
 
-/// Whether a request asks to switch protocols (HTTP/1.1 `Connection: upgrade` + `Upgrade`).
-pub fn is_upgrade_request(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && headers
-            .get_all(header::CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
-}
-
 /// What the proxy knows about the client side of a request.
 #[derive(Debug, Clone)]
 pub struct ClientInfo {
@@ -228,16 +225,10 @@ impl ForwardedPolicy {
 
     /// Sets X-Forwarded-For/-Proto/-Host (and `Forwarded` if configured). From an untrusted
     /// peer every client-supplied forwarded header is dropped first, so it cannot spoof them.
-    /// `host` is the Host the client asked for.
-    pub fn apply(&self, headers: &mut HeaderMap, client: &ClientInfo, host: Option<&HeaderValue>) {
-        let sent_forwarded = HeaderScan::of(headers).forwarded;
-        self.apply_scanned(headers, client, host, sent_forwarded);
-    }
-
-    /// [`ForwardedPolicy::apply`] with the names already scanned: `sent_forwarded` is whether
-    /// the client sent any of the forwarded family ([`HeaderScan`]). A client that sent none (the
-    /// usual case) costs no removals and no lookups.
-    pub fn apply_scanned(
+    /// `host` is the Host the client asked for; `sent_forwarded` is whether the client sent any
+    /// of the forwarded family ([`HeaderScan::forwarded`]). A client that sent none (the usual
+    /// case) costs no removals and no lookups.
+    pub fn apply(
         &self,
         headers: &mut HeaderMap,
         client: &ClientInfo,
@@ -365,6 +356,17 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    /// The policy applied as the forwarder applies it: after a scan of the names.
+    fn apply(
+        policy: &ForwardedPolicy,
+        h: &mut HeaderMap,
+        client: &ClientInfo,
+        host: Option<&HeaderValue>,
+    ) {
+        let sent_forwarded = HeaderScan::of(h).forwarded();
+        policy.apply(h, client, host, sent_forwarded);
+    }
+
     fn client(ip: &str) -> ClientInfo {
         ClientInfo::new(SocketAddr::new(ip.parse().unwrap(), 4000), false)
     }
@@ -409,7 +411,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("a.example"));
         let scan = HeaderScan::of(&h);
-        assert!(!scan.any_hop && !scan.forwarded && !scan.is_upgrade_request(&h));
+        assert!(!scan.any_hop() && !scan.forwarded && !scan.is_upgrade_request(&h));
 
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert!(
@@ -421,7 +423,7 @@ mod tests {
             HeaderValue::from_static("keep-alive, Upgrade"),
         );
         let scan = HeaderScan::of(&h);
-        assert!(scan.any_hop && scan.is_upgrade_request(&h));
+        assert!(scan.any_hop() && scan.is_upgrade_request(&h));
         h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
         assert!(
             !HeaderScan::of(&h).is_upgrade_request(&h),
@@ -468,7 +470,7 @@ mod tests {
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
         h.insert(header::FORWARDED, HeaderValue::from_static("for=1.2.3.4"));
         let host = HeaderValue::from_static("app.example");
-        policy.apply(&mut h, &client("192.0.2.7"), Some(&host));
+        apply(&policy, &mut h, &client("192.0.2.7"), Some(&host));
         assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
         assert_eq!(h[&X_FORWARDED_PROTO], "http");
         assert_eq!(h[&X_FORWARDED_HOST], "app.example");
@@ -520,11 +522,11 @@ mod tests {
         let client = client("::ffff:192.0.2.9");
         for _ in 0..2 {
             let mut h = HeaderMap::new();
-            policy.apply(&mut h, &client, None);
+            apply(&policy, &mut h, &client, None);
             assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.9");
         }
         let mut h = HeaderMap::new();
-        policy.apply(&mut h, &self::client("2001:db8::7"), None);
+        apply(&policy, &mut h, &self::client("2001:db8::7"), None);
         assert_eq!(h[&X_FORWARDED_FOR], "2001:db8::7");
     }
 
@@ -537,7 +539,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-        policy.apply(&mut h, &client("::ffff:10.1.2.3"), None);
+        apply(&policy, &mut h, &client("::ffff:10.1.2.3"), None);
         assert_eq!(h[&X_FORWARDED_FOR], "1.2.3.4, 10.1.2.3");
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
     }

@@ -212,7 +212,7 @@ impl Forwarder {
         // The scan predates the stripping: a forwarded header that `Connection` named is gone
         // now, and the policy's lookups find nothing of it, as for a client that sent none.
         self.policy
-            .apply_scanned(headers, client, client_host.as_ref(), scan.forwarded());
+            .apply(headers, client, client_host.as_ref(), scan.forwarded());
         if host_in_place {
             return Ok(());
         }
