@@ -130,8 +130,10 @@ fn main() -> Result<(), Box<dyn Error + Send + Sync>> {
     };
     let listen: SocketAddr = listen.parse()?;
     let origin: SocketAddr = origin.parse()?;
-    // One thread, on the scheduler dripgate runs with `server.worker_threads = 1`.
+    // One thread, on the scheduler dripgate runs with `server.worker_threads = 1`, and with
+    // its event interval.
     tokio::runtime::Builder::new_current_thread()
+        .event_interval(dripgate::cli::EVENT_INTERVAL)
         .enable_all()
         .build()?
         .block_on(serve(listen, origin))

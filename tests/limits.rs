@@ -106,6 +106,8 @@ async fn connections_over_the_cap_wait_their_turn() {
     let mut config = config_for(app.addr);
     config.server.max_connections = 1;
     config.server.idle_timeout = Duration::from_millis(100);
+    // The cap is shared by the workers, whichever socket each connection lands on.
+    config.server.worker_threads = 2;
     let dg = Dripgate::start(config).await;
     let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
 

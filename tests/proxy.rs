@@ -295,7 +295,10 @@ async fn upstream_connections_are_reused_and_closed_ones_are_not() {
     use std::sync::atomic::Ordering;
 
     let (addr, connections) = counting_upstream(false).await;
-    let dg = Dripgate::start(config_for(addr)).await;
+    // One worker: each worker keeps upstream connections of its own.
+    let mut config = config_for(addr);
+    config.server.worker_threads = 1;
+    let dg = Dripgate::start(config).await;
     for _ in 0..3 {
         let (status, body) = common::get_text(&dg.url("/x")).await;
         assert_eq!((status, body.as_str()), (200, "ok"));
@@ -312,6 +315,44 @@ async fn upstream_connections_are_reused_and_closed_ones_are_not() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(connections.load(Ordering::SeqCst), 3);
+    dg.stop().await;
+}
+
+/// With several proxy workers the kernel spreads new connections over their sockets, and each
+/// worker reaches the upstream over connections of its own.
+#[tokio::test]
+async fn connections_are_spread_over_the_proxy_workers() {
+    use std::sync::atomic::Ordering;
+
+    const WORKERS: usize = 3;
+    const CLIENTS: usize = 48;
+    let (addr, upstream_connections) = counting_upstream(false).await;
+    let mut config = config_for(addr);
+    config.server.worker_threads = WORKERS;
+    let dg = Dripgate::start(config).await;
+    // One new client connection per request, one after the other: a worker's upstream
+    // connection is idle again when that worker's next request comes.
+    for _ in 0..CLIENTS {
+        let (status, body) = common::get_text(&dg.url("/x")).await;
+        assert_eq!((status, body.as_str()), (200, "ok"));
+    }
+    let (_, page) = common::get_text(&dg.admin_url("/metrics")).await;
+    let accepted: Vec<f64> = (0..WORKERS)
+        .map(|w| {
+            let series = format!("dripgate_worker_connections_total{{worker=\"{w}\"}}");
+            common::metric(&page, &series).unwrap_or(0.0)
+        })
+        .collect();
+    assert_eq!(accepted.iter().sum::<f64>(), CLIENTS as f64, "{accepted:?}");
+    let busy = accepted.iter().filter(|&&n| n > 0.0).count();
+    // All 48 on one of three sockets has a chance of 3^-47.
+    assert!(busy >= 2, "one worker took every connection: {accepted:?}");
+    // A shared pool would carry them all on one upstream connection.
+    let upstream = upstream_connections.load(Ordering::SeqCst);
+    assert!(
+        upstream >= busy,
+        "{upstream} upstream connections for {busy} workers"
+    );
     dg.stop().await;
 }
 

@@ -66,11 +66,23 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     /// Largest request head (request line plus headers) accepted, in bytes.
     pub max_header_bytes: usize,
-    /// Most client connections served at once; further clients wait in the accept backlog.
+    /// Most client connections served at once; further clients wait in the accept backlog
+    /// (one per proxy worker is accepted and held until a slot frees).
     pub max_connections: usize,
-    /// Async worker threads; 0 means one per CPU core. 1 runs everything on one thread with
-    /// tokio's current-thread scheduler (no work stealing, woken tasks run in order).
+    /// Proxy workers; 0 means one per CPU core available to the process. Each worker is a
+    /// thread with its own event loop (tokio's current-thread scheduler), its own listening
+    /// socket on the shared port and its own upstream connections.
     pub worker_threads: usize,
+}
+
+impl ServerConfig {
+    /// The number of proxy workers `worker_threads` asks for.
+    pub fn workers(&self) -> usize {
+        match self.worker_threads {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        }
+    }
 }
 
 impl Default for ServerConfig {

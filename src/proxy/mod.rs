@@ -98,6 +98,15 @@ impl Forwarder {
         })
     }
 
+    /// This forwarder with a connection pool of its own: each proxy worker keeps its upstream
+    /// connections on its own thread, so no request waits on another worker's thread.
+    pub fn with_own_pool(&self) -> Self {
+        Self {
+            pool: Arc::new(self.pool.empty_like()),
+            ..self.clone()
+        }
+    }
+
     /// The upstream's name in logs and metrics.
     pub fn name(&self) -> &'static str {
         self.name

@@ -64,6 +64,16 @@ impl Pool {
         }
     }
 
+    /// A pool with the same upstream and settings and no connections yet.
+    pub(super) fn empty_like(&self) -> Self {
+        Self::new(
+            self.connector.clone(),
+            self.target.clone(),
+            self.max_idle,
+            self.idle_timeout,
+        )
+    }
+
     /// Sends `req` on an idle connection, or on a new one when none is idle. `now` is about the
     /// time of the checkout, used to expire idle connections.
     pub(super) async fn send(

@@ -49,10 +49,12 @@ impl From<&ServerConfig> for ConnLimits {
     }
 }
 
-/// Accepts connections until the phase leaves `Running`. Each connection holds one permit of
-/// `permits`; when none is free the loop stops accepting, so excess clients wait in the
-/// kernel's backlog instead of being served half-way.
+/// Accepts connections for proxy worker `worker` until the phase leaves `Running`. Each
+/// connection holds one permit of `permits` (shared by all workers); when none is free the loop
+/// stops accepting, so excess clients wait (in the kernel's backlog, one per worker accepted and
+/// held) instead of being served half-way.
 pub async fn accept_loop(
+    worker: usize,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     ctx: Arc<RequestContext>,
@@ -60,16 +62,13 @@ pub async fn accept_loop(
     permits: Arc<Semaphore>,
     mut phase: watch::Receiver<Phase>,
 ) {
+    let accepted_here = ctx.metrics.worker_accepted(worker);
     let watchdog = Watchdog::spawn(
         limits.idle_timeout,
         limits.header_read_timeout,
         phase.clone(),
     );
     loop {
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = phase.wait_for(|p| *p != Phase::Running) => return,
-        };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = phase.wait_for(|p| *p != Phase::Running) => return,
@@ -83,6 +82,15 @@ pub async fn accept_loop(
                 continue;
             }
         };
+        // The permit is taken after the accept, not before: a worker waiting on its own socket
+        // must not hold a slot idle while a connection waits on another worker's socket. A
+        // connection accepted at the cap waits here, not served, until a slot frees; the loop
+        // accepts nothing more meanwhile, so a worker holds at most one such connection.
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = phase.wait_for(|p| *p != Phase::Running) => return,
+        };
+        accepted_here.inc();
         let _ = tcp.set_nodelay(true);
         let ctx = ctx.clone();
         let tls = tls.clone();

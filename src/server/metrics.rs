@@ -64,6 +64,7 @@ pub struct HttpMetrics {
     in_flight: IntGauge,
     connections_open: IntGauge,
     connections: IntCounter,
+    worker_connections: IntCounterVec,
     tls_handshake_errors: IntCounter,
     upstream_requests: IntCounterVec,
     upstream_errors: IntCounterVec,
@@ -111,6 +112,13 @@ impl HttpMetrics {
                 "dripgate_connections_total",
                 "Client connections accepted.",
             )?,
+            worker_connections: IntCounterVec::new(
+                Opts::new(
+                    "dripgate_worker_connections_total",
+                    "Client connections accepted, by proxy worker (how evenly the kernel spreads them).",
+                ),
+                &["worker"],
+            )?,
             tls_handshake_errors: IntCounter::new(
                 "dripgate_tls_handshake_errors_total",
                 "TLS handshakes that failed or timed out.",
@@ -144,6 +152,7 @@ impl HttpMetrics {
         registry.register(Box::new(m.in_flight.clone()))?;
         registry.register(Box::new(m.connections_open.clone()))?;
         registry.register(Box::new(m.connections.clone()))?;
+        registry.register(Box::new(m.worker_connections.clone()))?;
         registry.register(Box::new(m.tls_handshake_errors.clone()))?;
         registry.register(Box::new(m.upstream_requests.clone()))?;
         registry.register(Box::new(m.upstream_errors.clone()))?;
@@ -215,6 +224,12 @@ impl HttpMetrics {
         self.connections.inc();
         self.connections_open.inc();
         InFlightGuard(self.connections_open.clone())
+    }
+
+    /// The counter of connections accepted by proxy worker `worker`.
+    pub fn worker_accepted(&self, worker: usize) -> IntCounter {
+        self.worker_connections
+            .with_label_values(&[worker.to_string().as_str()])
     }
 
     /// Counts a failed TLS handshake.

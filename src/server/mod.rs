@@ -55,12 +55,21 @@ pub enum ServerError {
     /// A migration dependency (legacy store, provider, ledger, audit log) could not be set up.
     #[error("{0}")]
     Dependency(String),
+    /// A proxy worker's thread or runtime could not be started.
+    #[error("cannot start proxy worker {worker}: {source}")]
+    Worker {
+        /// The worker's number.
+        worker: usize,
+        /// The I/O error.
+        source: std::io::Error,
+    },
 }
 
 /// A server whose listeners are bound but not yet serving.
 pub struct BoundServer {
     config: Config,
-    proxy: TcpListener,
+    /// One listening socket per proxy worker, all on the same port.
+    proxy: Vec<TcpListener>,
     admin: TcpListener,
     proxy_addr: SocketAddr,
     admin_addr: SocketAddr,
@@ -93,14 +102,22 @@ impl BoundServer {
             legacy: Forwarder::legacy(&config, metrics.clone())?,
             metrics,
         });
-        let proxy = bind(config.server.listen).await?;
+        let proxy = bind_proxy(config.server.listen, config.server.workers())?;
         let admin = bind(config.admin.listen).await?;
         let local = |l: &TcpListener, addr| {
             l.local_addr()
                 .map_err(|source| ServerError::Bind { addr, source })
         };
         Ok(Self {
-            proxy_addr: local(&proxy, config.server.listen)?,
+            proxy_addr: match proxy.first() {
+                Some(first) => local(first, config.server.listen)?,
+                None => {
+                    return Err(ServerError::Bind {
+                        addr: config.server.listen,
+                        source: std::io::Error::other("no proxy worker"),
+                    });
+                }
+            },
             admin_addr: local(&admin, config.admin.listen)?,
             config,
             proxy,
@@ -156,14 +173,29 @@ impl BoundServer {
 
         let max = self.config.server.max_connections;
         let permits = Arc::new(Semaphore::new(max));
-        let accept = tokio::spawn(listener::accept_loop(
-            self.proxy,
-            tls,
-            self.ctx.clone(),
-            ConnLimits::from(&self.config.server),
-            permits.clone(),
-            phase.clone(),
-        ));
+        let limits = ConnLimits::from(&self.config.server);
+        let mut listeners = self.proxy.into_iter();
+        let first = listeners.next();
+        let mut workers = Vec::new();
+        for (i, socket) in listeners.enumerate() {
+            let worker = ProxyWorker {
+                number: i + 1,
+                ctx: Arc::new(self.ctx.for_worker()),
+                tls: tls.clone(),
+                limits,
+                permits: permits.clone(),
+                phase: phase.clone(),
+            };
+            workers.push(worker.start(socket)?);
+        }
+        let accept = tokio::spawn({
+            let (ctx, permits, phase) = (self.ctx.clone(), permits.clone(), phase.clone());
+            async move {
+                if let Some(socket) = first {
+                    listener::accept_loop(0, socket, tls, ctx, limits, permits, phase).await;
+                }
+            }
+        });
         let admin_state = Arc::new(admin::AdminState {
             health: self.health.clone(),
             registry: self.registry.clone(),
@@ -200,6 +232,13 @@ impl BoundServer {
         let _ = phase_tx.send(Phase::Closed);
         let _ = stop_tx.send(true);
         let _ = admin.await;
+        // The workers end once told to drop what is left; their threads exit with them.
+        let _ = tokio::task::spawn_blocking(move || {
+            for worker in workers {
+                let _ = worker.join();
+            }
+        })
+        .await;
         tracing::info!("dripgate stopped");
         Ok(())
     }
@@ -233,6 +272,93 @@ pub async fn shutdown_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// A proxy worker beyond the first: its own thread and current-thread runtime, its own
+/// listening socket on the shared port, its own upstream pool, and the connections it accepts.
+/// Nothing of a request crosses threads, as in nginx's one event loop per worker process.
+struct ProxyWorker {
+    number: usize,
+    ctx: Arc<RequestContext>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: ConnLimits,
+    permits: Arc<Semaphore>,
+    phase: watch::Receiver<Phase>,
+}
+
+impl ProxyWorker {
+    /// Starts the worker's thread, serving `socket` until the phase reaches `Closed`.
+    fn start(self, socket: TcpListener) -> Result<std::thread::JoinHandle<()>, ServerError> {
+        let number = self.number;
+        let failed = |source| ServerError::Worker {
+            worker: number,
+            source,
+        };
+        // Moved to the worker's runtime: a tokio socket belongs to the runtime that polls it.
+        let socket = socket.into_std().map_err(failed)?;
+        let runtime = crate::cli::serve_runtime().map_err(failed)?;
+        std::thread::Builder::new()
+            .name(format!("dripgate-worker-{number}"))
+            .spawn(move || runtime.block_on(self.run(socket)))
+            .map_err(failed)
+    }
+
+    async fn run(self, socket: std::net::TcpListener) {
+        let mut phase = self.phase.clone();
+        match TcpListener::from_std(socket) {
+            Ok(socket) => {
+                listener::accept_loop(
+                    self.number,
+                    socket,
+                    self.tls,
+                    self.ctx,
+                    self.limits,
+                    self.permits,
+                    self.phase,
+                )
+                .await;
+            }
+            Err(e) => {
+                tracing::error!(worker = self.number, error = %e, "proxy worker cannot listen")
+            }
+        }
+        // Its connections drain like every other's; at `Closed` the runtime drops what is left.
+        let _ = phase.wait_for(|p| *p == Phase::Closed).await;
+    }
+}
+
+/// Binds `workers` listening sockets to `addr` (to one port when `addr` asks for any): with
+/// `SO_REUSEPORT` the kernel spreads new connections over them, so each worker accepts only
+/// its own share and no two wake for the same connection.
+fn bind_proxy(addr: SocketAddr, workers: usize) -> Result<Vec<TcpListener>, ServerError> {
+    let failed = |source| ServerError::Bind { addr, source };
+    let mut sockets = Vec::with_capacity(workers);
+    let mut at = addr;
+    for _ in 0..workers.max(1) {
+        let socket = if at.is_ipv4() {
+            tokio::net::TcpSocket::new_v4()
+        } else {
+            tokio::net::TcpSocket::new_v6()
+        }
+        .map_err(failed)?;
+        #[cfg(unix)]
+        socket.set_reuseaddr(true).map_err(failed)?;
+        #[cfg(unix)]
+        if workers > 1 {
+            socket.set_reuseport(true).map_err(failed)?;
+        }
+        socket.bind(at).map_err(failed)?;
+        let listener = socket.listen(LISTEN_BACKLOG).map_err(failed)?;
+        // The others join the port the first one got.
+        at = listener.local_addr().map_err(failed)?;
+        sockets.push(listener);
+        #[cfg(not(unix))]
+        break;
+    }
+    Ok(sockets)
+}
+
+/// Pending connections each listening socket holds (tokio's default for `TcpListener::bind`).
+const LISTEN_BACKLOG: u32 = 1024;
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServerError> {
     TcpListener::bind(addr)

@@ -24,6 +24,19 @@ pub struct RequestContext {
     pub metrics: HttpMetrics,
 }
 
+impl RequestContext {
+    /// The context of another proxy worker: everything shared but the legacy upstream's
+    /// connection pool, which is per worker.
+    pub fn for_worker(&self) -> Self {
+        Self {
+            router: self.router.clone(),
+            signin: self.signin.clone(),
+            legacy: self.legacy.with_own_pool(),
+            metrics: self.metrics.clone(),
+        }
+    }
+}
+
 /// Keeps the request counted in flight and its connection busy until the response is streamed.
 pub struct ResponseGuard {
     _in_flight: InFlightGuard,
