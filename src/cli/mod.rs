@@ -179,8 +179,8 @@ fn serve(path: &std::path::Path) -> ExitCode {
 /// come in runs and one wake-up serves several. On small proxied responses this cut the
 /// wake-up interrupts to the other CPU from 0.5–1.5 to 0.1–0.5 per request and the proxy's CPU
 /// time per request by about a sixth (docs/BENCHMARKS.md). With several workers, the
-/// multi-thread scheduler's work stealing and cross-thread wake-ups cost more again: 1.34× nginx's
-/// CPU per request against 1.19× for one event loop per worker (two workers, docs/BENCHMARKS.md).
+/// multi-thread scheduler's work stealing and cross-thread wake-ups cost more again: 1.32× nginx's
+/// CPU per request against 1.21× for one event loop per worker (two workers, docs/BENCHMARKS.md).
 pub fn serve_runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .event_interval(EVENT_INTERVAL)
