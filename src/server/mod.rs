@@ -186,7 +186,7 @@ impl BoundServer {
                 permits: permits.clone(),
                 phase: phase.clone(),
             };
-            workers.push(worker.start(socket)?);
+            workers.push(worker.start(socket).await?);
         }
         let accept = tokio::spawn({
             let (ctx, permits, phase) = (self.ctx.clone(), permits.clone(), phase.clone());
@@ -286,8 +286,9 @@ struct ProxyWorker {
 }
 
 impl ProxyWorker {
-    /// Starts the worker's thread, serving `socket` until the phase reaches `Closed`.
-    fn start(self, socket: TcpListener) -> Result<std::thread::JoinHandle<()>, ServerError> {
+    /// Starts the worker's thread, serving `socket` until the phase reaches `Closed`; returns
+    /// once its runtime is up.
+    async fn start(self, socket: TcpListener) -> Result<std::thread::JoinHandle<()>, ServerError> {
         let number = self.number;
         let failed = |source| ServerError::Worker {
             worker: number,
@@ -295,11 +296,31 @@ impl ProxyWorker {
         };
         // Moved to the worker's runtime: a tokio socket belongs to the runtime that polls it.
         let socket = socket.into_std().map_err(failed)?;
-        let runtime = crate::cli::serve_runtime().map_err(failed)?;
-        std::thread::Builder::new()
+        let (started, up) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
             .name(format!("dripgate-worker-{number}"))
-            .spawn(move || runtime.block_on(self.run(socket)))
-            .map_err(failed)
+            .spawn(move || {
+                // Built in its own thread: a runtime must not be dropped inside another one.
+                let runtime = match crate::cli::serve_runtime() {
+                    Ok(runtime) => runtime,
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = started.send(Ok(()));
+                runtime.block_on(self.run(socket));
+                // Blocking tasks (a DNS lookup of the upstream) get a bounded time to end.
+                runtime.shutdown_timeout(WORKER_STOP_TIMEOUT);
+            })
+            .map_err(failed)?;
+        match up.await {
+            Ok(Ok(())) => Ok(thread),
+            Ok(Err(e)) => Err(failed(e)),
+            Err(_) => Err(failed(std::io::Error::other(
+                "worker thread ended at start",
+            ))),
+        }
     }
 
     async fn run(self, socket: std::net::TcpListener) {
@@ -325,6 +346,9 @@ impl ProxyWorker {
         let _ = phase.wait_for(|p| *p == Phase::Closed).await;
     }
 }
+
+/// How long a stopped worker waits for its blocking tasks before its thread exits.
+const WORKER_STOP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Binds `workers` listening sockets to `addr` (to one port when `addr` asks for any): with
 /// `SO_REUSEPORT` the kernel spreads new connections over them, so each worker accepts only
