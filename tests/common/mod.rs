@@ -72,10 +72,13 @@ impl Dripgate {
     }
 }
 
-/// A config for tests: upstream at `upstream`, short shutdown timings.
+/// A config for tests: upstream at `upstream`, short shutdown timings, two proxy workers
+/// (whatever the machine's core count, so every test crosses the multi-worker paths the same
+/// way).
 pub fn config_for(upstream: SocketAddr) -> Config {
     let mut config = Config::default();
     config.upstream.url = format!("http://{upstream}");
+    config.server.worker_threads = 2;
     config.shutdown.delay = Duration::from_millis(0);
     config.shutdown.drain_timeout = Duration::from_secs(5);
     config
