@@ -186,6 +186,7 @@ impl BoundServer {
                 permits: permits.clone(),
                 phase: phase.clone(),
             };
+            // On an error here the workers already started end with `phase_tx`, dropped.
             workers.push(worker.start(socket).await?);
         }
         let accept = tokio::spawn({
