@@ -123,11 +123,16 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let mut config = config_for(app.addr);
     config.shutdown.delay = Duration::from_millis(400);
     config.shutdown.drain_timeout = Duration::from_secs(10);
+    // In flight on every worker's thread: twelve connections over three workers' sockets.
+    const SLOW: usize = 12;
+    config.server.worker_threads = 3;
     let mut dg = Dripgate::start(config).await;
 
-    let slow = tokio::spawn(client().get(dg.url("/slow?ms=1200")).send());
+    let slow: Vec<_> = (0..SLOW)
+        .map(|_| tokio::spawn(client().get(dg.url("/slow?ms=1200")).send()))
+        .collect();
     for _ in 0..200 {
-        if app.requests.load(Ordering::SeqCst) == 1 {
+        if app.requests.load(Ordering::SeqCst) == SLOW {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -148,9 +153,11 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     );
     assert_eq!(get_text(&dg.url("/echo")).await.0, 200);
 
-    let resp = slow.await.unwrap().unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.text().await.unwrap(), "slow done");
+    for slow in slow {
+        let resp = slow.await.unwrap().unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.text().await.unwrap(), "slow done");
+    }
     let addr = dg.addr;
     tokio::time::timeout(Duration::from_secs(20), &mut dg.task)
         .await
