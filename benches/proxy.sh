@@ -11,10 +11,10 @@
 # Layout on a 2-core machine: every proxy gets one worker pinned to CPU 0; the origin (nginx,
 # one worker) and wrk share CPU 1. `--workers N` (N > 1) measures the multi-worker setting
 # instead: nginx `worker_processes N` against dripgate `server.worker_threads = N` (N threads,
-# each with its own event loop and socket), nothing pinned, so proxy, origin and wrk share every core as they
-# would on one host; hyper_floor (one thread only) is left out. nginx and wrk come from Debian's
-# packages and are installed if missing. Only loopback addresses are used; every run is bounded
-# by --duration.
+# each with its own event loop and socket), nothing pinned, so proxy, origin and wrk share every
+# core as they would on one host; hyper_floor (one thread only) is left out. nginx and wrk come
+# from Debian's packages and are installed if missing. Only loopback addresses are used; every
+# run is bounded by --duration.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

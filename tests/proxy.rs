@@ -91,6 +91,30 @@ async fn repeated_host_lines_reach_the_upstream_as_one() {
     dg.stop().await;
 }
 
+/// `Connection` may name Host as hop-by-hop; the upstream still gets the client's Host.
+#[tokio::test]
+async fn a_host_that_connection_names_still_reaches_the_upstream() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = LegacyApp::start().await;
+    let dg = Dripgate::start(config_for(app.addr)).await;
+    let mut stream = tokio::net::TcpStream::connect(dg.addr).await.unwrap();
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: named.example\r\nConnection: close, Host\r\n\r\n")
+        .await
+        .unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8(raw).unwrap();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let v: Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["headers"]["host"], serde_json::json!(["named.example"]));
+    dg.stop().await;
+}
+
 #[tokio::test]
 async fn untrusted_client_cannot_spoof_forwarded_headers() {
     let app = LegacyApp::start().await;

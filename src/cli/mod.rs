@@ -190,9 +190,9 @@ pub fn serve_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// Task polls between two looks for I/O and timer events (tokio's default is 61). A proxied
 /// request is a handful of short polls, so under load tokio's default asked the kernel for
-/// events every dozen or so requests; 128 halves those `epoll_wait` calls (measured: 0.066 →
-/// 0.035 per request at 256 connections) and still looks after a few hundred microseconds of
-/// work on a busy worker.
+/// events about every fifteen requests; 128 halves those `epoll_wait` calls (measured: 0.066 →
+/// 0.035 per request at 256 connections, docs/BENCHMARKS.md) while a busy worker still looks
+/// for events every few dozen requests.
 pub const EVENT_INTERVAL: u32 = 128;
 
 fn check_config(path: &std::path::Path) -> ExitCode {

@@ -79,6 +79,12 @@ impl HeaderScan {
         self.hop.contains(&true)
     }
 
+    /// Whether `Connection` is present: it may name further headers, Host among them, that
+    /// the stripping then removes.
+    pub fn has_connection(&self) -> bool {
+        self.hop[0]
+    }
+
     /// Whether any of the forwarded family (X-Forwarded-*, X-Real-IP, Forwarded) is present.
     pub fn forwarded(&self) -> bool {
         self.forwarded

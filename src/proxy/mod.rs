@@ -222,7 +222,8 @@ impl Forwarder {
         // now, and the policy's lookups find nothing of it, as for a client that sent none.
         self.policy
             .apply(headers, client, client_host.as_ref(), scan.forwarded());
-        if host_in_place {
+        // Unless `Connection` named Host and the stripping took it: then it is set again below.
+        if host_in_place && (!scan.has_connection() || headers.contains_key(header::HOST)) {
             return Ok(());
         }
         let host = match (client_host, self.preserve_host) {
