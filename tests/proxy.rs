@@ -371,6 +371,20 @@ async fn connections_are_spread_over_the_proxy_workers() {
     let busy = accepted.iter().filter(|&&n| n > 0.0).count();
     // All 48 on one of three sockets has a chance of 3^-47.
     assert!(busy >= 2, "one worker took every connection: {accepted:?}");
+    // Each worker counts requests into its own copy of the request metrics; /metrics shows
+    // their sum as one series, whichever workers served them.
+    for series in [
+        "dripgate_http_requests_total{route=\"proxy\",status=\"200\"}",
+        "dripgate_http_request_duration_seconds_count{route=\"proxy\"}",
+        "dripgate_upstream_requests_total{status=\"200\",upstream=\"legacy\"}",
+        "dripgate_upstream_request_duration_seconds_count",
+    ] {
+        assert_eq!(
+            common::metric(&page, series),
+            Some(CLIENTS as f64),
+            "{series}"
+        );
+    }
     // A shared pool would carry them all on one upstream connection.
     let upstream = upstream_connections.load(Ordering::SeqCst);
     assert!(

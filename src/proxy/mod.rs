@@ -98,11 +98,12 @@ impl Forwarder {
         })
     }
 
-    /// This forwarder with a connection pool of its own: each proxy worker keeps its upstream
-    /// connections on its own thread, so no request waits on another worker's thread.
-    pub fn with_own_pool(&self) -> Self {
+    /// This forwarder for another proxy worker: a connection pool of its own, so no request
+    /// waits on another worker's thread, and that worker's `metrics`.
+    pub fn for_worker(&self, metrics: HttpMetrics) -> Self {
         Self {
             pool: Arc::new(self.pool.empty_like()),
+            metrics,
             ..self.clone()
         }
     }

@@ -9,6 +9,7 @@ use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
+use super::sharded::Sharded;
 use crate::proxy::UpstreamError;
 
 /// Latency buckets in seconds, from sub-millisecond proxying to slow sign-ins.
@@ -56,26 +57,20 @@ struct RouteCells {
     duration: Histogram,
 }
 
-/// Handles to the request-path metrics; cheap to clone.
+/// The metrics every proxied request updates, one copy per proxy worker ([`Sharded`]).
 #[derive(Clone)]
-pub struct HttpMetrics {
+struct WorkerShard {
     requests: IntCounterVec,
     duration: HistogramVec,
     in_flight: IntGauge,
-    connections_open: IntGauge,
-    connections: IntCounter,
-    worker_connections: IntCounterVec,
-    tls_handshake_errors: IntCounter,
     upstream_requests: IntCounterVec,
-    upstream_errors: IntCounterVec,
     upstream_duration: Histogram,
     routes: Arc<[RouteCells]>,
     upstreams: Arc<[ByStatus]>,
 }
 
-impl HttpMetrics {
-    /// Creates the metrics and registers them in `registry`.
-    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+impl WorkerShard {
+    fn new() -> Result<Self, prometheus::Error> {
         let duration = HistogramVec::new(
             HistogramOpts::new(
                 "dripgate_http_request_duration_seconds",
@@ -91,7 +86,7 @@ impl HttpMetrics {
                 duration: duration.with_label_values(&[label]),
             })
             .collect();
-        let m = Self {
+        Ok(Self {
             requests: IntCounterVec::new(
                 Opts::new(
                     "dripgate_http_requests_total",
@@ -104,6 +99,83 @@ impl HttpMetrics {
                 "dripgate_http_requests_in_flight",
                 "Client requests whose response has not finished streaming.",
             )?,
+            upstream_requests: IntCounterVec::new(
+                Opts::new(
+                    "dripgate_upstream_requests_total",
+                    "Requests sent upstream, by upstream and status code (or error).",
+                ),
+                &["upstream", "status"],
+            )?,
+            upstream_duration: Histogram::with_opts(
+                HistogramOpts::new(
+                    "dripgate_upstream_request_duration_seconds",
+                    "Time from sending a request upstream to its response head.",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+            )?,
+            routes,
+            upstreams: UPSTREAM_LABELS.into_iter().map(ByStatus::new).collect(),
+        })
+    }
+}
+
+/// The registered families of the [`WorkerShard`] metrics, each the sum of every worker's copy.
+#[derive(Clone)]
+struct ShardedFamilies {
+    requests: Sharded<IntCounterVec>,
+    duration: Sharded<HistogramVec>,
+    in_flight: Sharded<IntGauge>,
+    upstream_requests: Sharded<IntCounterVec>,
+    upstream_duration: Sharded<Histogram>,
+}
+
+impl ShardedFamilies {
+    fn register(first: &WorkerShard, registry: &Registry) -> Result<Self, prometheus::Error> {
+        let families = Self {
+            requests: Sharded::new(first.requests.clone()),
+            duration: Sharded::new(first.duration.clone()),
+            in_flight: Sharded::new(first.in_flight.clone()),
+            upstream_requests: Sharded::new(first.upstream_requests.clone()),
+            upstream_duration: Sharded::new(first.upstream_duration.clone()),
+        };
+        registry.register(Box::new(families.requests.clone()))?;
+        registry.register(Box::new(families.duration.clone()))?;
+        registry.register(Box::new(families.in_flight.clone()))?;
+        registry.register(Box::new(families.upstream_requests.clone()))?;
+        registry.register(Box::new(families.upstream_duration.clone()))?;
+        Ok(families)
+    }
+
+    fn add(&self, shard: &WorkerShard) {
+        self.requests.add(shard.requests.clone());
+        self.duration.add(shard.duration.clone());
+        self.in_flight.add(shard.in_flight.clone());
+        self.upstream_requests.add(shard.upstream_requests.clone());
+        self.upstream_duration.add(shard.upstream_duration.clone());
+    }
+}
+
+/// Handles to the request-path metrics; cheap to clone. The per-request ones are this worker's
+/// own copy ([`HttpMetrics::for_worker`]); the per-connection ones are shared.
+#[derive(Clone)]
+pub struct HttpMetrics {
+    shard: WorkerShard,
+    families: ShardedFamilies,
+    connections_open: IntGauge,
+    connections: IntCounter,
+    worker_connections: IntCounterVec,
+    tls_handshake_errors: IntCounter,
+    upstream_errors: IntCounterVec,
+}
+
+impl HttpMetrics {
+    /// Creates the metrics and registers them in `registry`.
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let shard = WorkerShard::new()?;
+        let families = ShardedFamilies::register(&shard, registry)?;
+        let m = Self {
+            shard,
+            families,
             connections_open: IntGauge::new(
                 "dripgate_connections_open",
                 "Client connections currently open.",
@@ -123,13 +195,6 @@ impl HttpMetrics {
                 "dripgate_tls_handshake_errors_total",
                 "TLS handshakes that failed or timed out.",
             )?,
-            upstream_requests: IntCounterVec::new(
-                Opts::new(
-                    "dripgate_upstream_requests_total",
-                    "Requests sent upstream, by upstream and status code (or error).",
-                ),
-                &["upstream", "status"],
-            )?,
             upstream_errors: IntCounterVec::new(
                 Opts::new(
                     "dripgate_upstream_errors_total",
@@ -137,41 +202,41 @@ impl HttpMetrics {
                 ),
                 &["upstream", "kind"],
             )?,
-            upstream_duration: Histogram::with_opts(
-                HistogramOpts::new(
-                    "dripgate_upstream_request_duration_seconds",
-                    "Time from sending a request upstream to its response head.",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
-            )?,
-            routes,
-            upstreams: UPSTREAM_LABELS.into_iter().map(ByStatus::new).collect(),
         };
-        registry.register(Box::new(m.requests.clone()))?;
-        registry.register(Box::new(m.duration.clone()))?;
-        registry.register(Box::new(m.in_flight.clone()))?;
         registry.register(Box::new(m.connections_open.clone()))?;
         registry.register(Box::new(m.connections.clone()))?;
         registry.register(Box::new(m.worker_connections.clone()))?;
         registry.register(Box::new(m.tls_handshake_errors.clone()))?;
-        registry.register(Box::new(m.upstream_requests.clone()))?;
         registry.register(Box::new(m.upstream_errors.clone()))?;
-        registry.register(Box::new(m.upstream_duration.clone()))?;
         Ok(m)
+    }
+
+    /// Handles for another proxy worker: the same registered families, with per-request
+    /// metrics of its own that `/metrics` adds to the others'.
+    pub fn for_worker(&self) -> Result<Self, prometheus::Error> {
+        let shard = WorkerShard::new()?;
+        self.families.add(&shard);
+        Ok(Self {
+            shard,
+            ..self.clone()
+        })
     }
 
     /// Records an answered client request.
     pub fn observe_request(&self, route: &str, status: StatusCode, elapsed: Duration) {
-        match self.routes.iter().find(|r| r.by_status.label == route) {
+        let shard = &self.shard;
+        match shard.routes.iter().find(|r| r.by_status.label == route) {
             Some(cells) => {
-                cells.by_status.inc(&self.requests, status);
+                cells.by_status.inc(&shard.requests, status);
                 cells.duration.observe(elapsed.as_secs_f64());
             }
             None => {
-                self.requests
+                shard
+                    .requests
                     .with_label_values(&[route, status.as_str()])
                     .inc();
-                self.duration
+                shard
+                    .duration
                     .with_label_values(&[route])
                     .observe(elapsed.as_secs_f64());
             }
@@ -187,14 +252,15 @@ impl HttpMetrics {
     ) {
         match result {
             Ok(status) => {
-                match self.upstreams.iter().find(|u| u.label == upstream) {
-                    Some(cells) => cells.inc(&self.upstream_requests, status),
-                    None => self
+                let shard = &self.shard;
+                match shard.upstreams.iter().find(|u| u.label == upstream) {
+                    Some(cells) => cells.inc(&shard.upstream_requests, status),
+                    None => shard
                         .upstream_requests
                         .with_label_values(&[upstream, status.as_str()])
                         .inc(),
                 }
-                self.upstream_duration.observe(elapsed.as_secs_f64());
+                shard.upstream_duration.observe(elapsed.as_secs_f64());
             }
             Err(err) => self.observe_upstream_error(upstream, err),
         }
@@ -205,7 +271,8 @@ impl HttpMetrics {
     #[cold]
     #[inline(never)]
     fn observe_upstream_error(&self, upstream: &str, err: &UpstreamError) {
-        self.upstream_requests
+        self.shard
+            .upstream_requests
             .with_label_values(&[upstream, "error"])
             .inc();
         self.upstream_errors
@@ -215,8 +282,8 @@ impl HttpMetrics {
 
     /// Counts a request as in flight until the returned guard is dropped.
     pub fn request_started(&self) -> InFlightGuard {
-        self.in_flight.inc();
-        InFlightGuard(self.in_flight.clone())
+        self.shard.in_flight.inc();
+        InFlightGuard(self.shard.in_flight.clone())
     }
 
     /// Counts an accepted connection as open until the returned guard is dropped.

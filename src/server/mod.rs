@@ -10,6 +10,7 @@ pub mod health;
 mod listener;
 pub mod metrics;
 mod service;
+mod sharded;
 pub mod tls;
 mod watchdog;
 mod wiring;
@@ -180,7 +181,7 @@ impl BoundServer {
         for (i, socket) in listeners.enumerate() {
             let worker = ProxyWorker {
                 number: i + 1,
-                ctx: Arc::new(self.ctx.for_worker()),
+                ctx: Arc::new(self.ctx.for_worker()?),
                 tls: tls.clone(),
                 limits,
                 permits: permits.clone(),

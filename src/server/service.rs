@@ -26,14 +26,15 @@ pub struct RequestContext {
 
 impl RequestContext {
     /// The context of another proxy worker: everything shared but the legacy upstream's
-    /// connection pool, which is per worker.
-    pub fn for_worker(&self) -> Self {
-        Self {
+    /// connection pool and the per-request metrics, which are per worker.
+    pub fn for_worker(&self) -> Result<Self, prometheus::Error> {
+        let metrics = self.metrics.for_worker()?;
+        Ok(Self {
             router: self.router.clone(),
             signin: self.signin.clone(),
-            legacy: self.legacy.with_own_pool(),
-            metrics: self.metrics.clone(),
-        }
+            legacy: self.legacy.for_worker(metrics.clone()),
+            metrics,
+        })
     }
 }
 
