@@ -65,19 +65,12 @@ async fn host_can_be_rewritten_to_the_upstream() {
     dg.stop().await;
 }
 
-#[tokio::test]
-async fn repeated_host_lines_reach_the_upstream_as_one() {
+/// Sends `request` as written (a client library would tidy its headers) to the proxy at `addr`,
+/// expects a 200 from the echo app behind it, and returns what the app saw.
+async fn raw_echo(addr: std::net::SocketAddr, request: &[u8]) -> Value {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let app = LegacyApp::start().await;
-    let dg = Dripgate::start(config_for(app.addr)).await;
-    let mut stream = tokio::net::TcpStream::connect(dg.addr).await.unwrap();
-    stream
-        .write_all(
-            b"GET /echo HTTP/1.1\r\nHost: first.example\r\nHost: second.example\r\n\
-              Connection: close\r\n\r\n",
-        )
-        .await
-        .unwrap();
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(request).await.unwrap();
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
         .await
@@ -86,7 +79,19 @@ async fn repeated_host_lines_reach_the_upstream_as_one() {
     let text = String::from_utf8(raw).unwrap();
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let v: Value = serde_json::from_str(body).unwrap();
+    serde_json::from_str(body).unwrap()
+}
+
+#[tokio::test]
+async fn repeated_host_lines_reach_the_upstream_as_one() {
+    let app = LegacyApp::start().await;
+    let dg = Dripgate::start(config_for(app.addr)).await;
+    let v = raw_echo(
+        dg.addr,
+        b"GET /echo HTTP/1.1\r\nHost: first.example\r\nHost: second.example\r\n\
+          Connection: close\r\n\r\n",
+    )
+    .await;
     assert_eq!(v["headers"]["host"], serde_json::json!(["first.example"]));
     dg.stop().await;
 }
@@ -94,23 +99,13 @@ async fn repeated_host_lines_reach_the_upstream_as_one() {
 /// `Connection` may name Host as hop-by-hop; the upstream still gets the client's Host.
 #[tokio::test]
 async fn a_host_that_connection_names_still_reaches_the_upstream() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let app = LegacyApp::start().await;
     let dg = Dripgate::start(config_for(app.addr)).await;
-    let mut stream = tokio::net::TcpStream::connect(dg.addr).await.unwrap();
-    stream
-        .write_all(b"GET /echo HTTP/1.1\r\nHost: named.example\r\nConnection: close, Host\r\n\r\n")
-        .await
-        .unwrap();
-    let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
-        .await
-        .unwrap()
-        .unwrap();
-    let text = String::from_utf8(raw).unwrap();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    let v: Value = serde_json::from_str(body).unwrap();
+    let v = raw_echo(
+        dg.addr,
+        b"GET /echo HTTP/1.1\r\nHost: named.example\r\nConnection: close, Host\r\n\r\n",
+    )
+    .await;
     assert_eq!(v["headers"]["host"], serde_json::json!(["named.example"]));
     dg.stop().await;
 }

@@ -2,8 +2,7 @@
 //!
 //! Every proxied request bumps a handful of counters and histograms. Shared by all workers,
 //! each of those atomics would move between CPU cores on nearly every request; with a copy per
-//! worker each core counts into memory of its own, and the sum is made once per scrape instead
-//! (nginx keeps its per-worker counters for the same reason).
+//! worker each core counts into memory of its own, and the sum is made once per scrape instead.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -139,6 +138,13 @@ mod tests {
         String::from_utf8(out).expect("utf-8")
     }
 
+    /// Registers in `registry` one family made of the shards `first` and `second`.
+    fn register_summed<C: Collector + Clone + 'static>(registry: &Registry, first: &C, second: &C) {
+        let family = Sharded::new(first.clone());
+        family.add(second.clone());
+        registry.register(Box::new(family)).expect("register");
+    }
+
     fn counters() -> IntCounterVec {
         IntCounterVec::new(Opts::new("requests_total", "Requests."), &["status"]).expect("vec")
     }
@@ -146,10 +152,8 @@ mod tests {
     #[test]
     fn shards_are_summed_by_label_set_and_labels_one_shard_has_are_kept() {
         let (first, second) = (counters(), counters());
-        let family = Sharded::new(first.clone());
-        family.add(second.clone());
         let registry = Registry::new();
-        registry.register(Box::new(family)).expect("register");
+        register_summed(&registry, &first, &second);
         first.with_label_values(&["200"]).inc_by(3);
         second.with_label_values(&["200"]).inc_by(4);
         second.with_label_values(&["502"]).inc();
@@ -171,17 +175,13 @@ mod tests {
             Histogram::with_opts(opts()).expect("h"),
             Histogram::with_opts(opts()).expect("h"),
         );
-        let latency = Sharded::new(h1.clone());
-        latency.add(h2.clone());
         let (g1, g2) = (
             IntGauge::new("in_flight", "In flight.").expect("g"),
             IntGauge::new("in_flight", "In flight.").expect("g"),
         );
-        let in_flight = Sharded::new(g1.clone());
-        in_flight.add(g2.clone());
         let registry = Registry::new();
-        registry.register(Box::new(latency)).expect("register");
-        registry.register(Box::new(in_flight)).expect("register");
+        register_summed(&registry, &h1, &h2);
+        register_summed(&registry, &g1, &g2);
         h1.observe(0.05);
         h2.observe(0.5);
         h2.observe(5.0);
@@ -210,10 +210,8 @@ mod tests {
             .expect("vec")
         };
         let (first, second) = (vec(), vec());
-        let family = Sharded::new(first.clone());
-        family.add(second.clone());
         let registry = Registry::new();
-        registry.register(Box::new(family)).expect("register");
+        register_summed(&registry, &first, &second);
         first.with_label_values(&["proxy"]).observe(0.5);
         second.with_label_values(&["proxy"]).observe(0.5);
         second.with_label_values(&["signin"]).observe(2.0);
