@@ -392,6 +392,20 @@ impl World {
         std::fs::read_to_string(&self.audit_path).unwrap_or_default()
     }
 
+    /// Audit events of this kind, once at least `n` are in the file (bounded: 200 × 50 ms; what
+    /// is there by then otherwise). The audit writer is a thread of its own, so an event can
+    /// land just after the response or the metric that announced it.
+    pub async fn audit_events_at_least(&self, kind: &str, n: usize) -> Vec<serde_json::Value> {
+        for _ in 0..200 {
+            let events = self.audit_events(kind);
+            if events.len() >= n {
+                return events;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.audit_events(kind)
+    }
+
     /// Audit events of this kind.
     pub fn audit_events(&self, kind: &str) -> Vec<serde_json::Value> {
         self.audit()
