@@ -57,10 +57,7 @@ async fn first_signin_migrates_then_redirects(fake: Fake, test: &str) {
     let row = ledger.get("ann+lee@example.com").await.unwrap().unwrap();
     assert_eq!(row.state, State::Migrated);
     ledger.close().await;
-    assert_eq!(
-        world.audit_events_at_least("user.migrated", 1).await.len(),
-        1
-    );
+    world.expect_audit_events("user.migrated", 1).await;
 
     let second = sign_in(&dg.url(""), email, &password).await;
     assert_eq!(second.status, 303);
@@ -73,13 +70,9 @@ async fn first_signin_migrates_then_redirects(fake: Fake, test: &str) {
         "a routed sign-in gets no legacy session"
     );
     wait_outcome(&dg, "routed", 1).await;
-    assert_eq!(
-        world
-            .audit_events_at_least("user.routed_to_provider", 1)
-            .await
-            .len(),
-        1
-    );
+    world
+        .expect_audit_events("user.routed_to_provider", 1)
+        .await;
     assert_eq!(fake.calls("createUser"), 1);
 
     world.assert_clean(&fake, &dg, email, &password).await;
@@ -194,13 +187,7 @@ async fn provider_down_keeps_the_signin_and_a_later_signin_migrates() {
     ] {
         assert_eq!(common::metric(&page, series), Some(count), "{series}");
     }
-    assert_eq!(
-        world
-            .audit_events_at_least("user.migration_failed", 1)
-            .await
-            .len(),
-        1
-    );
+    world.expect_audit_events("user.migration_failed", 1).await;
     let ledger = world.ledger().await;
     let row = ledger.get(email).await.unwrap().unwrap();
     assert_ne!(row.state, State::Migrated);
@@ -266,13 +253,7 @@ async fn legacy_password_change_after_migration_is_resynced() {
     assert!(fake.verify(email, &new));
     assert!(!fake.verify(email, &old));
     assert_eq!(fake.calls("createUser"), 1);
-    assert_eq!(
-        world
-            .audit_events_at_least("user.password_resynced", 1)
-            .await
-            .len(),
-        1
-    );
+    world.expect_audit_events("user.password_resynced", 1).await;
 
     // Signing in again with the same new password changes nothing.
     sign_in_unchanged(&world, &dg.url(""), email, &new).await;
@@ -310,8 +291,7 @@ async fn observe_counts_without_provider_writes_and_phase_switches_at_run_time()
     assert_eq!(resp.status().as_u16(), 200);
     let (_, phase) = common::get_text(&dg.admin_url("/phase")).await;
     assert!(phase.contains("\"migrate\""), "{phase}");
-    let changes = world.audit_events_at_least("phase.changed", 1).await;
-    assert_eq!(changes.len(), 1, "{changes:?}");
+    let changes = world.expect_audit_events("phase.changed", 1).await;
     assert_eq!(changes[0]["phase"], "migrate");
     let bad = raw_client()
         .post(dg.admin_url("/phase"))
@@ -365,10 +345,7 @@ async fn existing_provider_user_is_skipped_as_conflict_or_adopted() {
                     !fake.verify(email, &password),
                     "a skipped user is left alone"
                 );
-                assert_eq!(
-                    world.audit_events_at_least("user.conflict", 1).await.len(),
-                    1
-                );
+                world.expect_audit_events("user.conflict", 1).await;
                 // Still skipped on the next sign-in.
                 sign_in_unchanged(&world, &dg.url(""), email, &password).await;
                 wait_outcome(&dg, "conflict", 2).await;
@@ -377,13 +354,7 @@ async fn existing_provider_user_is_skipped_as_conflict_or_adopted() {
             OnExistingUser::Adopt => {
                 assert_eq!(row.state, State::Migrated);
                 assert!(fake.verify(email, &password));
-                assert_eq!(
-                    world
-                        .audit_events_at_least("user.adopted_existing", 1)
-                        .await
-                        .len(),
-                    1
-                );
+                world.expect_audit_events("user.adopted_existing", 1).await;
             }
         }
         world.assert_clean(&fake, &dg, email, &password).await;
@@ -405,13 +376,9 @@ async fn password_rejected_by_provider_policy_keeps_the_user_at_legacy() {
 
     sign_in_unchanged(&world, &dg.url(""), email, &password).await;
     wait_outcome(&dg, "blocked_by_policy", 1).await;
-    assert_eq!(
-        world
-            .audit_events_at_least("user.password_blocked_by_policy", 1)
-            .await
-            .len(),
-        1
-    );
+    world
+        .expect_audit_events("user.password_blocked_by_policy", 1)
+        .await;
     let ledger = world.ledger().await;
     let row = ledger.get(email).await.unwrap().unwrap();
     assert_eq!(row.state, State::BlockedPolicy);

@@ -392,18 +392,20 @@ impl World {
         std::fs::read_to_string(&self.audit_path).unwrap_or_default()
     }
 
-    /// Audit events of this kind, once at least `n` are in the file (bounded: 200 × 50 ms; what
-    /// is there by then otherwise). The audit writer is a thread of its own, so an event can
-    /// land just after the response or the metric that announced it.
-    pub async fn audit_events_at_least(&self, kind: &str, n: usize) -> Vec<serde_json::Value> {
+    /// The audit events of this kind, checked to be exactly `n`. The audit writer is a thread of
+    /// its own, so an event can land just after the response or the metric that announced it:
+    /// this waits (bounded: 200 × 50 ms) for `n` to be there before counting.
+    pub async fn expect_audit_events(&self, kind: &str, n: usize) -> Vec<serde_json::Value> {
+        let mut events = self.audit_events(kind);
         for _ in 0..200 {
-            let events = self.audit_events(kind);
             if events.len() >= n {
-                return events;
+                break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
+            events = self.audit_events(kind);
         }
-        self.audit_events(kind)
+        assert_eq!(events.len(), n, "{kind}: {events:?}");
+        events
     }
 
     /// Audit events of this kind.
