@@ -144,7 +144,8 @@ pub struct UpstreamConfig {
     /// Time allowed for the upstream to send its response head (504 after it).
     #[serde(with = "humantime_serde")]
     pub response_timeout: Duration,
-    /// Idle pooled connections are closed after this; keep it below the upstream's keep-alive.
+    /// Idle pooled connections are closed after this (counted from their last response head);
+    /// keep it below the upstream's keep-alive.
     #[serde(with = "humantime_serde")]
     pub pool_idle_timeout: Duration,
     /// Most idle pooled connections kept to the upstream.

@@ -134,15 +134,17 @@ pub fn strip_scanned(headers: &mut HeaderMap, scan: &HeaderScan, keep_upgrade: b
     }
     let present = scan.hop;
     let upgrade = present[UPGRADE_INDEX];
-    // `Connection` is the first of `HOP_BY_HOP`; without it nothing more is named.
+    // `Connection` is the first of `HOP_BY_HOP`; without it nothing more is named. Read and
+    // removed through one lookup, so the fixed names that follow start after it.
     let named = if present[0] {
-        connection_named(headers)
+        take_connection(headers, keep_upgrade)
     } else {
         Vec::new()
     };
     let fixed = HOP_BY_HOP
         .iter()
         .zip(present)
+        .skip(1)
         .filter_map(|(h, p)| p.then_some(h));
     for name in named.iter().chain(fixed) {
         if keep_upgrade && (name == header::UPGRADE || name == header::CONNECTION) {
@@ -160,25 +162,40 @@ pub fn strip_scanned(headers: &mut HeaderMap, scan: &HeaderScan, keep_upgrade: b
 /// The `Connection` tokens that name no header to remove.
 const CONNECTION_OPTIONS: [&str; 3] = ["keep-alive", "close", "upgrade"];
 
-/// Extra headers that `Connection` names as hop-by-hop. Its usual tokens (`keep-alive`, `close`,
-/// `upgrade`) name nothing more to remove, so the common case allocates nothing; a lone
-/// `Connection: keep-alive` (most upstream responses) is recognised without splitting.
-fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+/// Removes `Connection` (unless `keep_upgrade`) and returns the extra headers it names as
+/// hop-by-hop.
+fn take_connection(headers: &mut HeaderMap, keep_upgrade: bool) -> Vec<HeaderName> {
+    let header::Entry::Occupied(entry) = headers.entry(header::CONNECTION) else {
+        return Vec::new();
+    };
+    let named = connection_named(|| entry.iter());
+    if !keep_upgrade {
+        entry.remove();
+    }
+    named
+}
+
+/// Extra headers that the `Connection` lines from `lines` name as hop-by-hop. Its usual tokens
+/// (`keep-alive`, `close`, `upgrade`) name nothing more to remove, so the common case allocates
+/// nothing; a lone `Connection: keep-alive` (most upstream responses) is recognised without
+/// splitting.
+fn connection_named<'a, I>(lines: impl Fn() -> I) -> Vec<HeaderName>
+where
+    I: Iterator<Item = &'a HeaderValue>,
+{
     let is_named = |t: &str| {
         !t.is_empty()
             && !CONNECTION_OPTIONS
                 .iter()
                 .any(|known| t.eq_ignore_ascii_case(known))
     };
-    let values = headers.get_all(header::CONNECTION);
-    let mut lines = values.iter();
-    if let (Some(only), None) = (lines.next(), lines.next())
+    let mut first = lines();
+    if let (Some(only), None) = (first.next(), first.next())
         && !is_named(only.to_str().unwrap_or_default())
     {
         return Vec::new();
     }
-    values
-        .iter()
+    lines()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
@@ -450,8 +467,12 @@ mod tests {
         ] {
             let mut h = HeaderMap::new();
             h.insert(header::CONNECTION, HeaderValue::from_static(value));
-            let got: Vec<String> = connection_named(&h).iter().map(|n| n.to_string()).collect();
+            let got: Vec<String> = take_connection(&mut h, false)
+                .iter()
+                .map(|n| n.to_string())
+                .collect();
             assert_eq!(got, named, "Connection: {value}");
+            assert!(h.is_empty(), "Connection: {value} left in place");
         }
         let mut h = HeaderMap::new();
         h.append(header::CONNECTION, HeaderValue::from_static("close"));
@@ -460,8 +481,13 @@ mod tests {
             HeaderValue::from_static("x-second-line"),
         );
         assert_eq!(
-            connection_named(&h),
+            take_connection(&mut h, true),
             vec![HeaderName::from_static("x-second-line")]
+        );
+        assert_eq!(
+            h.get_all(header::CONNECTION).iter().count(),
+            2,
+            "kept for the upgrade"
         );
     }
 

@@ -9,7 +9,7 @@ mod timer;
 mod upgrade;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderValue, Method, Request, Response, Uri, Version, header};
@@ -120,23 +120,25 @@ impl Forwarder {
 
     /// Sends `req` upstream and returns its response, or a short 502/504 answer.
     pub async fn forward(&self, req: Request<Body>, client: ClientInfo) -> Response<Body> {
-        self.forward_since(req, client, Instant::now()).await
+        self.forward_since(req, client, Instant::now()).await.0
     }
 
     /// [`Forwarder::forward`] for a request that arrived at `started`, a clock reading the
-    /// caller already took: the upstream latency and the response deadline count from it.
+    /// caller already took: the upstream latency and the response deadline count from it. Also
+    /// returns that latency (until the response head arrived, or the exchange failed), so the
+    /// caller need not read the clock again for its own.
     pub async fn forward_since(
         &self,
         mut req: Request<Body>,
         client: ClientInfo,
         started: Instant,
-    ) -> Response<Body> {
+    ) -> (Response<Body>, Duration) {
         // One pass over the header names serves the upgrade check and both rewrites.
         let scan = headers::HeaderScan::of(req.headers());
         let upgrade = scan.is_upgrade_request(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         if let Err(err) = self.rewrite_request(&mut req, &client, upgrade, &scan) {
-            return err.into_response(self.name);
+            return (err.into_response(self.name), started.elapsed());
         }
         // The deadline reuses the clock reading taken for the latency metric, and the timer is
         // the connection's own (`timer`): no timer-wheel update per request.
@@ -152,23 +154,24 @@ impl Forwarder {
             Some(Err(err)) => return self.failed(err, started),
             None => return self.failed(UpstreamError::Timeout(self.response_timeout), started),
         };
+        let elapsed = resp.body().answered_at().saturating_duration_since(started);
         self.metrics
-            .observe_upstream(self.name, Ok(resp.status()), started.elapsed());
+            .observe_upstream(self.name, Ok(resp.status()), elapsed);
         let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
             upgrade::tunnel(client_upgrade, hyper::upgrade::on(&mut resp));
         }
         headers::strip_hop_by_hop(resp.headers_mut(), switching);
-        resp.map(crate::body::boxed)
+        (resp.map(crate::body::boxed), elapsed)
     }
 
     /// Counts a failed upstream exchange and answers 502/504.
     #[cold]
     #[inline(never)]
-    fn failed(&self, err: UpstreamError, started: Instant) -> Response<Body> {
-        self.metrics
-            .observe_upstream(self.name, Err(&err), started.elapsed());
-        err.into_response(self.name)
+    fn failed(&self, err: UpstreamError, started: Instant) -> (Response<Body>, Duration) {
+        let elapsed = started.elapsed();
+        self.metrics.observe_upstream(self.name, Err(&err), elapsed);
+        (err.into_response(self.name), elapsed)
     }
 
     /// The request target sent upstream: the request's path and query in origin form, reused as

@@ -38,13 +38,14 @@ pub(super) struct Pool {
 
 #[derive(Default)]
 struct Stack {
-    /// In the order they became idle: the most recent on top.
+    /// In the order they became idle: the most recently used on top.
     entries: Vec<Idle>,
     reaping: bool,
 }
 
 struct Idle {
     sender: Sender,
+    /// When its last response head arrived: no later than when it became idle.
     since: Instant,
 }
 
@@ -90,10 +91,19 @@ impl Pool {
             };
             match sender.try_send_request(req).await {
                 Ok(resp) => {
+                    // One clock read serves the latency metrics and, standing for the time
+                    // the connection becomes idle again, the pool's expiry: an idle connection
+                    // then looks older by the time its body took to stream, so it is expired
+                    // early, never late.
+                    let answered_at = Instant::now();
                     // After 101 the connection belongs to the tunnel; it is never pooled.
                     let conn = (resp.status() != StatusCode::SWITCHING_PROTOCOLS)
                         .then(|| (sender, self.clone()));
-                    return Ok(resp.map(|inner| PooledBody { inner, conn }));
+                    return Ok(resp.map(|inner| PooledBody {
+                        inner,
+                        conn,
+                        answered_at,
+                    }));
                 }
                 Err(mut err) => match err.take_message() {
                     // Not written at all: the idle connection was closed under us, so the
@@ -114,13 +124,12 @@ impl Pool {
     fn take_idle(&self, now: Instant) -> Option<Sender> {
         let mut stack = self.lock();
         while let Some(entry) = stack.entries.pop() {
-            if now.saturating_duration_since(entry.since) > self.idle_timeout {
-                // Everything below became idle earlier still.
-                stack.entries.clear();
-                return None;
-            }
+            // Expired ones are dropped one by one, not with everything below them: an entry's
+            // time is its last response head, so a long download can put an older time above
+            // newer ones.
+            let expired = now.saturating_duration_since(entry.since) > self.idle_timeout;
             // Not ready: closed by the upstream, or it never finished its last exchange.
-            if entry.sender.is_ready() {
+            if !expired && entry.sender.is_ready() {
                 return Some(entry.sender);
             }
         }
@@ -144,10 +153,10 @@ impl Pool {
         Ok(sender)
     }
 
-    /// Takes back the connection of a response whose body was read to the end.
-    fn put(self: &Arc<Self>, mut sender: Sender) {
+    /// Takes back the connection of a response whose body was read to the end, idle `since`.
+    fn put(self: &Arc<Self>, mut sender: Sender, since: Instant) {
         if sender.is_ready() {
-            self.push(sender);
+            self.push(sender, since);
         } else if !sender.is_closed()
             && let Ok(runtime) = tokio::runtime::Handle::try_current()
         {
@@ -158,14 +167,13 @@ impl Pool {
                 if sender.ready().await.is_ok()
                     && let Some(pool) = pool.upgrade()
                 {
-                    pool.push(sender);
+                    pool.push(sender, Instant::now());
                 }
             });
         }
     }
 
-    fn push(self: &Arc<Self>, sender: Sender) {
-        let since = Instant::now();
+    fn push(self: &Arc<Self>, sender: Sender, since: Instant) {
         let mut stack = self.lock();
         if stack.entries.len() >= self.max_idle {
             return;
@@ -202,12 +210,18 @@ async fn reap(pool: Weak<Pool>, every: Duration) {
 pub(super) struct PooledBody {
     inner: Incoming,
     conn: Option<(Sender, Arc<Pool>)>,
+    answered_at: Instant,
 }
 
 impl PooledBody {
+    /// When the response head arrived.
+    pub(super) fn answered_at(&self) -> Instant {
+        self.answered_at
+    }
+
     fn release(&mut self) {
         if let Some((sender, pool)) = self.conn.take() {
-            pool.put(sender);
+            pool.put(sender, self.answered_at);
         }
     }
 }
@@ -248,5 +262,96 @@ impl Drop for PooledBody {
         if self.inner.is_end_stream() {
             self.release();
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use http_body_util::BodyExt;
+    use hyper::server::conn::http1 as server;
+    use hyper::service::service_fn;
+    use hyper_util::rt::TokioIo;
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// An upstream on 127.0.0.1:0 that answers every request with the client port of the
+    /// connection it came on, so a test can tell reused connections from new ones.
+    async fn upstream() -> Uri {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((tcp, peer)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let service = service_fn(move |_req| async move {
+                        let body = crate::body::full(peer.port().to_string());
+                        Ok::<_, std::convert::Infallible>(Response::new(body))
+                    });
+                    let _ = server::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), service)
+                        .await;
+                });
+            }
+        });
+        format!("http://{addr}/").parse().unwrap()
+    }
+
+    /// Sends one request through `pool` and reads its body to the end (which returns the
+    /// connection); the upstream's answer is the connection's client port.
+    async fn port_of_exchange(pool: &Arc<Pool>) -> String {
+        let req = Request::builder()
+            .uri("/")
+            .header(http::header::HOST, "upstream")
+            .body(crate::body::full(""))
+            .unwrap();
+        let resp = pool.send(req, Instant::now()).await.unwrap();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    fn pool_to(target: Uri, idle_timeout: Duration) -> Arc<Pool> {
+        Arc::new(Pool::new(HttpConnector::new(), target, 8, idle_timeout))
+    }
+
+    /// Until the pool holds an idle connection again (the hand-back can wait for the
+    /// connection's task to finish the exchange), bounded.
+    async fn until_idle(pool: &Pool) {
+        for _ in 0..200 {
+            if !pool.lock().entries.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the connection never went back to the pool");
+    }
+
+    #[tokio::test]
+    async fn a_returned_connection_is_reused_until_it_has_idled_past_the_timeout() {
+        let pool = pool_to(upstream().await, Duration::from_millis(300));
+        let first = port_of_exchange(&pool).await;
+        until_idle(&pool).await;
+        assert_eq!(port_of_exchange(&pool).await, first, "reused at once");
+        until_idle(&pool).await;
+        // Idle for longer than the timeout: closed, and the next exchange dials anew.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        assert_ne!(port_of_exchange(&pool).await, first, "expired, not reused");
+    }
+
+    #[tokio::test]
+    async fn an_expired_connection_on_top_does_not_take_fresh_ones_below_with_it() {
+        let pool = pool_to(upstream().await, Duration::from_millis(500));
+        let fresh = port_of_exchange(&pool).await;
+        until_idle(&pool).await;
+        // Put an idle connection on top whose last response head is older than the timeout,
+        // as a long download leaves one.
+        let stale = pool.connect().await.unwrap();
+        pool.push(stale, Instant::now() - Duration::from_secs(5));
+        assert_eq!(pool.lock().entries.len(), 2);
+        assert_eq!(
+            port_of_exchange(&pool).await,
+            fresh,
+            "the fresh one below is used"
+        );
     }
 }

@@ -16,7 +16,7 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::service::{RequestContext, handle};
-use super::watchdog::{ConnState, Signal, Watchdog};
+use super::watchdog::{ConnState, Signal, SignalSeen, Watchdog};
 use crate::config::ServerConfig;
 use crate::proxy::ClientInfo;
 
@@ -155,13 +155,13 @@ async fn serve_connection<I>(
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
 
-    let mut acted_on = Signal::Serve;
+    let mut seen = SignalSeen::new();
     loop {
         let step = poll_fn(|cx| {
             if let Poll::Ready(result) = conn.as_mut().poll(cx) {
                 return Poll::Ready(Err(result));
             }
-            state.poll_signal(cx, acted_on).map(Ok)
+            state.poll_signal(cx, &mut seen).map(Ok)
         })
         .await;
         match step {
@@ -174,7 +174,6 @@ async fn serve_connection<I>(
             Ok(Signal::Close) => {
                 tracing::debug!(peer = %peer, "closing connection (idle or draining)");
                 conn.as_mut().graceful_shutdown();
-                acted_on = Signal::Close;
             }
             Ok(_) => return,
         }

@@ -27,9 +27,10 @@ const MAX_TICK: Duration = Duration::from_secs(5);
 const NO_DEADLINE: u64 = u64::MAX;
 
 /// What a connection is told to do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Signal {
     /// Nothing yet.
+    #[default]
     Serve = 0,
     /// Finish the request in flight, then close (idle timeout or shutdown drain).
     Close = 1,
@@ -243,24 +244,55 @@ impl ConnState {
         }
     }
 
-    /// Resolves when the signal is stronger than `acted_on`, the one the connection last acted
-    /// on.
-    pub fn poll_signal(&self, cx: &mut Context<'_>, acted_on: Signal) -> Poll<Signal> {
-        let stronger = || {
-            let now = Signal::from_u8(self.signal.load(Ordering::Acquire));
-            (now > acted_on).then_some(now)
-        };
-        if let Some(signal) = stronger() {
+    /// Resolves when the signal is stronger than the one `seen` last acted on, and records it
+    /// there as acted on.
+    pub fn poll_signal(&self, cx: &mut Context<'_>, seen: &mut SignalSeen) -> Poll<Signal> {
+        if let Some(signal) = self.stronger_than(seen) {
             return Poll::Ready(signal);
         }
+        // A task's waker is the same from one poll to the next: once left with the watchdog it
+        // stays there until a signal takes it, so the common poll costs a load and a compare
+        // instead of the waker slot's two atomic swaps.
+        if seen
+            .waker
+            .as_ref()
+            .is_some_and(|left| left.will_wake(cx.waker()))
+        {
+            return Poll::Pending;
+        }
         self.conn_waker.register(cx.waker());
+        seen.waker = Some(cx.waker().clone());
         // Raised between the first look and the registration: the wake went to an old waker.
-        stronger().map_or(Poll::Pending, Poll::Ready)
+        self.stronger_than(seen).map_or(Poll::Pending, Poll::Ready)
+    }
+
+    fn stronger_than(&self, seen: &mut SignalSeen) -> Option<Signal> {
+        let now = Signal::from_u8(self.signal.load(Ordering::Acquire));
+        (now > seen.acted_on).then(|| {
+            seen.acted_on = now;
+            // The wake that announced it took the waker left with the watchdog.
+            seen.waker = None;
+            now
+        })
     }
 
     /// hyper's timer for this connection: it backs the header-read timeout with the watchdog.
     pub fn header_timer(self: &Arc<Self>) -> HeaderTimer {
         HeaderTimer(self.clone())
+    }
+}
+
+/// What a connection's task last acted on, and the waker it left with the watchdog.
+#[derive(Debug, Default)]
+pub struct SignalSeen {
+    acted_on: Signal,
+    waker: Option<std::task::Waker>,
+}
+
+impl SignalSeen {
+    /// Nothing acted on yet.
+    pub fn new() -> Self {
+        Self::default()
     }
 }
 
@@ -349,8 +381,8 @@ mod tests {
         (tx, Watchdog::spawn(idle, header_read, phase))
     }
 
-    async fn next_signal(conn: &ConnState, acted_on: Signal) -> Signal {
-        tokio::time::timeout(BOUND, poll_fn(|cx| conn.poll_signal(cx, acted_on)))
+    async fn next_signal(conn: &ConnState, seen: &mut SignalSeen) -> Signal {
+        tokio::time::timeout(BOUND, poll_fn(|cx| conn.poll_signal(cx, seen)))
             .await
             .expect("a signal within the bound")
     }
@@ -361,11 +393,17 @@ mod tests {
         let idle = watchdog.register();
         let busy = watchdog.register();
         let _guard = busy.busy();
-        assert_eq!(next_signal(&idle, Signal::Serve).await, Signal::Close);
+        assert_eq!(
+            next_signal(&idle, &mut SignalSeen::new()).await,
+            Signal::Close
+        );
         // Two idle timeouts later the busy one has still not been told anything.
         tokio::time::sleep(Duration::from_millis(200)).await;
         let mut cx = Context::from_waker(std::task::Waker::noop());
-        assert!(busy.poll_signal(&mut cx, Signal::Serve).is_pending());
+        assert!(
+            busy.poll_signal(&mut cx, &mut SignalSeen::new())
+                .is_pending()
+        );
     }
 
     #[tokio::test]
@@ -405,7 +443,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(70)).await;
         drop(conn.busy());
         let idle_from = Instant::now();
-        let signal = next_signal(&conn, Signal::Serve).await;
+        let signal = next_signal(&conn, &mut SignalSeen::new()).await;
         assert_eq!(signal, Signal::Close);
         assert!(idle_from.elapsed() >= Duration::from_millis(200));
     }
@@ -429,13 +467,21 @@ mod tests {
     async fn shutdown_phases_reach_open_and_new_connections() {
         let (tx, watchdog) = start(Duration::from_secs(60), Duration::from_secs(10));
         let open = watchdog.register();
+        let mut open_seen = SignalSeen::new();
+        // Polled first, as a connection's task is: its waker is left with the watchdog.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(open.poll_signal(&mut cx, &mut open_seen).is_pending());
         tx.send(Phase::Draining).unwrap();
-        assert_eq!(next_signal(&open, Signal::Serve).await, Signal::Close);
+        assert_eq!(next_signal(&open, &mut open_seen).await, Signal::Close);
         // Accepted just before the listener stopped, registered after the broadcast.
         let late = watchdog.register();
-        assert_eq!(next_signal(&late, Signal::Serve).await, Signal::Close);
+        let mut late_seen = SignalSeen::new();
+        assert_eq!(next_signal(&late, &mut late_seen).await, Signal::Close);
+        // Acted on: the next signal is a stronger one, and its wake reaches the waiting task.
+        let waiting = tokio::spawn(async move { next_signal(&open, &mut open_seen).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
         tx.send(Phase::Closed).unwrap();
-        assert_eq!(next_signal(&open, Signal::Close).await, Signal::Drop);
-        assert_eq!(next_signal(&late, Signal::Close).await, Signal::Drop);
+        assert_eq!(waiting.await.unwrap(), Signal::Drop);
+        assert_eq!(next_signal(&late, &mut late_seen).await, Signal::Drop);
     }
 }
