@@ -60,8 +60,14 @@ nginx_conf proxy "$NGINX_PROXY" "$NGINX_PROXY_LOCATION" "" "$workers"
 
 taskset -c "$side_cpus" "$NGINX" -c "$work/origin/nginx.conf" & pids+=($!)
 taskset -c "$proxy_cpus" "$NGINX" -c "$work/proxy/nginx.conf" & pids+=($!)
+# dripgate's upstream pool keeps idle connections as long as nginx's does (its upstream
+# `keepalive_timeout`, 60 s by default; the origin keeps them 75 s): with dripgate's default of
+# 4 s every repetition after the first found its pool emptied during the other contenders' turns
+# and began with 256 new upstream connections, which nginx and hyper_floor never pay
+# (docs/BENCHMARKS.md, 2026-11-27 22:00 UTC).
 DRIPGATE_SERVER__LISTEN=$DRIPGATE DRIPGATE_ADMIN__LISTEN=$ADMIN DRIPGATE_UPSTREAM__URL=http://$ORIGIN \
 DRIPGATE_SERVER__WORKER_THREADS=$workers DRIPGATE_LOG__LEVEL=warn DRIPGATE_UPSTREAM__POOL_MAX_IDLE=512 \
+DRIPGATE_UPSTREAM__POOL_IDLE_TIMEOUT=60s \
   taskset -c "$proxy_cpus" "$BIN" serve --config config/dripgate.example.toml > "$work/dripgate.log" 2>&1 & pids+=($!)
 dg_pid=$!
 contenders="direct nginx dripgate"; addrs="$ORIGIN $NGINX_PROXY $DRIPGATE"; floor_pid=0
