@@ -247,7 +247,7 @@ impl ConnState {
     /// Resolves when the signal is stronger than the one `seen` last acted on, and records it
     /// there as acted on.
     pub fn poll_signal(&self, cx: &mut Context<'_>, seen: &mut SignalSeen) -> Poll<Signal> {
-        if let Some(signal) = self.stronger_than(seen) {
+        if let Some(signal) = self.take_stronger(seen) {
             return Poll::Ready(signal);
         }
         // A task's waker is the same from one poll to the next: once left with the watchdog it
@@ -263,10 +263,11 @@ impl ConnState {
         self.conn_waker.register(cx.waker());
         seen.waker = Some(cx.waker().clone());
         // Raised between the first look and the registration: the wake went to an old waker.
-        self.stronger_than(seen).map_or(Poll::Pending, Poll::Ready)
+        self.take_stronger(seen).map_or(Poll::Pending, Poll::Ready)
     }
 
-    fn stronger_than(&self, seen: &mut SignalSeen) -> Option<Signal> {
+    /// The signal if it is stronger than the one `seen` last acted on, recorded there as acted on.
+    fn take_stronger(&self, seen: &mut SignalSeen) -> Option<Signal> {
         let now = Signal::from_u8(self.signal.load(Ordering::Acquire));
         (now > seen.acted_on).then(|| {
             seen.acted_on = now;
@@ -479,7 +480,9 @@ mod tests {
         assert_eq!(next_signal(&late, &mut late_seen).await, Signal::Close);
         // Acted on: the next signal is a stronger one, and its wake reaches the waiting task.
         let waiting = tokio::spawn(async move { next_signal(&open, &mut open_seen).await });
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        // On this single-threaded runtime the yield lets the task poll once and leave its
+        // waker before the signal is raised.
+        tokio::task::yield_now().await;
         tx.send(Phase::Closed).unwrap();
         assert_eq!(waiting.await.unwrap(), Signal::Drop);
         assert_eq!(next_signal(&late, &mut late_seen).await, Signal::Drop);
