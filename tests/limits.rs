@@ -100,6 +100,69 @@ async fn idle_keep_alive_connection_is_closed() {
     dg.stop().await;
 }
 
+/// Reads one response with a `content-length` body from `stream`, bounded by `limit`.
+async fn read_response(stream: &mut TcpStream, limit: Duration) -> String {
+    let read = tokio::time::timeout(limit, async {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "closed mid-response: {:?}",
+                String::from_utf8_lossy(&out)
+            );
+            out.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&out).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let length = head
+                    .lines()
+                    .find_map(|l| {
+                        l.to_ascii_lowercase()
+                            .strip_prefix("content-length: ")
+                            .map(str::to_owned)
+                    })
+                    .and_then(|v| v.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if body.len() >= length {
+                    return text;
+                }
+            }
+        }
+    });
+    read.await.expect("a response within the bound")
+}
+
+#[tokio::test]
+async fn the_header_read_timeout_spares_requests_in_flight() {
+    let app = LegacyApp::start().await;
+    let mut config = config_for(app.addr);
+    config.server.header_read_timeout = Duration::from_millis(200);
+    let dg = Dripgate::start(config).await;
+    let mut stream = TcpStream::connect(dg.addr).await.unwrap();
+    // The upstream takes three header-read timeouts to answer: the client owes no head then.
+    stream
+        .write_all(b"GET /slow?ms=600 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let first = read_response(&mut stream, Duration::from_secs(10)).await;
+    assert!(first.starts_with("HTTP/1.1 200"), "{first}");
+    // The next head, sent at once, is served on the same connection.
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let second = read_response(&mut stream, Duration::from_secs(10)).await;
+    assert!(second.starts_with("HTTP/1.1 200"), "{second}");
+    // Then the connection rests: no head comes, and it is cut.
+    let rest = read_to_close(&mut stream, Duration::from_secs(10))
+        .await
+        .expect("a connection owing a head was cut");
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    assert_eq!(app.requests.load(std::sync::atomic::Ordering::SeqCst), 2);
+    dg.stop().await;
+}
+
 #[tokio::test]
 async fn connections_over_the_cap_wait_their_turn() {
     let app = LegacyApp::start().await;

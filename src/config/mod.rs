@@ -58,7 +58,9 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// TLS; plain HTTP when absent.
     pub tls: Option<TlsConfig>,
-    /// A client must send its complete request head within this time (slowloris guard).
+    /// A client must send its complete request head within this time (slowloris guard); over
+    /// HTTP/1.1 it runs whenever no request is in flight, so it also ends resting keep-alive
+    /// connections.
     #[serde(with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// A connection with no request in flight for this long is closed.

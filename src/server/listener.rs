@@ -108,6 +108,7 @@ pub async fn accept_loop(
                     match handshake.await {
                         Ok(Ok(stream)) => {
                             let client = ClientInfo::new(peer, true);
+                            state.ready_for_requests();
                             serve_connection(stream, ctx, client, limits, state).await;
                         }
                         Ok(Err(e)) => {
@@ -139,14 +140,15 @@ async fn serve_connection<I>(
     let peer = client.peer;
     let service_state = state.clone();
     let service = service_fn(move |req| {
-        let busy = service_state.busy();
+        let busy = service_state.busy(req.version());
         handle(ctx.clone(), req, client.clone(), busy)
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The header-read timeout is the watchdog's (`ConnState`), not hyper's: hyper's arms a
+    // boxed timer for every request head.
     builder
         .http1()
-        .timer(state.header_timer())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192));
     builder
         .http2()

@@ -6,10 +6,13 @@
 //! head) would be polled or armed and disarmed on every wake-up, which on small proxied
 //! responses was a measurable share of the work; the watchdog instead looks at every
 //! connection's state a few times per timeout and wakes only the ones that must act.
+//!
+//! The header-read deadline needs no timer of its own: an HTTP/1 connection reads the next
+//! request head from the moment the previous response has been sent (or from the start), so a
+//! connection with no request in flight for `header_read_timeout` is one whose client has not
+//! sent a complete head in that time, whether it trickles one (slowloris) or sends nothing.
 
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -23,8 +26,6 @@ use super::listener::Phase;
 const MIN_TICK: Duration = Duration::from_millis(50);
 /// Nor less often than this.
 const MAX_TICK: Duration = Duration::from_secs(5);
-/// No header-read deadline pending.
-const NO_DEADLINE: u64 = u64::MAX;
 
 /// What a connection is told to do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,7 +35,7 @@ pub enum Signal {
     Serve = 0,
     /// Finish the request in flight, then close (idle timeout or shutdown drain).
     Close = 1,
-    /// Drop the connection now (drain deadline passed).
+    /// Drop the connection now (no request head in time, or the drain deadline passed).
     Drop = 2,
 }
 
@@ -57,6 +58,7 @@ struct Shared {
     /// The time of the latest check: what header-read deadlines are compared with.
     checked_at: AtomicU64,
     idle_timeout: Duration,
+    header_read_timeout: Duration,
     tick: Duration,
     registry: Mutex<Registry>,
 }
@@ -106,6 +108,7 @@ impl Watchdog {
             epoch: Instant::now(),
             checked_at: AtomicU64::new(0),
             idle_timeout,
+            header_read_timeout,
             tick,
             registry: Mutex::new(Registry::default()),
         });
@@ -120,10 +123,9 @@ impl Watchdog {
             shared: self.0.clone(),
             busy: AtomicUsize::new(0),
             idle_since: AtomicU64::new(self.0.now()),
-            head_deadline: AtomicU64::new(NO_DEADLINE),
+            reads_heads: AtomicBool::new(true),
             signal: AtomicU8::new(registry.phase_signal),
             conn_waker: AtomicWaker::new(),
-            head_waker: AtomicWaker::new(),
         });
         registry.add(&state);
         state
@@ -142,7 +144,7 @@ impl Shared {
 
     /// The time as one atomic load instead of a clock read: the latest check plus one tick,
     /// which is not earlier than the real time while the watchdog keeps its schedule. Idle
-    /// times and header deadlines taken from it end up to one tick late, never early.
+    /// times taken from it end up to one tick late, never early.
     fn coarse_now(&self) -> u64 {
         self.checked_at
             .load(Ordering::Acquire)
@@ -153,23 +155,25 @@ impl Shared {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX - 1)
     }
 
-    /// One pass: idle connections are told to close, expired header reads are woken, dead
-    /// entries are forgotten.
+    /// One pass: connections late with a request head are told to drop, idle ones to close,
+    /// dead entries are forgotten.
     fn check(&self) {
         let now = self.now();
         self.checked_at.store(now, Ordering::Release);
         let idle_limit = u64::try_from(self.idle_timeout.as_nanos()).unwrap_or(u64::MAX);
+        let head_limit = u64::try_from(self.header_read_timeout.as_nanos()).unwrap_or(u64::MAX);
         self.lock().conns.retain(|weak| {
             let Some(conn) = weak.upgrade() else {
                 return false;
             };
-            if conn.head_deadline.load(Ordering::Acquire) <= now {
-                conn.head_waker.wake();
-            }
-            if conn.busy.load(Ordering::Acquire) == 0
-                && now.saturating_sub(conn.idle_since.load(Ordering::Acquire)) >= idle_limit
-            {
-                conn.raise(Signal::Close);
+            if conn.busy.load(Ordering::Acquire) == 0 {
+                let idle_for = now.saturating_sub(conn.idle_since.load(Ordering::Acquire));
+                if idle_for >= head_limit && conn.reads_heads.load(Ordering::Acquire) {
+                    // As hyper's own header timeout does: no answer, the connection is cut.
+                    conn.raise(Signal::Drop);
+                } else if idle_for >= idle_limit {
+                    conn.raise(Signal::Close);
+                }
             }
             true
         });
@@ -221,20 +225,31 @@ pub struct ConnState {
     shared: Arc<Shared>,
     /// Requests in flight (HTTP/2 has several).
     busy: AtomicUsize,
-    /// When the last response finished streaming.
+    /// When the last response finished streaming (or the connection was set up).
     idle_since: AtomicU64,
-    /// When the request head being read must have arrived, or [`NO_DEADLINE`].
-    head_deadline: AtomicU64,
+    /// Whether the header-read timeout applies: HTTP/1, where the client owes the next head
+    /// whenever no request is in flight. An HTTP/2 connection may rest between streams; only
+    /// the idle timeout applies to it once its first request has come.
+    reads_heads: AtomicBool,
     signal: AtomicU8,
     conn_waker: AtomicWaker,
-    head_waker: AtomicWaker,
 }
 
 impl ConnState {
-    /// Marks the connection busy until the guard is dropped (when the response has streamed).
-    pub fn busy(self: &Arc<Self>) -> BusyGuard {
+    /// Marks the connection busy with a request of `version` until the guard is dropped (when
+    /// the response has streamed).
+    pub fn busy(self: &Arc<Self>, version: http::Version) -> BusyGuard {
+        if version == http::Version::HTTP_2 {
+            self.reads_heads.store(false, Ordering::Release);
+        }
         self.busy.fetch_add(1, Ordering::AcqRel);
         BusyGuard(self.clone())
+    }
+
+    /// Starts the wait for the first request head now: after a TLS handshake, which has a
+    /// timeout of its own.
+    pub fn ready_for_requests(&self) {
+        self.idle_since.store(self.shared.now(), Ordering::Release);
     }
 
     fn raise(&self, signal: Signal) {
@@ -276,11 +291,6 @@ impl ConnState {
             now
         })
     }
-
-    /// hyper's timer for this connection: it backs the header-read timeout with the watchdog.
-    pub fn header_timer(self: &Arc<Self>) -> HeaderTimer {
-        HeaderTimer(self.clone())
-    }
 }
 
 /// What a connection's task last acted on, and the waker it left with the watchdog.
@@ -311,67 +321,10 @@ impl Drop for BusyGuard {
     }
 }
 
-/// A [`hyper::rt::Timer`] whose sleeps the watchdog ends. hyper's HTTP/1 server uses its timer
-/// only for the header-read timeout; one deadline per connection is pending at a time.
-#[derive(Clone)]
-pub struct HeaderTimer(Arc<ConnState>);
-
-impl hyper::rt::Timer for HeaderTimer {
-    /// hyper asks for the time once per request head, only to add the header-read timeout to
-    /// it; the watchdog's coarse clock answers without a clock read.
-    fn now(&self) -> Instant {
-        let shared = &self.0.shared;
-        shared.epoch + Duration::from_nanos(shared.coarse_now())
-    }
-
-    fn sleep(&self, duration: Duration) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        self.sleep_until(Instant::now() + duration)
-    }
-
-    fn sleep_until(&self, deadline: Instant) -> Pin<Box<dyn hyper::rt::Sleep>> {
-        Box::pin(HeaderSleep {
-            conn: self.0.clone(),
-            deadline: self.0.shared.nanos(deadline),
-        })
-    }
-}
-
-/// Ends once the watchdog has checked at or after `deadline`.
-struct HeaderSleep {
-    conn: Arc<ConnState>,
-    deadline: u64,
-}
-
-impl Future for HeaderSleep {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        if self.conn.shared.checked_at.load(Ordering::Acquire) >= self.deadline {
-            return Poll::Ready(());
-        }
-        self.conn.head_waker.register(cx.waker());
-        self.conn
-            .head_deadline
-            .store(self.deadline, Ordering::Release);
-        Poll::Pending
-    }
-}
-
-impl hyper::rt::Sleep for HeaderSleep {}
-
-impl Drop for HeaderSleep {
-    fn drop(&mut self) {
-        self.conn
-            .head_deadline
-            .store(NO_DEADLINE, Ordering::Release);
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 mod tests {
     use super::*;
-    use hyper::rt::Timer;
     use std::future::poll_fn;
 
     const BOUND: Duration = Duration::from_secs(5);
@@ -393,7 +346,7 @@ mod tests {
         let (_tx, watchdog) = start(Duration::from_millis(100), Duration::from_secs(10));
         let idle = watchdog.register();
         let busy = watchdog.register();
-        let _guard = busy.busy();
+        let _guard = busy.busy(http::Version::HTTP_11);
         assert_eq!(
             next_signal(&idle, &mut SignalSeen::new()).await,
             Signal::Close
@@ -408,33 +361,60 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn header_sleep_ends_once_its_deadline_has_passed() {
+    async fn a_connection_that_sends_no_head_in_time_is_told_to_drop() {
         let (_tx, watchdog) = start(Duration::from_secs(60), Duration::from_millis(200));
-        let conn = watchdog.register();
-        let timer = conn.header_timer();
         let started = Instant::now();
-        tokio::time::timeout(BOUND, timer.sleep(Duration::from_millis(200)))
-            .await
-            .expect("the header deadline ends the sleep");
+        let conn = watchdog.register();
+        assert_eq!(
+            next_signal(&conn, &mut SignalSeen::new()).await,
+            Signal::Drop
+        );
         assert!(started.elapsed() >= Duration::from_millis(200));
-        // A dropped sleep leaves no deadline behind for the watchdog to wake.
-        assert_eq!(conn.head_deadline.load(Ordering::Acquire), NO_DEADLINE);
     }
 
     #[tokio::test]
-    async fn a_head_deadline_from_the_coarse_clock_never_ends_early() {
+    async fn the_head_clock_runs_only_between_requests() {
         let (_tx, watchdog) = start(Duration::from_secs(60), Duration::from_millis(200));
         let conn = watchdog.register();
-        let timer = conn.header_timer();
-        // Between two checks (one tick is 50 ms), as hyper finds the clock mid-connection.
-        tokio::time::sleep(Duration::from_millis(70)).await;
-        let started = Instant::now();
-        // What hyper does for each request head.
-        let deadline = timer.now() + Duration::from_millis(200);
-        tokio::time::timeout(BOUND, timer.sleep_until(deadline))
-            .await
-            .expect("the header deadline ends the sleep");
-        assert!(started.elapsed() >= Duration::from_millis(200));
+        let mut seen = SignalSeen::new();
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        // A request in flight for longer than the header-read timeout: nothing is said.
+        let guard = conn.busy(http::Version::HTTP_11);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert!(conn.poll_signal(&mut cx, &mut seen).is_pending());
+        // Its response sent, the client owes the next head within the timeout again.
+        drop(guard);
+        let idle_from = Instant::now();
+        assert_eq!(next_signal(&conn, &mut seen).await, Signal::Drop);
+        assert!(idle_from.elapsed() >= Duration::from_millis(200));
+    }
+
+    #[tokio::test]
+    async fn an_http2_connection_rests_until_the_idle_timeout() {
+        let (_tx, watchdog) = start(Duration::from_millis(400), Duration::from_millis(100));
+        let conn = watchdog.register();
+        drop(conn.busy(http::Version::HTTP_2));
+        let idle_from = Instant::now();
+        assert_eq!(
+            next_signal(&conn, &mut SignalSeen::new()).await,
+            Signal::Close
+        );
+        assert!(idle_from.elapsed() >= Duration::from_millis(400));
+    }
+
+    #[tokio::test]
+    async fn the_head_clock_restarts_when_the_connection_is_ready() {
+        let (_tx, watchdog) = start(Duration::from_secs(60), Duration::from_millis(300));
+        let conn = watchdog.register();
+        // A TLS handshake took most of the timeout.
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        conn.ready_for_requests();
+        let ready_at = Instant::now();
+        assert_eq!(
+            next_signal(&conn, &mut SignalSeen::new()).await,
+            Signal::Drop
+        );
+        assert!(ready_at.elapsed() >= Duration::from_millis(300));
     }
 
     #[tokio::test]
@@ -442,7 +422,7 @@ mod tests {
         let (_tx, watchdog) = start(Duration::from_millis(200), Duration::from_secs(10));
         let conn = watchdog.register();
         tokio::time::sleep(Duration::from_millis(70)).await;
-        drop(conn.busy());
+        drop(conn.busy(http::Version::HTTP_11));
         let idle_from = Instant::now();
         let signal = next_signal(&conn, &mut SignalSeen::new()).await;
         assert_eq!(signal, Signal::Close);
