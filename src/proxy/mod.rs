@@ -119,7 +119,7 @@ impl Forwarder {
     }
 
     /// Sends `req` upstream and returns its response, or a short 502/504 answer.
-    pub async fn forward(&self, req: Request<Body>, client: ClientInfo) -> Response<Body> {
+    pub async fn forward(&self, req: Request<Body>, client: &ClientInfo) -> Response<Body> {
         self.forward_since(req, client, Instant::now()).await.0
     }
 
@@ -130,14 +130,14 @@ impl Forwarder {
     pub async fn forward_since(
         &self,
         mut req: Request<Body>,
-        client: ClientInfo,
+        client: &ClientInfo,
         started: Instant,
     ) -> (Response<Body>, Duration) {
         // One pass over the header names serves the upgrade check and both rewrites.
         let scan = headers::HeaderScan::of(req.headers());
         let upgrade = scan.is_upgrade_request(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-        if let Err(err) = self.rewrite_request(&mut req, &client, upgrade, &scan) {
+        if let Err(err) = self.rewrite_request(&mut req, client, upgrade, &scan) {
             return (err.into_response(self.name), started.elapsed());
         }
         // The deadline reuses the clock reading taken for the latency metric, and the timer is

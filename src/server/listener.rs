@@ -138,6 +138,8 @@ async fn serve_connection<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = client.peer;
+    // Shared by the connection's requests: one reference count per request instead of a copy.
+    let client = Arc::new(client);
     let service_state = state.clone();
     let service = service_fn(move |req| {
         let busy = service_state.busy(req.version());

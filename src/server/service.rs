@@ -51,7 +51,7 @@ pub type ResponseBody = GuardedBody<ResponseGuard>;
 pub async fn handle(
     ctx: Arc<RequestContext>,
     req: Request<Incoming>,
-    client: ClientInfo,
+    client: Arc<ClientInfo>,
     busy: super::watchdog::BusyGuard,
 ) -> Result<Response<ResponseBody>, std::convert::Infallible> {
     let started = Instant::now();
@@ -67,14 +67,14 @@ pub async fn handle(
         // Boxed: the sign-in future is large, and keeping it out of this one keeps the state
         // that every pass-through request moves around small.
         RouteClass::Signin(route) => {
-            let resp = Box::pin(ctx.signin.handle(req, client, &ctx.legacy, route)).await;
+            let resp = Box::pin(ctx.signin.handle(req, &client, &ctx.legacy, route)).await;
             (resp, started.elapsed())
         }
         // The request's arrival time doubles as the start of the upstream exchange, and the
         // upstream latency as the request's: each then includes the header rewriting too,
         // microseconds against a smallest histogram bucket of 0.5 ms, and two clock reads per
         // request are saved.
-        RouteClass::Proxy => ctx.legacy.forward_since(req, client, started).await,
+        RouteClass::Proxy => ctx.legacy.forward_since(req, &client, started).await,
     };
     let status = resp.status();
     ctx.metrics.observe_request(class.as_str(), status, elapsed);

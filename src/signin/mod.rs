@@ -142,7 +142,7 @@ impl SigninHandler {
     pub async fn handle(
         &self,
         req: Request<Body>,
-        client: ClientInfo,
+        client: &ClientInfo,
         legacy: &Forwarder,
         route: usize,
     ) -> Response<Body> {
