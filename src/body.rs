@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, combinators::BoxBody};
-use hyper::body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 
 /// Any error a body can yield.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -20,6 +20,16 @@ where
     B::Error: Into<BoxError>,
 {
     body.map_err(Into::into).boxed()
+}
+
+/// A request body as dripgate forwards it. A body that has already ended (most GETs) becomes
+/// the empty body, a box of nothing that allocates nothing, instead of a boxed copy of hyper's.
+pub fn request_body(body: Incoming) -> Body {
+    if body.is_end_stream() {
+        Body::default()
+    } else {
+        boxed(body)
+    }
 }
 
 /// A body holding `bytes` in full.

@@ -8,7 +8,7 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 
 use super::metrics::{HttpMetrics, InFlightGuard};
-use crate::body::{GuardedBody, boxed};
+use crate::body::{GuardedBody, request_body};
 use crate::proxy::{ClientInfo, Forwarder};
 use crate::signin::{RouteClass, Router, SigninHandler};
 
@@ -62,7 +62,7 @@ pub async fn handle(
     // when that line is written.
     let access = tracing::enabled!(target: "dripgate::access", tracing::Level::INFO)
         .then(|| (req.method().clone(), req.uri().path().to_owned()));
-    let req = req.map(boxed);
+    let req = req.map(request_body);
     let (resp, elapsed) = match class {
         // Boxed: the sign-in future is large, and keeping it out of this one keeps the state
         // that every pass-through request moves around small.
