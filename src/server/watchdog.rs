@@ -55,7 +55,7 @@ pub struct Watchdog(Arc<Shared>);
 struct Shared {
     /// Times are nanoseconds since this instant, so they fit in an atomic.
     epoch: Instant,
-    /// The time of the latest check: what header-read deadlines are compared with.
+    /// The time of the latest check, which the coarse clock counts from.
     checked_at: AtomicU64,
     idle_timeout: Duration,
     header_read_timeout: Duration,
