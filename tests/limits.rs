@@ -10,8 +10,13 @@ use common::{Dripgate, config_for};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Reads until the peer closes; returns what was read. Bounded by `limit`.
-async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+/// Reads until `complete` accepts what was read or the peer closes, bounded by `limit`; `None`
+/// when the bound ran out first.
+async fn read_until(
+    stream: &mut TcpStream,
+    limit: Duration,
+    complete: impl Fn(&[u8]) -> bool,
+) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     let read = tokio::time::timeout(limit, async {
         let mut buf = [0u8; 4096];
@@ -20,10 +25,18 @@ async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8
                 Ok(0) | Err(_) => return,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
             }
+            if complete(&out) {
+                return;
+            }
         }
     })
     .await;
     read.ok().map(|()| out)
+}
+
+/// Reads until the peer closes; returns what was read. Bounded by `limit`.
+async fn read_to_close(stream: &mut TcpStream, limit: Duration) -> Option<Vec<u8>> {
+    read_until(stream, limit, |_| false).await
 }
 
 #[tokio::test]
@@ -100,37 +113,32 @@ async fn idle_keep_alive_connection_is_closed() {
     dg.stop().await;
 }
 
+/// Whether `read` holds a whole response with a `content-length` body (none counts as 0).
+fn is_whole_response(read: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(read);
+    let Some((head, body)) = text.split_once("\r\n\r\n") else {
+        return false;
+    };
+    let length = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    body.len() >= length
+}
+
 /// Reads one response with a `content-length` body from `stream`, bounded by `limit`.
 async fn read_response(stream: &mut TcpStream, limit: Duration) -> String {
-    let read = tokio::time::timeout(limit, async {
-        let mut out = Vec::new();
-        let mut buf = [0u8; 4096];
-        loop {
-            let n = stream.read(&mut buf).await.unwrap();
-            assert!(
-                n > 0,
-                "closed mid-response: {:?}",
-                String::from_utf8_lossy(&out)
-            );
-            out.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&out).into_owned();
-            if let Some((head, body)) = text.split_once("\r\n\r\n") {
-                let length = head
-                    .lines()
-                    .find_map(|l| {
-                        l.to_ascii_lowercase()
-                            .strip_prefix("content-length: ")
-                            .map(str::to_owned)
-                    })
-                    .and_then(|v| v.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                if body.len() >= length {
-                    return text;
-                }
-            }
-        }
-    });
-    read.await.expect("a response within the bound")
+    let out = read_until(stream, limit, is_whole_response)
+        .await
+        .expect("a response within the bound");
+    let text = String::from_utf8_lossy(&out).into_owned();
+    assert!(is_whole_response(&out), "closed mid-response: {text:?}");
+    text
 }
 
 #[tokio::test]
