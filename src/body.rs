@@ -94,12 +94,9 @@ pub struct GuardedBody<G> {
 }
 
 impl<G> GuardedBody<G> {
-    /// Wraps `inner`, keeping `guard` alive while it streams.
-    pub fn new(inner: Body, guard: G) -> Self {
-        Self {
-            inner,
-            guard: Some(guard),
-        }
+    /// Wraps `inner`, keeping `guard` (if any) alive while it streams.
+    pub fn new(inner: Body, guard: Option<G>) -> Self {
+        Self { inner, guard }
     }
 }
 

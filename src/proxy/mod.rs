@@ -8,15 +8,22 @@ mod pool;
 mod timer;
 mod upgrade;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use http::uri::{Authority, PathAndQuery};
 use http::{HeaderValue, Method, Request, Response, Uri, Version, header};
+use hyper::upgrade::OnUpgrade;
 use hyper_util::client::legacy::connect::HttpConnector;
+use pin_project_lite::pin_project;
+use tokio::time::Sleep;
 
 pub use error::UpstreamError;
 pub use headers::{ClientInfo, ForwardedPolicy};
+pub(crate) use pool::{Exchange, SendResult};
 
 use crate::body::Body;
 use crate::config::{Config, ConfigError};
@@ -120,40 +127,51 @@ impl Forwarder {
 
     /// Sends `req` upstream and returns its response, or a short 502/504 answer.
     pub async fn forward(&self, req: Request<Body>, client: &ClientInfo) -> Response<Body> {
-        self.forward_since(req, client, Instant::now()).await.0
+        let mut forwarding = std::pin::pin!(self.start(req, client, Instant::now()));
+        std::future::poll_fn(|cx| forwarding.as_mut().poll_forward(cx, self, client))
+            .await
+            .0
     }
 
-    /// [`Forwarder::forward`] for a request that arrived at `started`, a clock reading the
-    /// caller already took: the upstream latency and the response deadline count from it. Also
-    /// returns that latency (until the response head arrived, or the exchange failed), so the
-    /// caller need not read the clock again for its own.
-    pub async fn forward_since(
+    /// Starts forwarding `req`, a request that arrived at `started` (a clock reading the caller
+    /// already took: the upstream latency and the response deadline count from it): rewrites it
+    /// and hands it to an upstream connection. Drive the result with
+    /// [`Forwarding::poll_forward`].
+    pub(crate) fn start(
         &self,
         mut req: Request<Body>,
         client: &ClientInfo,
         started: Instant,
-    ) -> (Response<Body>, Duration) {
+    ) -> Forwarding<impl Future<Output = SendResult> + Send + use<>> {
         // One pass over the header names serves the upgrade check and both rewrites.
         let scan = headers::HeaderScan::of(req.headers());
         let upgrade = scan.is_upgrade_request(req.headers());
         let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
         if let Err(err) = self.rewrite_request(&mut req, client, upgrade, &scan) {
-            return (err.into_response(self.name), started.elapsed());
+            return Forwarding::Refused {
+                error: Some(err),
+                started,
+            };
         }
         // The deadline reuses the clock reading taken for the latency metric, and the timer is
         // the connection's own (`timer`): no timer-wheel update per request.
         let deadline = tokio::time::Instant::from_std(started) + self.response_timeout;
-        let mut timer = client.response_timer.arm(deadline);
-        let send = std::pin::pin!(self.pool.send(req, started));
-        let sent = timer::within(send, &mut timer).await;
-        client.response_timer.put_back(timer);
-        // One match straight from the timer's output: a response is a few hundred bytes, and
-        // every intermediate `Result` would move it again.
-        let mut resp = match sent {
-            Some(Ok(resp)) => resp,
-            Some(Err(err)) => return self.failed(err, started),
-            None => return self.failed(UpstreamError::Timeout(self.response_timeout), started),
-        };
+        Forwarding::Exchanging {
+            deadline: Some(client.response_timer.arm(deadline)),
+            exchange: self.pool.send(req, started),
+            client_upgrade,
+            started,
+        }
+    }
+
+    /// The upstream's response head arrived: counted, tunnelled on 101, hop-by-hop headers
+    /// stripped.
+    fn answered(
+        &self,
+        mut resp: Response<pool::PooledBody>,
+        client_upgrade: Option<OnUpgrade>,
+        started: Instant,
+    ) -> (Response<Body>, Duration) {
         let elapsed = resp.body().answered_at().saturating_duration_since(started);
         self.metrics
             .observe_upstream(self.name, Ok(resp.status()), elapsed);
@@ -237,5 +255,73 @@ impl Forwarder {
         };
         headers.insert(header::HOST, host);
         Ok(())
+    }
+}
+
+pin_project! {
+    /// A request on its way upstream, from [`Forwarder::start`]: rewritten and handed to a
+    /// connection, waiting for the response head until the deadline.
+    ///
+    /// Not a future of its own: it borrows its forwarder and client only while polled
+    /// ([`Forwarding::poll_forward`]), so the request's future can own both beside it.
+    #[project = ForwardingProj]
+    pub(crate) enum Forwarding<F> {
+        /// Waiting for the upstream's response head.
+        Exchanging {
+            #[pin]
+            exchange: Exchange<F>,
+            deadline: Option<Pin<Box<Sleep>>>,
+            client_upgrade: Option<OnUpgrade>,
+            started: Instant,
+        },
+        /// The request cannot go upstream as it is.
+        Refused {
+            error: Option<UpstreamError>,
+            started: Instant,
+        },
+    }
+}
+
+impl<F: Future<Output = SendResult>> Forwarding<F> {
+    /// Polls for the response (the upstream's, or a short 502/504 answer) and the upstream
+    /// latency (until the response head arrived, or the exchange failed). `forwarder` and
+    /// `client` are the ones this forwarding was started with.
+    pub(crate) fn poll_forward(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        forwarder: &Forwarder,
+        client: &ClientInfo,
+    ) -> Poll<(Response<Body>, Duration)> {
+        match self.project() {
+            ForwardingProj::Refused { error, started } => {
+                let error = error
+                    .take()
+                    .unwrap_or_else(|| UpstreamError::BadRequest("already answered".to_owned()));
+                Poll::Ready((error.into_response(forwarder.name), started.elapsed()))
+            }
+            ForwardingProj::Exchanging {
+                exchange,
+                deadline,
+                client_upgrade,
+                started,
+            } => {
+                let sent = match exchange.poll(cx) {
+                    Poll::Ready(sent) => Some(sent),
+                    Poll::Pending => match deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
+                        Some(Poll::Pending) => return Poll::Pending,
+                        Some(Poll::Ready(())) | None => None,
+                    },
+                };
+                if let Some(timer) = deadline.take() {
+                    client.response_timer.put_back(timer);
+                }
+                Poll::Ready(match sent {
+                    Some(Ok(resp)) => forwarder.answered(resp, client_upgrade.take(), *started),
+                    Some(Err(err)) => forwarder.failed(err, *started),
+                    None => forwarder
+                        .failed(UpstreamError::Timeout(forwarder.response_timeout), *started),
+                })
+            }
+        }
     }
 }

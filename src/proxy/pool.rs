@@ -6,6 +6,7 @@
 //! one whose body was dropped early, that failed, that the upstream closed or that was upgraded
 //! is dropped instead.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::task::{Context, Poll};
@@ -16,6 +17,7 @@ use http::{Request, Response, StatusCode, Uri};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use hyper_util::client::legacy::connect::HttpConnector;
+use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::UpstreamError;
@@ -75,45 +77,66 @@ impl Pool {
         )
     }
 
-    /// Sends `req` on an idle connection, or on a new one when none is idle. `now` is about the
-    /// time of the checkout, used to expire idle connections.
-    pub(super) async fn send(
+    /// Starts the exchange of `req`: handed at once to an idle connection, or, when none is
+    /// idle, to a new one (dialled by the returned future). `now` is about the time of the
+    /// checkout, used to expire idle connections.
+    ///
+    /// The request is handed over before any future exists, so no future of the forwarding
+    /// path holds it (a request is a few hundred bytes, and each async layer would keep and
+    /// move its own copy); the dial path, rare, is boxed for the same reason.
+    pub(super) fn send(
         self: &Arc<Self>,
+        req: Request<Body>,
+        now: Instant,
+    ) -> Exchange<impl Future<Output = SendResult> + Send + use<>> {
+        match self.take_idle(now) {
+            Some(mut sender) => Exchange::Sent {
+                response: sender.try_send_request(req),
+                sender: Some(sender),
+                pool: self.clone(),
+            },
+            None => Exchange::Slow {
+                fut: Box::pin(self.clone().send_slow(req, now)),
+            },
+        }
+    }
+
+    /// Sends `req` on an idle connection, or on a new one when none is idle, retrying on
+    /// another when an idle one turns out closed.
+    async fn send_slow(
+        self: Arc<Self>,
         mut req: Request<Body>,
         now: Instant,
     ) -> Result<Response<PooledBody>, UpstreamError> {
         loop {
             let (mut sender, reused) = match self.take_idle(now) {
                 Some(sender) => (sender, true),
-                // Boxed: the dial's state is large and rarely live; kept inline it would
-                // enlarge every request's future, which is moved on each request.
-                None => (Box::pin(self.connect()).await?, false),
+                None => (self.connect().await?, false),
             };
             match sender.try_send_request(req).await {
-                Ok(resp) => {
-                    // One clock read serves the latency metrics and, standing for the time
-                    // the connection becomes idle again, the pool's expiry: an idle connection
-                    // then looks older by the time its body took to stream, so it is expired
-                    // early, never late.
-                    let answered_at = Instant::now();
-                    // After 101 the connection belongs to the tunnel; it is never pooled.
-                    let conn = (resp.status() != StatusCode::SWITCHING_PROTOCOLS)
-                        .then(|| (sender, self.clone()));
-                    return Ok(resp.map(|inner| PooledBody {
-                        inner,
-                        conn,
-                        answered_at,
-                    }));
-                }
-                Err(mut err) => match err.take_message() {
-                    // Not written at all: the idle connection was closed under us, so the
-                    // request can go on another one, as hyper-util's client does.
-                    Some(unsent) if reused => req = unsent,
-                    Some(_) => return Err(UpstreamError::send("Canceled", &err.into_error())),
-                    None => return Err(UpstreamError::send("SendRequest", &err.into_error())),
+                Ok(resp) => return Ok(self.pooled(resp, sender)),
+                Err(err) => match unsent(err, reused) {
+                    Ok(unsent) => req = unsent,
+                    Err(err) => return Err(err),
                 },
             }
         }
+    }
+
+    /// `resp` with a body that hands `sender` back to the pool once read to the end.
+    fn pooled(self: &Arc<Self>, resp: Response<Incoming>, sender: Sender) -> Response<PooledBody> {
+        // One clock read serves the latency metrics and, standing for the time the connection
+        // becomes idle again, the pool's expiry: an idle connection then looks older by the
+        // time its body took to stream, so it is expired early, never late.
+        let answered_at = Instant::now();
+        // After 101 the connection belongs to the tunnel; it is never pooled.
+        let conn =
+            (resp.status() != StatusCode::SWITCHING_PROTOCOLS).then(|| (sender, self.clone()));
+        resp.map(|inner| PooledBody {
+            inner,
+            conn,
+            answered_at,
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Stack> {
@@ -205,9 +228,78 @@ async fn reap(pool: Weak<Pool>, every: Duration) {
     }
 }
 
+/// What hyper's client answers for one request.
+pub(crate) type SendResult =
+    Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<Body>>>;
+
+/// The request back when it was never written (the idle connection was closed under it), so it
+/// can go on another connection as hyper-util's client does; any other failure as an error.
+fn unsent(
+    mut err: hyper::client::conn::TrySendError<Request<Body>>,
+    reused: bool,
+) -> Result<Request<Body>, UpstreamError> {
+    match err.take_message() {
+        Some(unsent) if reused => Ok(unsent),
+        Some(_) => Err(UpstreamError::send("Canceled", &err.into_error())),
+        None => Err(UpstreamError::send("SendRequest", &err.into_error())),
+    }
+}
+
+type SlowSend = Pin<Box<dyn Future<Output = Result<Response<PooledBody>, UpstreamError>> + Send>>;
+
+pin_project! {
+    /// One request's exchange with the upstream, from [`Pool::send`]: resolves to the response
+    /// head, its body tied to the pool.
+    #[project = ExchangeProj]
+    pub(crate) enum Exchange<F> {
+        /// Handed to an idle connection; waiting for the response head.
+        Sent {
+            #[pin]
+            response: F,
+            sender: Option<Sender>,
+            pool: Arc<Pool>,
+        },
+        /// Dialling a connection first, or retrying on another.
+        Slow {
+            fut: SlowSend,
+        },
+    }
+}
+
+impl<F: Future<Output = SendResult>> Future for Exchange<F> {
+    type Output = Result<Response<PooledBody>, UpstreamError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let (unsent, pool) = match self.as_mut().project() {
+            ExchangeProj::Slow { fut } => return fut.as_mut().poll(cx),
+            ExchangeProj::Sent {
+                response,
+                sender,
+                pool,
+            } => match std::task::ready!(response.poll(cx)) {
+                Ok(resp) => {
+                    let Some(sender) = sender.take() else {
+                        return Poll::Ready(Err(UpstreamError::Protocol(
+                            "exchange polled after its end".to_owned(),
+                        )));
+                    };
+                    return Poll::Ready(Ok(pool.pooled(resp, sender)));
+                }
+                Err(err) => match unsent(err, true) {
+                    Ok(unsent) => (unsent, pool.clone()),
+                    Err(err) => return Poll::Ready(Err(err)),
+                },
+            },
+        };
+        let fut = Box::pin(pool.send_slow(unsent, Instant::now()));
+        self.set(Exchange::Slow { fut });
+        self.poll(cx)
+    }
+}
+
 /// A response body from the upstream that hands its connection back to the pool once read to
 /// the end.
-pub(super) struct PooledBody {
+pub(crate) struct PooledBody {
     inner: Incoming,
     conn: Option<(Sender, Arc<Pool>)>,
     answered_at: Instant,

@@ -6,10 +6,8 @@
 //! expiry moved (one atomic update; the wheel re-files it if the old expiry comes round), so the
 //! requests of one connection take turns with one timer instead.
 
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
 
 use tokio::time::{Instant, Sleep};
 
@@ -50,25 +48,26 @@ impl ResponseTimer {
     }
 }
 
-/// Polls `fut` until it completes, or until `deadline` fires (`None`). `fut` is pinned by the
-/// caller, where it was made: taken by value it would be moved into this future once more.
-pub(super) fn within<'a, F: Future>(
-    mut fut: Pin<&'a mut F>,
-    deadline: &'a mut Pin<Box<Sleep>>,
-) -> impl Future<Output = Option<F::Output>> + 'a {
-    std::future::poll_fn(move |cx: &mut Context<'_>| {
-        if let Poll::Ready(out) = fut.as_mut().poll(cx) {
-            return Poll::Ready(Some(out));
-        }
-        deadline.as_mut().poll(cx).map(|()| None)
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+    use std::task::{Context, Poll};
     use std::time::Duration;
 
     use super::*;
+
+    /// Polls `fut` until it completes, or until `deadline` fires (`None`), as a forwarding does.
+    fn within<'a, F: Future>(
+        mut fut: Pin<&'a mut F>,
+        deadline: &'a mut Pin<Box<Sleep>>,
+    ) -> impl Future<Output = Option<F::Output>> + 'a {
+        std::future::poll_fn(move |cx: &mut Context<'_>| {
+            if let Poll::Ready(out) = fut.as_mut().poll(cx) {
+                return Poll::Ready(Some(out));
+            }
+            deadline.as_mut().poll(cx).map(|()| None)
+        })
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_reused_timer_fires_at_its_new_deadline_not_its_old_one() {

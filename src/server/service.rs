@@ -1,15 +1,19 @@
 //! The per-request service: classify, hand to the sign-in handler or the forwarder, count and
 //! log one line per request.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
-use http::{Request, Response};
+use http::{Method, Request, Response};
 use hyper::body::Incoming;
+use pin_project_lite::pin_project;
 
 use super::metrics::{HttpMetrics, InFlightGuard};
-use crate::body::{GuardedBody, request_body};
-use crate::proxy::{ClientInfo, Forwarder};
+use crate::body::{Body, GuardedBody, request_body};
+use crate::proxy::{ClientInfo, Forwarder, Forwarding, SendResult};
 use crate::signin::{RouteClass, Router, SigninHandler};
 
 /// Everything a request needs, shared by all connections.
@@ -47,15 +51,45 @@ pub struct ResponseGuard {
 /// The body of every response: the upstream's (or dripgate's own) body, holding the guard.
 pub type ResponseBody = GuardedBody<ResponseGuard>;
 
-/// Handles one request from `client`.
-pub async fn handle(
+type SigninFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
+
+pin_project! {
+    /// One request in progress: sign-in handling or forwarding, then one count and one access
+    /// line, from [`handle`].
+    pub(crate) struct Handling<F> {
+        ctx: Arc<RequestContext>,
+        client: Arc<ClientInfo>,
+        class: &'static str,
+        started: Instant,
+        access: Option<(Method, String)>,
+        guard: Option<ResponseGuard>,
+        #[pin]
+        route: Route<F>,
+    }
+}
+
+pin_project! {
+    #[project = RouteProj]
+    enum Route<F> {
+        // Boxed: the sign-in future is large, and keeping it out of this one keeps the state
+        // that every pass-through request moves around small.
+        Signin { fut: SigninFuture },
+        Proxy {
+            #[pin]
+            forwarding: Forwarding<F>,
+        },
+    }
+}
+
+/// Handles one request from `client`. The request is classified, rewritten and handed to the
+/// upstream before the returned future exists, so that future never holds the request itself.
+pub(crate) fn handle(
     ctx: Arc<RequestContext>,
     req: Request<Incoming>,
     client: Arc<ClientInfo>,
     busy: super::watchdog::BusyGuard,
-) -> Result<Response<ResponseBody>, std::convert::Infallible> {
+) -> Handling<impl Future<Output = SendResult> + Send + use<>> {
     let started = Instant::now();
-    let peer = client.peer;
     let in_flight = ctx.metrics.request_started();
     let class = ctx.router.classify(req.method(), req.uri().path());
     // The access line needs method and path after the request has moved on; copy them only
@@ -63,38 +97,69 @@ pub async fn handle(
     let access = tracing::enabled!(target: "dripgate::access", tracing::Level::INFO)
         .then(|| (req.method().clone(), req.uri().path().to_owned()));
     let req = req.map(request_body);
-    let (resp, elapsed) = match class {
-        // Boxed: the sign-in future is large, and keeping it out of this one keeps the state
-        // that every pass-through request moves around small.
+    let route = match class {
         RouteClass::Signin(route) => {
-            let resp = Box::pin(ctx.signin.handle(req, &client, &ctx.legacy, route)).await;
-            (resp, started.elapsed())
+            let (ctx, client) = (ctx.clone(), client.clone());
+            Route::Signin {
+                fut: Box::pin(
+                    async move { ctx.signin.handle(req, &client, &ctx.legacy, route).await },
+                ),
+            }
         }
         // The request's arrival time doubles as the start of the upstream exchange, and the
         // upstream latency as the request's: each then includes the header rewriting too,
         // microseconds against a smallest histogram bucket of 0.5 ms, and two clock reads per
         // request are saved.
-        RouteClass::Proxy => ctx.legacy.forward_since(req, &client, started).await,
+        RouteClass::Proxy => Route::Proxy {
+            forwarding: ctx.legacy.start(req, &client, started),
+        },
     };
-    let status = resp.status();
-    ctx.metrics.observe_request(class.as_str(), status, elapsed);
-    // One access line per request: never the query, a body, a cookie or an Authorization value.
-    if let Some((method, path)) = access {
-        tracing::info!(
-            target: "dripgate::access",
-            method = %method,
-            path = %path,
-            status = status.as_u16(),
-            route = class.as_str(),
-            upstream = ctx.legacy.name(),
-            latency_ms = elapsed.as_secs_f64() * 1000.0,
-            peer = %peer.ip(),
-            "request"
-        );
+    Handling {
+        guard: Some(ResponseGuard {
+            _in_flight: in_flight,
+            _busy: busy,
+        }),
+        class: class.as_str(),
+        ctx,
+        client,
+        started,
+        access,
+        route,
     }
-    let guard = ResponseGuard {
-        _in_flight: in_flight,
-        _busy: busy,
-    };
-    Ok(resp.map(|body| GuardedBody::new(body, guard)))
+}
+
+impl<F: Future<Output = SendResult>> Future for Handling<F> {
+    type Output = Result<Response<ResponseBody>, std::convert::Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let (resp, elapsed) = match this.route.project() {
+            RouteProj::Signin { fut } => (ready!(fut.as_mut().poll(cx)), this.started.elapsed()),
+            RouteProj::Proxy { forwarding } => {
+                ready!(forwarding.poll_forward(cx, &this.ctx.legacy, this.client))
+            }
+        };
+        let status = resp.status();
+        this.ctx
+            .metrics
+            .observe_request(this.class, status, elapsed);
+        // One access line per request: never the query, a body, a cookie or an Authorization
+        // value.
+        if let Some((method, path)) = this.access.take() {
+            tracing::info!(
+                target: "dripgate::access",
+                method = %method,
+                path = %path,
+                status = status.as_u16(),
+                route = *this.class,
+                upstream = this.ctx.legacy.name(),
+                latency_ms = elapsed.as_secs_f64() * 1000.0,
+                peer = %this.client.peer.ip(),
+                "request"
+            );
+        }
+        // The guard is taken, not cloned: a future is not polled again after its end.
+        let guard = this.guard.take();
+        Poll::Ready(Ok(resp.map(|body| GuardedBody::new(body, guard))))
+    }
 }
