@@ -23,7 +23,8 @@ use tokio::time::Sleep;
 
 pub use error::UpstreamError;
 pub use headers::{ClientInfo, ForwardedPolicy};
-pub(crate) use pool::{Exchange, SendResult};
+use pool::Exchange;
+pub(crate) use pool::SendResult;
 
 use crate::body::Body;
 use crate::config::{Config, ConfigError};
