@@ -204,8 +204,9 @@ where
         .collect()
 }
 
-/// What the proxy knows about the client side of a request.
-#[derive(Debug, Clone)]
+/// What the proxy knows about the client side of a request: one per client connection, shared
+/// by its requests.
+#[derive(Debug)]
 pub struct ClientInfo {
     /// The TCP peer.
     pub peer: SocketAddr,

@@ -7,15 +7,18 @@
 //! requests of one connection take turns with one timer instead.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
 
+use crossbeam_utils::atomic::AtomicCell;
 use tokio::time::{Instant, Sleep};
 
 /// A deadline timer that the requests of one client connection reuse. An HTTP/1 connection has
 /// one request in flight, so it always finds the timer free; concurrent HTTP/2 requests that
 /// find it taken arm one of their own.
-#[derive(Clone, Default)]
-pub struct ResponseTimer(Arc<Mutex<Option<Pin<Box<Sleep>>>>>);
+///
+/// The slot is one pointer-sized atomic cell, not a mutex: taking and handing back the timer
+/// are one atomic swap each, in the connection's own state rather than an allocation of its own.
+#[derive(Default)]
+pub struct ResponseTimer(AtomicCell<Option<Pin<Box<Sleep>>>>);
 
 impl std::fmt::Debug for ResponseTimer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -27,8 +30,7 @@ impl ResponseTimer {
     /// A timer that fires at `deadline`: the connection's own if free, else a new one. Hand it
     /// back with [`ResponseTimer::put_back`] once the response head is in.
     pub(super) fn arm(&self, deadline: Instant) -> Pin<Box<Sleep>> {
-        let free = self.lock().take();
-        match free {
+        match self.0.take() {
             Some(mut sleep) => {
                 sleep.as_mut().reset(deadline);
                 sleep
@@ -39,12 +41,7 @@ impl ResponseTimer {
 
     /// Keeps `sleep` for the connection's next request.
     pub(super) fn put_back(&self, sleep: Pin<Box<Sleep>>) {
-        *self.lock() = Some(sleep);
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Pin<Box<Sleep>>>> {
-        // Nothing panics while holding the lock; a poisoned slot still holds a valid timer.
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0.store(Some(sleep));
     }
 }
 
@@ -67,6 +64,11 @@ mod tests {
             }
             deadline.as_mut().poll(cx).map(|()| None)
         })
+    }
+
+    #[test]
+    fn the_slot_is_lock_free() {
+        assert!(AtomicCell::<Option<Pin<Box<Sleep>>>>::is_lock_free());
     }
 
     #[tokio::test(start_paused = true)]

@@ -94,22 +94,18 @@ pub async fn accept_loop(
         let _ = tcp.set_nodelay(true);
         let ctx = ctx.clone();
         let tls = tls.clone();
-        let state = watchdog.register();
+        let state = watchdog.register(ClientInfo::new(peer, tls.is_some()));
         tokio::spawn(async move {
             let _open = ctx.metrics.connection_opened();
             match tls {
-                None => {
-                    let client = ClientInfo::new(peer, false);
-                    serve_connection(tcp, ctx, client, limits, state).await;
-                }
+                None => serve_connection(tcp, ctx, limits, state).await,
                 Some(acceptor) => {
                     let handshake =
                         tokio::time::timeout(limits.header_read_timeout, acceptor.accept(tcp));
                     match handshake.await {
                         Ok(Ok(stream)) => {
-                            let client = ClientInfo::new(peer, true);
                             state.ready_for_requests();
-                            serve_connection(stream, ctx, client, limits, state).await;
+                            serve_connection(stream, ctx, limits, state).await;
                         }
                         Ok(Err(e)) => {
                             ctx.metrics.tls_handshake_failed();
@@ -131,19 +127,18 @@ pub async fn accept_loop(
 async fn serve_connection<I>(
     io: I,
     ctx: Arc<RequestContext>,
-    client: ClientInfo,
     limits: ConnLimits,
     state: Arc<ConnState>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let peer = client.peer;
-    // Shared by the connection's requests: one reference count per request instead of a copy.
-    let client = Arc::new(client);
+    let peer = state.client().peer;
+    // Each request reaches its client through the connection's state, which its busy guard
+    // holds anyway: one reference count per request, and no copy.
     let service_state = state.clone();
     let service = service_fn(move |req| {
         let busy = service_state.busy(req.version());
-        handle(ctx.clone(), req, client.clone(), busy)
+        handle(ctx.clone(), req, busy)
     });
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // The header-read timeout is the watchdog's (`ConnState`), not hyper's: hyper's arms a

@@ -45,7 +45,14 @@ impl RequestContext {
 /// Keeps the request counted in flight and its connection busy until the response is streamed.
 pub struct ResponseGuard {
     _in_flight: InFlightGuard,
-    _busy: super::watchdog::BusyGuard,
+    busy: super::watchdog::BusyGuard,
+}
+
+impl ResponseGuard {
+    /// The client of the request's connection.
+    fn client(&self) -> &ClientInfo {
+        self.busy.conn().client()
+    }
 }
 
 /// The body of every response: the upstream's (or dripgate's own) body, holding the guard.
@@ -58,10 +65,10 @@ pin_project! {
     /// line, from [`handle`].
     pub(crate) struct Handling<F> {
         ctx: Arc<RequestContext>,
-        client: Arc<ClientInfo>,
         class: &'static str,
         started: Instant,
         access: Option<(Method, String)>,
+        // Also how the request reaches its client (the connection's state), until the end.
         guard: Option<ResponseGuard>,
         #[pin]
         route: Route<F>,
@@ -81,12 +88,12 @@ pin_project! {
     }
 }
 
-/// Handles one request from `client`. The request is classified, rewritten and handed to the
-/// upstream before the returned future exists, so that future never holds the request itself.
+/// Handles one request on the connection that `busy` keeps busy. The request is classified,
+/// rewritten and handed to the upstream before the returned future exists, so that future never
+/// holds the request itself.
 pub(crate) fn handle(
     ctx: Arc<RequestContext>,
     req: Request<Incoming>,
-    client: Arc<ClientInfo>,
     busy: super::watchdog::BusyGuard,
 ) -> Handling<impl Future<Output = SendResult> + Send + use<>> {
     let started = Instant::now();
@@ -99,11 +106,13 @@ pub(crate) fn handle(
     let req = req.map(request_body);
     let route = match class {
         RouteClass::Signin(route) => {
-            let (ctx, client) = (ctx.clone(), client.clone());
+            let (ctx, conn) = (ctx.clone(), busy.conn().clone());
             Route::Signin {
-                fut: Box::pin(
-                    async move { ctx.signin.handle(req, &client, &ctx.legacy, route).await },
-                ),
+                fut: Box::pin(async move {
+                    ctx.signin
+                        .handle(req, conn.client(), &ctx.legacy, route)
+                        .await
+                }),
             }
         }
         // The request's arrival time doubles as the start of the upstream exchange, and the
@@ -111,17 +120,16 @@ pub(crate) fn handle(
         // microseconds against a smallest histogram bucket of 0.5 ms, and two clock reads per
         // request are saved.
         RouteClass::Proxy => Route::Proxy {
-            forwarding: ctx.legacy.start(req, &client, started),
+            forwarding: ctx.legacy.start(req, busy.conn().client(), started),
         },
     };
     Handling {
         guard: Some(ResponseGuard {
             _in_flight: in_flight,
-            _busy: busy,
+            busy,
         }),
         class: class.as_str(),
         ctx,
-        client,
         started,
         access,
         route,
@@ -133,10 +141,14 @@ impl<F: Future<Output = SendResult>> Future for Handling<F> {
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
+        // The guard is there until the end: a future is not polled again after it.
+        let Some(client) = this.guard.as_ref().map(ResponseGuard::client) else {
+            return Poll::Pending;
+        };
         let (resp, elapsed) = match this.route.project() {
             RouteProj::Signin { fut } => (ready!(fut.as_mut().poll(cx)), this.started.elapsed()),
             RouteProj::Proxy { forwarding } => {
-                ready!(forwarding.poll_forward(cx, &this.ctx.legacy, this.client))
+                ready!(forwarding.poll_forward(cx, &this.ctx.legacy, client))
             }
         };
         let status = resp.status();
@@ -154,11 +166,11 @@ impl<F: Future<Output = SendResult>> Future for Handling<F> {
                 route = *this.class,
                 upstream = this.ctx.legacy.name(),
                 latency_ms = elapsed.as_secs_f64() * 1000.0,
-                peer = %this.client.peer.ip(),
+                peer = %client.peer.ip(),
                 "request"
             );
         }
-        // The guard is taken, not cloned: a future is not polled again after its end.
+        // The guard is taken, not cloned, and goes on with the body.
         let guard = this.guard.take();
         Poll::Ready(Ok(resp.map(|body| GuardedBody::new(body, guard))))
     }

@@ -21,6 +21,7 @@ use futures_util::task::AtomicWaker;
 use tokio::sync::watch;
 
 use super::listener::Phase;
+use crate::proxy::ClientInfo;
 
 /// The watchdog never looks more often than this, whatever the timeouts.
 const MIN_TICK: Duration = Duration::from_millis(50);
@@ -116,10 +117,11 @@ impl Watchdog {
         Self(shared)
     }
 
-    /// Registers a new connection.
-    pub fn register(&self) -> Arc<ConnState> {
+    /// Registers a new connection from `client`.
+    pub fn register(&self, client: ClientInfo) -> Arc<ConnState> {
         let mut registry = self.0.lock();
         let state = Arc::new(ConnState {
+            client,
             shared: self.0.clone(),
             busy: AtomicUsize::new(0),
             idle_since: AtomicU64::new(self.0.now()),
@@ -222,7 +224,11 @@ async fn watch_connections(shared: Weak<Shared>, mut phase: watch::Receiver<Phas
 }
 
 /// One connection's state, shared between its task, its requests and the watchdog.
+///
+/// The client's side of the connection lives here too: every request reads both, and one
+/// allocation keeps what a request touches of its connection together in memory.
 pub struct ConnState {
+    client: ClientInfo,
     shared: Arc<Shared>,
     /// Requests in flight (HTTP/2 has several).
     busy: AtomicUsize,
@@ -237,6 +243,11 @@ pub struct ConnState {
 }
 
 impl ConnState {
+    /// The client this connection serves.
+    pub fn client(&self) -> &ClientInfo {
+        &self.client
+    }
+
     /// Marks the connection busy with a request of `version` until the guard is dropped (when
     /// the response has streamed).
     pub fn busy(self: &Arc<Self>, version: http::Version) -> BusyGuard {
@@ -311,6 +322,13 @@ impl SignalSeen {
 /// Marks a connection busy until dropped.
 pub struct BusyGuard(Arc<ConnState>);
 
+impl BusyGuard {
+    /// The connection this guard keeps busy.
+    pub fn conn(&self) -> &Arc<ConnState> {
+        &self.0
+    }
+}
+
 impl Drop for BusyGuard {
     fn drop(&mut self) {
         // Once per request: the coarse clock spares a clock read, and the idle timeout is
@@ -340,6 +358,11 @@ mod tests {
         (tx, Watchdog::spawn(idle, header_read, phase))
     }
 
+    /// A connection from a test client.
+    fn register(watchdog: &Watchdog) -> Arc<ConnState> {
+        watchdog.register(ClientInfo::new(([127, 0, 0, 1], 40000).into(), false))
+    }
+
     async fn next_signal(conn: &ConnState, seen: &mut SignalSeen) -> Signal {
         tokio::time::timeout(BOUND, poll_fn(|cx| conn.poll_signal(cx, seen)))
             .await
@@ -349,8 +372,8 @@ mod tests {
     #[tokio::test]
     async fn idle_connection_is_told_to_close_and_a_busy_one_is_not() {
         let (_tx, watchdog) = start(Duration::from_millis(100), Duration::from_secs(10));
-        let idle = watchdog.register();
-        let busy = watchdog.register();
+        let idle = register(&watchdog);
+        let busy = register(&watchdog);
         let _guard = busy.busy(http::Version::HTTP_11);
         assert_eq!(
             next_signal(&idle, &mut SignalSeen::new()).await,
@@ -369,7 +392,7 @@ mod tests {
     async fn a_connection_that_sends_no_head_in_time_is_told_to_drop() {
         let (_tx, watchdog) = start(Duration::from_secs(60), Duration::from_millis(200));
         let started = Instant::now();
-        let conn = watchdog.register();
+        let conn = register(&watchdog);
         assert_eq!(
             next_signal(&conn, &mut SignalSeen::new()).await,
             Signal::Drop
@@ -380,7 +403,7 @@ mod tests {
     #[tokio::test]
     async fn the_head_clock_runs_only_between_requests() {
         let (_tx, watchdog) = start(Duration::from_secs(60), Duration::from_millis(200));
-        let conn = watchdog.register();
+        let conn = register(&watchdog);
         let mut seen = SignalSeen::new();
         let mut cx = Context::from_waker(std::task::Waker::noop());
         // A request in flight for longer than the header-read timeout: nothing is said.
@@ -397,7 +420,7 @@ mod tests {
     #[tokio::test]
     async fn an_http2_connection_rests_until_the_idle_timeout() {
         let (_tx, watchdog) = start(Duration::from_millis(400), Duration::from_millis(100));
-        let conn = watchdog.register();
+        let conn = register(&watchdog);
         drop(conn.busy(http::Version::HTTP_2));
         let idle_from = Instant::now();
         assert_eq!(
@@ -410,7 +433,7 @@ mod tests {
     #[tokio::test]
     async fn the_head_clock_restarts_when_the_connection_is_ready() {
         let (_tx, watchdog) = start(Duration::from_secs(60), Duration::from_millis(300));
-        let conn = watchdog.register();
+        let conn = register(&watchdog);
         // A TLS handshake took most of the timeout.
         tokio::time::sleep(Duration::from_millis(250)).await;
         conn.ready_for_requests();
@@ -425,7 +448,7 @@ mod tests {
     #[tokio::test]
     async fn an_idle_connection_is_told_to_close_only_after_its_timeout() {
         let (_tx, watchdog) = start(Duration::from_millis(200), Duration::from_secs(10));
-        let conn = watchdog.register();
+        let conn = register(&watchdog);
         tokio::time::sleep(Duration::from_millis(70)).await;
         drop(conn.busy(http::Version::HTTP_11));
         let idle_from = Instant::now();
@@ -437,9 +460,9 @@ mod tests {
     #[tokio::test]
     async fn closed_connections_are_forgotten_between_checks() {
         let (_tx, watchdog) = start(Duration::from_secs(60), Duration::from_secs(10));
-        let open = watchdog.register();
+        let open = register(&watchdog);
         for _ in 0..10 * MIN_PRUNE_AT {
-            drop(watchdog.register());
+            drop(register(&watchdog));
         }
         let entries = watchdog.0.lock().conns.len();
         assert!(
@@ -452,7 +475,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_phases_reach_open_and_new_connections() {
         let (tx, watchdog) = start(Duration::from_secs(60), Duration::from_secs(10));
-        let open = watchdog.register();
+        let open = register(&watchdog);
         let mut open_seen = SignalSeen::new();
         // Polled first, as a connection's task is: its waker is left with the watchdog.
         let mut cx = Context::from_waker(std::task::Waker::noop());
@@ -460,7 +483,7 @@ mod tests {
         tx.send(Phase::Draining).unwrap();
         assert_eq!(next_signal(&open, &mut open_seen).await, Signal::Close);
         // Accepted just before the listener stopped, registered after the broadcast.
-        let late = watchdog.register();
+        let late = register(&watchdog);
         let mut late_seen = SignalSeen::new();
         assert_eq!(next_signal(&late, &mut late_seen).await, Signal::Close);
         // Acted on: the next signal is a stronger one, and its wake reaches the waiting task.
