@@ -5,6 +5,11 @@
 //! mutex. A connection goes back on the stack when its response body has been read to the end;
 //! one whose body was dropped early, that failed, that the upstream closed or that was upgraded
 //! is dropped instead.
+//!
+//! An upstream may close an idle connection just as a request goes out on it. When hyper hands
+//! the request back unwritten it goes out again on another connection; when it was written and
+//! the connection then failed with no response, only an idempotent request without a body is
+//! sent again, on a new connection, as nginx does for its cached upstream connections.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +18,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, Uri};
+use http::{Method, Request, Response, StatusCode, Uri, header};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::client::conn::http1;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -27,6 +32,13 @@ type Sender = http1::SendRequest<Body>;
 
 /// The reaper never runs more often than this, whatever the idle timeout.
 const MIN_REAP_INTERVAL: Duration = Duration::from_millis(90);
+
+/// A request that goes out on a connection idle for at least this long keeps a copy of its head,
+/// to be sent again if the upstream closed the connection under it. Upstreams close idle
+/// connections after whole seconds (5 s for Apache httpd and Node.js), so a connection used
+/// more recently is not at risk, and a busy proxy's requests, which find connections idle for
+/// microseconds, copy nothing.
+const REPLAY_AFTER_IDLE: Duration = Duration::from_secs(1);
 
 /// Idle connections to one upstream.
 pub(super) struct Pool {
@@ -90,14 +102,35 @@ impl Pool {
         now: Instant,
     ) -> Exchange<impl Future<Output = SendResult> + Send + use<>> {
         match self.take_idle(now) {
-            Some(mut sender) => Exchange::Sent {
-                response: sender.try_send_request(req),
-                sender: Some(sender),
-                pool: self.clone(),
-            },
+            Some((mut sender, since)) => {
+                let replay = if now.saturating_duration_since(since) >= REPLAY_AFTER_IDLE {
+                    replay_copy(&req).map(Box::new)
+                } else {
+                    None
+                };
+                Exchange::Sent {
+                    response: sender.try_send_request(req),
+                    sender: Some(sender),
+                    replay,
+                    pool: self.clone(),
+                }
+            }
             None => Exchange::Slow {
                 fut: Box::pin(self.clone().send_slow(req, now)),
             },
+        }
+    }
+
+    /// Sends `req` again, on a new connection: the idle one it went out on failed with no
+    /// response, and the others idle as long may have been closed alike.
+    async fn resend(
+        self: Arc<Self>,
+        req: Request<Body>,
+    ) -> Result<Response<PooledBody>, UpstreamError> {
+        let mut sender = self.connect().await?;
+        match sender.try_send_request(req).await {
+            Ok(resp) => Ok(self.pooled(resp, sender)),
+            Err(err) => Err(UpstreamError::send("SendRequest", &err.into_error())),
         }
     }
 
@@ -110,7 +143,7 @@ impl Pool {
     ) -> Result<Response<PooledBody>, UpstreamError> {
         loop {
             let (mut sender, reused) = match self.take_idle(now) {
-                Some(sender) => (sender, true),
+                Some((sender, _)) => (sender, true),
                 None => (self.connect().await?, false),
             };
             match sender.try_send_request(req).await {
@@ -144,7 +177,9 @@ impl Pool {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn take_idle(&self, now: Instant) -> Option<Sender> {
+    /// The most recently used idle connection that is still open and not expired, and when its
+    /// last response head arrived.
+    fn take_idle(&self, now: Instant) -> Option<(Sender, Instant)> {
         let mut stack = self.lock();
         while let Some(entry) = stack.entries.pop() {
             // Expired ones are dropped one by one, not with everything below them: an entry's
@@ -153,7 +188,7 @@ impl Pool {
             let expired = now.saturating_duration_since(entry.since) > self.idle_timeout;
             // Not ready: closed by the upstream, or it never finished its last exchange.
             if !expired && entry.sender.is_ready() {
-                return Some(entry.sender);
+                return Some((entry.sender, entry.since));
             }
         }
         None
@@ -232,6 +267,42 @@ async fn reap(pool: Weak<Pool>, every: Duration) {
 pub(crate) type SendResult =
     Result<Response<Incoming>, hyper::client::conn::TrySendError<Request<Body>>>;
 
+/// A copy of `req` to send again should its connection fail with no response: only for an
+/// idempotent method (RFC 9110, 9.2.2) and a request without a body, which can be sent twice
+/// without effect, and not for a protocol upgrade, whose connection becomes a tunnel.
+fn replay_copy(req: &Request<Body>) -> Option<Request<Body>> {
+    let idempotent = matches!(
+        *req.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE | Method::PUT | Method::DELETE
+    );
+    if !idempotent || !req.body().is_end_stream() || req.headers().contains_key(header::UPGRADE) {
+        return None;
+    }
+    let mut copy = Request::new(Body::default());
+    *copy.method_mut() = req.method().clone();
+    *copy.uri_mut() = req.uri().clone();
+    *copy.version_mut() = req.version();
+    *copy.headers_mut() = req.headers().clone();
+    Some(copy)
+}
+
+/// Whether a written request's connection failed before any response could be used: the
+/// upstream closed or reset it. A response that failed for another reason (malformed, or too
+/// large) would fail again.
+fn closed_under(err: &hyper::Error) -> bool {
+    use std::io::ErrorKind;
+    if err.is_incomplete_message() || err.is_canceled() {
+        return true;
+    }
+    let io = std::error::Error::source(err).and_then(|e| e.downcast_ref::<std::io::Error>());
+    io.is_some_and(|e| {
+        matches!(
+            e.kind(),
+            ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted
+        )
+    })
+}
+
 /// The request back when it was never written (the idle connection was closed under it), so it
 /// can go on another connection as hyper-util's client does; any other failure as an error.
 fn unsent(
@@ -257,6 +328,8 @@ pin_project! {
             #[pin]
             response: F,
             sender: Option<Sender>,
+            // What to send again if the connection turns out closed (`REPLAY_AFTER_IDLE`).
+            replay: Option<Box<Request<Body>>>,
             pool: Arc<Pool>,
         },
         /// Dialling a connection first, or retrying on another.
@@ -270,11 +343,12 @@ impl<F: Future<Output = SendResult>> Future for Exchange<F> {
     type Output = Result<Response<PooledBody>, UpstreamError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let (unsent, pool) = match self.as_mut().project() {
+        let fut: SlowSend = match self.as_mut().project() {
             ExchangeProj::Slow { fut } => return fut.as_mut().poll(cx),
             ExchangeProj::Sent {
                 response,
                 sender,
+                replay,
                 pool,
             } => match std::task::ready!(response.poll(cx)) {
                 Ok(resp) => {
@@ -285,13 +359,21 @@ impl<F: Future<Output = SendResult>> Future for Exchange<F> {
                     };
                     return Poll::Ready(Ok(pool.pooled(resp, sender)));
                 }
-                Err(err) => match unsent(err, true) {
-                    Ok(unsent) => (unsent, pool.clone()),
-                    Err(err) => return Poll::Ready(Err(err)),
+                Err(mut err) => match (err.take_message(), replay.take()) {
+                    (Some(unsent), _) => Box::pin(pool.clone().send_slow(unsent, Instant::now())),
+                    (None, Some(copy)) if closed_under(err.error()) => {
+                        tracing::debug!(error = %err.error(), "idle upstream connection closed under a request; sending it again");
+                        Box::pin(pool.clone().resend(*copy))
+                    }
+                    (None, _) => {
+                        return Poll::Ready(Err(UpstreamError::send(
+                            "SendRequest",
+                            &err.into_error(),
+                        )));
+                    }
                 },
             },
         };
-        let fut = Box::pin(pool.send_slow(unsent, Instant::now()));
         self.set(Exchange::Slow { fut });
         self.poll(cx)
     }
@@ -368,6 +450,8 @@ mod tests {
 
     use super::*;
 
+    const BOUND: Duration = Duration::from_secs(10);
+
     /// An upstream on 127.0.0.1:0 that answers every request with the client port of the
     /// connection it came on, so a test can tell reused connections from new ones.
     async fn upstream() -> Uri {
@@ -416,6 +500,157 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         panic!("the connection never went back to the pool");
+    }
+
+    /// An upstream on a thread of its own, for at most `BOUND`: it answers one request per
+    /// connection with the connection's client port and keeps the connection open, closes the
+    /// first connection when told to (and says when it has), and counts the request heads it
+    /// read. Blocking on it stops the test's runtime, so the pool's side cannot notice the close
+    /// before the next request is handed over.
+    struct ClosingUpstream {
+        target: Uri,
+        close: std::sync::mpsc::Sender<()>,
+        closed: std::sync::mpsc::Receiver<()>,
+        requests: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    fn closing_upstream() -> ClosingUpstream {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let target = format!("http://{}/", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let (close, close_rx) = std::sync::mpsc::channel::<()>();
+        let (closed_tx, closed) = std::sync::mpsc::channel::<()>();
+        let requests = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            let until = Instant::now() + BOUND;
+            let mut kept = Vec::new();
+            while let Some((mut tcp, peer)) = accept_before(&listener, until) {
+                if answer_one(&mut tcp, peer.port()).is_err() {
+                    continue;
+                }
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                if kept.is_empty() && close_rx.recv_timeout(BOUND).is_ok() {
+                    drop(tcp);
+                    let _ = closed_tx.send(());
+                    kept.push(None);
+                } else {
+                    kept.push(Some(tcp));
+                }
+            }
+        });
+        ClosingUpstream {
+            target,
+            close,
+            closed,
+            requests,
+        }
+    }
+
+    fn accept_before(
+        listener: &std::net::TcpListener,
+        until: Instant,
+    ) -> Option<(std::net::TcpStream, std::net::SocketAddr)> {
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok((tcp, peer)) => {
+                    tcp.set_nonblocking(false).ok()?;
+                    tcp.set_read_timeout(Some(BOUND)).ok()?;
+                    return Some((tcp, peer));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        None
+    }
+
+    /// Reads one request head from `tcp` and answers it with `port`.
+    fn answer_one(tcp: &mut std::net::TcpStream, port: u16) -> std::io::Result<()> {
+        use std::io::{Read, Write};
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if tcp.read(&mut byte)? == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            head.push(byte[0]);
+        }
+        let port = port.to_string();
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{port}",
+            port.len()
+        );
+        tcp.write_all(answer.as_bytes())
+    }
+
+    /// Runs `fut` on a single thread that polls its I/O driver only when no task can run: a
+    /// request handed to a connection is then always written before the connection's task can
+    /// learn of a close that happened while the runtime stood still.
+    fn run_idle_driven<F: Future>(fut: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .event_interval(u32::MAX)
+            .build()
+            .unwrap()
+            .block_on(fut)
+    }
+
+    /// One exchange through a pool to a `closing_upstream`, then the idle connection closed by
+    /// the upstream while the runtime stands still, then the exchange of `req`, which the pool
+    /// still hands to the closed connection. The first exchange's port, the second's (or its
+    /// failure), and how many requests the upstream read.
+    fn exchange_after_close(req: Request<Body>) -> (String, Result<String, UpstreamError>, usize) {
+        let upstream = closing_upstream();
+        run_idle_driven(async move {
+            let pool = pool_to(upstream.target.clone(), Duration::from_secs(60));
+            let first = port_of_exchange(&pool).await;
+            until_idle(&pool).await;
+            // Idle long enough for an upstream's keep-alive timeout to be plausible.
+            tokio::time::sleep(REPLAY_AFTER_IDLE + Duration::from_millis(100)).await;
+            upstream.close.send(()).unwrap();
+            upstream.closed.recv_timeout(BOUND).unwrap();
+            let exchange = pool.send(req, Instant::now());
+            assert!(
+                matches!(exchange, Exchange::Sent { .. }),
+                "handed to the idle connection"
+            );
+            let sent = match tokio::time::timeout(BOUND, exchange).await.unwrap() {
+                Ok(resp) => {
+                    assert_eq!(resp.status(), StatusCode::OK);
+                    let body = resp.into_body().collect().await.unwrap().to_bytes();
+                    Ok(String::from_utf8(body.to_vec()).unwrap())
+                }
+                Err(err) => Err(err),
+            };
+            let requests = upstream.requests.load(std::sync::atomic::Ordering::SeqCst);
+            (first, sent, requests)
+        })
+    }
+
+    #[test]
+    fn a_get_written_to_a_connection_closed_under_it_is_sent_again_on_a_new_one() {
+        let req = Request::get("/")
+            .header(http::header::HOST, "upstream")
+            .body(Body::default())
+            .unwrap();
+        let (first, sent, requests) = exchange_after_close(req);
+        let port = sent.expect("answered on a new connection");
+        assert_ne!(port, first);
+        assert_eq!(requests, 2, "the first exchange and the GET, once");
+    }
+
+    #[test]
+    fn a_post_written_to_a_connection_closed_under_it_is_not_sent_twice() {
+        let req = Request::post("/")
+            .header(http::header::HOST, "upstream")
+            .body(crate::body::full("amount=10"))
+            .unwrap();
+        let (_, sent, requests) = exchange_after_close(req);
+        let err = sent.expect_err("a failure, not a second delivery");
+        assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(requests, 1, "only the first exchange reached the upstream");
     }
 
     #[tokio::test]
