@@ -180,6 +180,12 @@ async fn upstream_down_gives_502_and_slow_gives_504() {
     ] {
         assert_eq!(metric(&page, series), Some(1.0), "{series}");
     }
+    // A connection that could not be made is no retry; both series are there from the start.
+    for reason in ["unsent", "resent"] {
+        let series =
+            format!("dripgate_upstream_retries_total{{reason=\"{reason}\",upstream=\"legacy\"}}");
+        assert_eq!(metric(&page, &series), Some(0.0), "{series}");
+    }
     dg.stop().await;
 
     let app = LegacyApp::start().await;

@@ -90,6 +90,7 @@ impl Forwarder {
             target,
             upstream.pool_max_idle,
             upstream.pool_idle_timeout,
+            metrics.upstream_retries(name),
         );
         Ok(Self {
             pool: Arc::new(pool),

@@ -27,6 +27,7 @@ use tower_service::Service;
 
 use super::UpstreamError;
 use crate::body::Body;
+use crate::server::metrics::RetryCounters;
 
 type Sender = http1::SendRequest<Body>;
 
@@ -48,6 +49,7 @@ pub(super) struct Pool {
     idle: Mutex<Stack>,
     max_idle: usize,
     idle_timeout: Duration,
+    retries: RetryCounters,
 }
 
 #[derive(Default)]
@@ -69,6 +71,7 @@ impl Pool {
         target: Uri,
         max_idle: usize,
         idle_timeout: Duration,
+        retries: RetryCounters,
     ) -> Self {
         Self {
             connector,
@@ -76,6 +79,7 @@ impl Pool {
             idle: Mutex::new(Stack::default()),
             max_idle,
             idle_timeout,
+            retries,
         }
     }
 
@@ -86,6 +90,7 @@ impl Pool {
             self.target.clone(),
             self.max_idle,
             self.idle_timeout,
+            self.retries.clone(),
         )
     }
 
@@ -149,7 +154,10 @@ impl Pool {
             match sender.try_send_request(req).await {
                 Ok(resp) => return Ok(self.pooled(resp, sender)),
                 Err(err) => match unsent(err, reused) {
-                    Ok(unsent) => req = unsent,
+                    Ok(unsent) => {
+                        self.retries.unsent.inc();
+                        req = unsent;
+                    }
                     Err(err) => return Err(err),
                 },
             }
@@ -360,9 +368,13 @@ impl<F: Future<Output = SendResult>> Future for Exchange<F> {
                     return Poll::Ready(Ok(pool.pooled(resp, sender)));
                 }
                 Err(mut err) => match (err.take_message(), replay.take()) {
-                    (Some(unsent), _) => Box::pin(pool.clone().send_slow(unsent, Instant::now())),
+                    (Some(unsent), _) => {
+                        pool.retries.unsent.inc();
+                        Box::pin(pool.clone().send_slow(unsent, Instant::now()))
+                    }
                     (None, Some(copy)) if closed_under(err.error()) => {
                         tracing::debug!(error = %err.error(), "idle upstream connection closed under a request; sending it again");
+                        pool.retries.resent.inc();
                         Box::pin(pool.clone().resend(*copy))
                     }
                     (None, _) => {
@@ -487,7 +499,13 @@ mod tests {
     }
 
     fn pool_to(target: Uri, idle_timeout: Duration) -> Arc<Pool> {
-        Arc::new(Pool::new(HttpConnector::new(), target, 8, idle_timeout))
+        Arc::new(Pool::new(
+            HttpConnector::new(),
+            target,
+            8,
+            idle_timeout,
+            RetryCounters::unregistered().unwrap(),
+        ))
     }
 
     /// Until the pool holds an idle connection again (the hand-back can wait for the
@@ -600,8 +618,10 @@ mod tests {
     /// One exchange through a pool to a `closing_upstream`, then the idle connection closed by
     /// the upstream while the runtime stands still, then the exchange of `req`, which the pool
     /// still hands to the closed connection. The first exchange's port, the second's (or its
-    /// failure), and how many requests the upstream read.
-    fn exchange_after_close(req: Request<Body>) -> (String, Result<String, UpstreamError>, usize) {
+    /// failure), how many requests the upstream read, and how many the pool sent again.
+    fn exchange_after_close(
+        req: Request<Body>,
+    ) -> (String, Result<String, UpstreamError>, usize, u64) {
         let upstream = closing_upstream();
         run_idle_driven(async move {
             let pool = pool_to(upstream.target.clone(), Duration::from_secs(60));
@@ -625,7 +645,9 @@ mod tests {
                 Err(err) => Err(err),
             };
             let requests = upstream.requests.load(std::sync::atomic::Ordering::SeqCst);
-            (first, sent, requests)
+            assert_eq!(pool.retries.unsent.get(), 0, "the request was written");
+            let resent = pool.retries.resent.get();
+            (first, sent, requests, resent)
         })
     }
 
@@ -635,10 +657,11 @@ mod tests {
             .header(http::header::HOST, "upstream")
             .body(Body::default())
             .unwrap();
-        let (first, sent, requests) = exchange_after_close(req);
+        let (first, sent, requests, resent) = exchange_after_close(req);
         let port = sent.expect("answered on a new connection");
         assert_ne!(port, first);
         assert_eq!(requests, 2, "the first exchange and the GET, once");
+        assert_eq!(resent, 1, "counted as resent");
     }
 
     #[test]
@@ -647,7 +670,8 @@ mod tests {
             .header(http::header::HOST, "upstream")
             .body(crate::body::full("amount=10"))
             .unwrap();
-        let (_, sent, requests) = exchange_after_close(req);
+        let (_, sent, requests, resent) = exchange_after_close(req);
+        assert_eq!(resent, 0);
         let err = sent.expect_err("a failure, not a second delivery");
         assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
         assert_eq!(requests, 1, "only the first exchange reached the upstream");

@@ -166,6 +166,7 @@ pub struct HttpMetrics {
     worker_connections: IntCounterVec,
     tls_handshake_errors: IntCounter,
     upstream_errors: IntCounterVec,
+    upstream_retries: IntCounterVec,
 }
 
 impl HttpMetrics {
@@ -202,12 +203,22 @@ impl HttpMetrics {
                 ),
                 &["upstream", "kind"],
             )?,
+            upstream_retries: IntCounterVec::new(
+                Opts::new(
+                    "dripgate_upstream_retries_total",
+                    "Requests sent upstream again on another connection after the upstream closed \
+                     a pooled one under them, by upstream and reason (unsent: handed back \
+                     unwritten; resent: an idempotent request written and sent once more).",
+                ),
+                &["upstream", "reason"],
+            )?,
         };
         registry.register(Box::new(m.connections_open.clone()))?;
         registry.register(Box::new(m.connections.clone()))?;
         registry.register(Box::new(m.worker_connections.clone()))?;
         registry.register(Box::new(m.tls_handshake_errors.clone()))?;
         registry.register(Box::new(m.upstream_errors.clone()))?;
+        registry.register(Box::new(m.upstream_retries.clone()))?;
         Ok(m)
     }
 
@@ -299,9 +310,40 @@ impl HttpMetrics {
             .with_label_values(&[worker.to_string().as_str()])
     }
 
+    /// The retry counters of `upstream`'s connection pool.
+    pub fn upstream_retries(&self, upstream: &str) -> RetryCounters {
+        RetryCounters {
+            unsent: self
+                .upstream_retries
+                .with_label_values(&[upstream, "unsent"]),
+            resent: self
+                .upstream_retries
+                .with_label_values(&[upstream, "resent"]),
+        }
+    }
+
     /// Counts a failed TLS handshake.
     pub fn tls_handshake_failed(&self) {
         self.tls_handshake_errors.inc();
+    }
+}
+
+/// Requests a connection pool sent again on another connection.
+#[derive(Clone)]
+pub struct RetryCounters {
+    /// Handed back unwritten by a pooled connection that turned out closed.
+    pub unsent: IntCounter,
+    /// Written to a pooled connection that then failed with no response, and sent once more.
+    pub resent: IntCounter,
+}
+
+impl RetryCounters {
+    /// Counters registered nowhere, for a pool whose retries nobody reads.
+    pub fn unregistered() -> Result<Self, prometheus::Error> {
+        Ok(Self {
+            unsent: IntCounter::new("upstream_retries_unsent", "unregistered")?,
+            resent: IntCounter::new("upstream_retries_resent", "unregistered")?,
+        })
     }
 }
 
