@@ -546,10 +546,9 @@ mod tests {
             let until = Instant::now() + BOUND;
             let mut kept = Vec::new();
             while let Some((mut tcp, peer)) = accept_before(&listener, until) {
-                if answer_one(&mut tcp, peer.port()).is_err() {
+                if answer_one(&mut tcp, peer.port(), &seen).is_err() {
                     continue;
                 }
-                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 if kept.is_empty() && close_rx.recv_timeout(BOUND).is_ok() {
                     drop(tcp);
                     let _ = closed_tx.send(());
@@ -584,8 +583,13 @@ mod tests {
         None
     }
 
-    /// Reads one request head from `tcp` and answers it with `port`.
-    fn answer_one(tcp: &mut std::net::TcpStream, port: u16) -> std::io::Result<()> {
+    /// Reads one request head from `tcp`, counts it in `seen` (before the answer, which the test
+    /// may read and act on at once), and answers it with `port`.
+    fn answer_one(
+        tcp: &mut std::net::TcpStream,
+        port: u16,
+        seen: &std::sync::atomic::AtomicUsize,
+    ) -> std::io::Result<()> {
         use std::io::{Read, Write};
         let mut head = Vec::new();
         let mut byte = [0u8; 1];
@@ -595,6 +599,7 @@ mod tests {
             }
             head.push(byte[0]);
         }
+        seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let port = port.to_string();
         let answer = format!(
             "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n{port}",
@@ -615,13 +620,26 @@ mod tests {
             .block_on(fut)
     }
 
+    /// What the test saw of one exchange after the upstream closed its connection.
+    struct AfterClose {
+        /// The port of the connection the exchange before it went on.
+        first: String,
+        /// The port the exchange was answered on, or its failure.
+        sent: Result<String, UpstreamError>,
+        /// How many request heads the upstream read, the exchange before included.
+        requests: usize,
+        /// The pool's `unsent` and `resent` retry counts.
+        retries: (u64, u64),
+    }
+
     /// One exchange through a pool to a `closing_upstream`, then the idle connection closed by
     /// the upstream while the runtime stands still, then the exchange of `req`, which the pool
-    /// still hands to the closed connection. The first exchange's port, the second's (or its
-    /// failure), how many requests the upstream read, and how many the pool sent again.
-    fn exchange_after_close(
-        req: Request<Body>,
-    ) -> (String, Result<String, UpstreamError>, usize, u64) {
+    /// still hands to the closed connection (it has not run since). With `driver_first`, the
+    /// runtime's I/O driver has been polled (the close is known, the connection's task not yet
+    /// run) when the request is handed over, so the task sees the close before it can write the
+    /// request: `block_on`'s own future, woken by a yield, is polled before the tasks the driver
+    /// woke. Without it the request is written to the closed connection.
+    fn exchange_after_close(req: Request<Body>, driver_first: bool) -> AfterClose {
         let upstream = closing_upstream();
         run_idle_driven(async move {
             let pool = pool_to(upstream.target.clone(), Duration::from_secs(60));
@@ -631,6 +649,9 @@ mod tests {
             tokio::time::sleep(REPLAY_AFTER_IDLE + Duration::from_millis(100)).await;
             upstream.close.send(()).unwrap();
             upstream.closed.recv_timeout(BOUND).unwrap();
+            if driver_first {
+                tokio::task::yield_now().await;
+            }
             let exchange = pool.send(req, Instant::now());
             assert!(
                 matches!(exchange, Exchange::Sent { .. }),
@@ -644,11 +665,26 @@ mod tests {
                 }
                 Err(err) => Err(err),
             };
-            let requests = upstream.requests.load(std::sync::atomic::Ordering::SeqCst);
-            assert_eq!(pool.retries.unsent.get(), 0, "the request was written");
-            let resent = pool.retries.resent.get();
-            (first, sent, requests, resent)
+            AfterClose {
+                first,
+                sent,
+                requests: upstream.requests.load(std::sync::atomic::Ordering::SeqCst),
+                retries: (pool.retries.unsent.get(), pool.retries.resent.get()),
+            }
         })
+    }
+
+    #[test]
+    fn a_post_handed_back_unwritten_goes_once_on_a_new_connection() {
+        let req = Request::post("/")
+            .header(http::header::HOST, "upstream")
+            .body(crate::body::full("amount=10"))
+            .unwrap();
+        let seen = exchange_after_close(req, true);
+        let port = seen.sent.expect("answered on a new connection");
+        assert_ne!(port, seen.first);
+        assert_eq!(seen.requests, 2, "the first exchange and the POST, once");
+        assert_eq!(seen.retries, (1, 0), "handed back unwritten, sent on");
     }
 
     #[test]
@@ -657,11 +693,11 @@ mod tests {
             .header(http::header::HOST, "upstream")
             .body(Body::default())
             .unwrap();
-        let (first, sent, requests, resent) = exchange_after_close(req);
-        let port = sent.expect("answered on a new connection");
-        assert_ne!(port, first);
-        assert_eq!(requests, 2, "the first exchange and the GET, once");
-        assert_eq!(resent, 1, "counted as resent");
+        let seen = exchange_after_close(req, false);
+        let port = seen.sent.expect("answered on a new connection");
+        assert_ne!(port, seen.first);
+        assert_eq!(seen.requests, 2, "the first exchange and the GET, once");
+        assert_eq!(seen.retries, (0, 1), "written, then sent again");
     }
 
     #[test]
@@ -670,11 +706,14 @@ mod tests {
             .header(http::header::HOST, "upstream")
             .body(crate::body::full("amount=10"))
             .unwrap();
-        let (_, sent, requests, resent) = exchange_after_close(req);
-        assert_eq!(resent, 0);
-        let err = sent.expect_err("a failure, not a second delivery");
+        let seen = exchange_after_close(req, false);
+        assert_eq!(seen.retries, (0, 0));
+        let err = seen.sent.expect_err("a failure, not a second delivery");
         assert_eq!(err.status(), StatusCode::BAD_GATEWAY);
-        assert_eq!(requests, 1, "only the first exchange reached the upstream");
+        assert_eq!(
+            seen.requests, 1,
+            "only the first exchange reached the upstream"
+        );
     }
 
     #[tokio::test]
