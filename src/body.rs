@@ -88,19 +88,23 @@ impl HttpBody for PrefixedBody {
 
 /// A body that holds `guard` until the body is finished or dropped: used to count a request
 /// as in flight (and the connection as busy) until its response has been streamed out.
-pub struct GuardedBody<G> {
-    inner: Body,
+pub struct GuardedBody<B, G> {
+    inner: B,
     guard: Option<G>,
 }
 
-impl<G> GuardedBody<G> {
+impl<B, G> GuardedBody<B, G> {
     /// Wraps `inner`, keeping `guard` (if any) alive while it streams.
-    pub fn new(inner: Body, guard: Option<G>) -> Self {
+    pub fn new(inner: B, guard: Option<G>) -> Self {
         Self { inner, guard }
     }
 }
 
-impl<G: Unpin> HttpBody for GuardedBody<G> {
+impl<B, G> HttpBody for GuardedBody<B, G>
+where
+    B: HttpBody<Data = Bytes, Error = BoxError> + Unpin,
+    G: Unpin,
+{
     type Data = Bytes;
     type Error = BoxError;
 

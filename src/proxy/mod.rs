@@ -23,10 +23,13 @@ use tokio::time::Sleep;
 
 pub use error::UpstreamError;
 pub use headers::{ClientInfo, ForwardedPolicy};
-use pool::Exchange;
 pub(crate) use pool::SendResult;
+use pool::{Exchange, PooledBody};
 
-use crate::body::Body;
+use bytes::Bytes;
+use hyper::body::{Body as HttpBody, Frame, SizeHint};
+
+use crate::body::{Body, BoxError};
 use crate::config::{Config, ConfigError};
 use crate::server::metrics::HttpMetrics;
 
@@ -133,6 +136,7 @@ impl Forwarder {
         std::future::poll_fn(|cx| forwarding.as_mut().poll_forward(cx, self, client))
             .await
             .0
+            .map(ForwardedBody::boxed)
     }
 
     /// Starts forwarding `req`, a request that arrived at `started` (a clock reading the caller
@@ -170,10 +174,10 @@ impl Forwarder {
     /// stripped.
     fn answered(
         &self,
-        mut resp: Response<pool::PooledBody>,
+        mut resp: Response<PooledBody>,
         client_upgrade: Option<OnUpgrade>,
         started: Instant,
-    ) -> (Response<Body>, Duration) {
+    ) -> (Response<ForwardedBody>, Duration) {
         let elapsed = resp.body().answered_at().saturating_duration_since(started);
         self.metrics
             .observe_upstream(self.name, Ok(resp.status()), elapsed);
@@ -182,16 +186,19 @@ impl Forwarder {
             upgrade::tunnel(client_upgrade, hyper::upgrade::on(&mut resp));
         }
         headers::strip_hop_by_hop(resp.headers_mut(), switching);
-        (resp.map(crate::body::boxed), elapsed)
+        (resp.map(ForwardedBody::Upstream), elapsed)
     }
 
     /// Counts a failed upstream exchange and answers 502/504.
     #[cold]
     #[inline(never)]
-    fn failed(&self, err: UpstreamError, started: Instant) -> (Response<Body>, Duration) {
+    fn failed(&self, err: UpstreamError, started: Instant) -> (Response<ForwardedBody>, Duration) {
         let elapsed = started.elapsed();
         self.metrics.observe_upstream(self.name, Err(&err), elapsed);
-        (err.into_response(self.name), elapsed)
+        (
+            err.into_response(self.name).map(ForwardedBody::Local),
+            elapsed,
+        )
     }
 
     /// The request target sent upstream: the request's path and query in origin form, reused as
@@ -293,13 +300,16 @@ impl<F: Future<Output = SendResult>> Forwarding<F> {
         cx: &mut Context<'_>,
         forwarder: &Forwarder,
         client: &ClientInfo,
-    ) -> Poll<(Response<Body>, Duration)> {
+    ) -> Poll<(Response<ForwardedBody>, Duration)> {
         match self.project() {
             ForwardingProj::Refused { error, started } => {
                 let error = error
                     .take()
                     .unwrap_or_else(|| UpstreamError::BadRequest("already answered".to_owned()));
-                Poll::Ready((error.into_response(forwarder.name), started.elapsed()))
+                let resp = error
+                    .into_response(forwarder.name)
+                    .map(ForwardedBody::Local);
+                Poll::Ready((resp, started.elapsed()))
             }
             ForwardingProj::Exchanging {
                 exchange,
@@ -324,6 +334,62 @@ impl<F: Future<Output = SendResult>> Forwarding<F> {
                         .failed(UpstreamError::Timeout(forwarder.response_timeout), *started),
                 })
             }
+        }
+    }
+}
+
+/// A response body as forwarding answers it: the upstream's own, streamed from its pooled
+/// connection, or one dripgate made (a 502/504 answer, a sign-in's). The upstream's is kept
+/// unboxed: every pass-through response would otherwise pay an allocation and a call through
+/// a vtable for each frame, for a body type known here.
+pub enum ForwardedBody {
+    /// The upstream's body; its connection goes back to the pool at the end.
+    Upstream(PooledBody),
+    /// A body dripgate made or wrapped.
+    Local(Body),
+}
+
+impl ForwardedBody {
+    /// This body boxed, for callers that hold any body.
+    pub fn boxed(self) -> Body {
+        match self {
+            Self::Upstream(body) => crate::body::boxed(body),
+            Self::Local(body) => body,
+        }
+    }
+}
+
+impl From<Body> for ForwardedBody {
+    fn from(body: Body) -> Self {
+        Self::Local(body)
+    }
+}
+
+impl HttpBody for ForwardedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            Self::Upstream(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
+            Self::Local(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Self::Upstream(body) => body.is_end_stream(),
+            Self::Local(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Self::Upstream(body) => body.size_hint(),
+            Self::Local(body) => body.size_hint(),
         }
     }
 }

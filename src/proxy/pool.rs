@@ -393,7 +393,7 @@ impl<F: Future<Output = SendResult>> Future for Exchange<F> {
 
 /// A response body from the upstream that hands its connection back to the pool once read to
 /// the end.
-pub(crate) struct PooledBody {
+pub struct PooledBody {
     inner: Incoming,
     conn: Option<(Sender, Arc<Pool>)>,
     answered_at: Instant,

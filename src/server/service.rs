@@ -13,7 +13,7 @@ use pin_project_lite::pin_project;
 
 use super::metrics::{HttpMetrics, InFlightGuard};
 use crate::body::{Body, GuardedBody, request_body};
-use crate::proxy::{ClientInfo, Forwarder, Forwarding, SendResult};
+use crate::proxy::{ClientInfo, ForwardedBody, Forwarder, Forwarding, SendResult};
 use crate::signin::{RouteClass, Router, SigninHandler};
 
 /// Everything a request needs, shared by all connections.
@@ -56,7 +56,7 @@ impl ResponseGuard {
 }
 
 /// The body of every response: the upstream's (or dripgate's own) body, holding the guard.
-pub type ResponseBody = GuardedBody<ResponseGuard>;
+pub type ResponseBody = GuardedBody<ForwardedBody, ResponseGuard>;
 
 type SigninFuture = Pin<Box<dyn Future<Output = Response<Body>> + Send>>;
 
@@ -146,7 +146,10 @@ impl<F: Future<Output = SendResult>> Future for Handling<F> {
             return Poll::Pending;
         };
         let (resp, elapsed) = match this.route.project() {
-            RouteProj::Signin { fut } => (ready!(fut.as_mut().poll(cx)), this.started.elapsed()),
+            RouteProj::Signin { fut } => (
+                ready!(fut.as_mut().poll(cx)).map(ForwardedBody::Local),
+                this.started.elapsed(),
+            ),
             RouteProj::Proxy { forwarding } => {
                 ready!(forwarding.poll_forward(cx, &this.ctx.legacy, client))
             }
