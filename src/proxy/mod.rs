@@ -359,12 +359,6 @@ impl ForwardedBody {
     }
 }
 
-impl From<Body> for ForwardedBody {
-    fn from(body: Body) -> Self {
-        Self::Local(body)
-    }
-}
-
 impl HttpBody for ForwardedBody {
     type Data = Bytes;
     type Error = BoxError;
