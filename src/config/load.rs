@@ -81,7 +81,9 @@ pub fn parse_str(
 }
 
 /// Applies every `DRIPGATE_*__*` variable in `env` to `table` and deserializes the result.
-/// Variables are applied in sorted order; the first one that makes the config invalid is named.
+/// Variables are applied in sorted order and checked together, so that keys that are only valid
+/// as a group (a `[server.tls]` section's certificate and key) can all come from the environment.
+/// When the result is invalid, the error names the variable without which it would be valid.
 pub fn apply_env_overrides(
     table: &mut toml::Table,
     env: impl IntoIterator<Item = (String, String)>,
@@ -94,20 +96,32 @@ pub fn apply_env_overrides(
         })
         .collect();
     overrides.sort();
+    let file = table.clone();
     for (name, value) in &overrides {
         set_override(table, name, value)?;
-        // Check after each variable so an error names the variable that caused it.
-        deserialize(table).map_err(|e| ConfigError::Parse {
-            origin: format!("environment variable {name}"),
-            key: String::new(),
-            message: e.message().to_owned(),
-        })?;
     }
     deserialize(table).map_err(|e| ConfigError::Parse {
-        origin: "config".to_owned(),
+        origin: blame(&file, &overrides),
         key: String::new(),
         message: e.message().to_owned(),
     })
+}
+
+/// Where an invalid config came from: the one variable whose removal makes the file plus the
+/// other overrides valid, else the config as a whole. Runs only on the error path.
+fn blame(file: &toml::Table, overrides: &[(String, String)]) -> String {
+    let culprit = overrides.iter().enumerate().find_map(|(skip, (name, _))| {
+        let mut table = file.clone();
+        let others = overrides.iter().enumerate().filter(|(i, _)| *i != skip);
+        let applied = others
+            .map(|(_, (n, v))| set_override(&mut table, n, v))
+            .collect::<Result<Vec<()>, _>>();
+        (applied.is_ok() && deserialize(&table).is_ok()).then_some(name)
+    });
+    match culprit {
+        Some(name) => format!("environment variable {name}"),
+        None => "config".to_owned(),
+    }
 }
 
 fn deserialize(table: &toml::Table) -> Result<Config, toml::de::Error> {
@@ -284,6 +298,30 @@ mod tests {
         assert_eq!(cfg.shutdown.delay, std::time::Duration::from_millis(250));
         assert_eq!(cfg.forwarding.trusted_proxies.len(), 2);
         assert_eq!(cfg.signin.routes[0].path, "/wp-login.php");
+    }
+
+    #[test]
+    fn keys_valid_only_together_can_all_come_from_the_environment() {
+        let cert = ("DRIPGATE_SERVER__TLS__CERT_FILE", "/etc/dripgate/cert.pem");
+        let key = ("DRIPGATE_SERVER__TLS__KEY_FILE", "/etc/dripgate/key.pem");
+        let cfg = parse_str("", "d.toml", env(&[cert, key])).unwrap();
+        let tls = cfg.server.tls.expect("tls section from the environment");
+        assert_eq!(
+            tls.cert_file,
+            std::path::Path::new("/etc/dripgate/cert.pem")
+        );
+        assert_eq!(tls.key_file, std::path::Path::new("/etc/dripgate/key.pem"));
+
+        let msg = parse_str(
+            "",
+            "d.toml",
+            env(&[cert, ("DRIPGATE_SERVER__MAX_CONNECTIONS", "9")]),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(msg.contains("DRIPGATE_SERVER__TLS__CERT_FILE"), "{msg}");
+        assert!(msg.contains("key_file"), "{msg}");
     }
 
     #[test]
