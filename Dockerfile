@@ -2,11 +2,14 @@
 #
 # dripgate container image.
 #
-# Stage 1 builds the `dist` profile (release with whole-program LTO: the build the pass-through
-# benchmarks measure) with the same toolchain line the project uses (Rust 1.94+, Debian bookworm,
-# gnu target: aws-lc-rs, bundled SQLite and mimalloc need only a C compiler there). Stage 2 is distroless "cc": glibc,
-# libgcc and CA certificates (needed for HTTPS calls to identity providers), no shell, no
-# package manager, running as the non-root user 65532.
+# Stage 1 builds the profile-guided `dist` binary (scripts/pgo-build.sh: release with
+# whole-program LTO, instrumented, trained on loopback traffic in the build container, rebuilt with
+# the profile; the build the pass-through benchmarks measure) with the same toolchain line the
+# project uses (Rust 1.95, Debian bookworm, gnu target: aws-lc-rs, bundled SQLite and mimalloc need
+# only a C compiler there). The training needs wrk, nginx, curl and openssl from Debian and
+# llvm-profdata from rustup's llvm-tools; none of them reaches the runtime image. Stage 2 is
+# distroless "cc": glibc, libgcc and CA certificates (needed for HTTPS calls to identity
+# providers), no shell, no package manager, running as the non-root user 65532.
 #
 #   docker build -t dripgate .
 #   docker run -p 8080:8080 -p 9090:9090 \
@@ -18,18 +21,27 @@
 # needs a writable volume at /var/lib/dripgate.
 
 FROM rust:1.95-bookworm AS build
+RUN apt-get update \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+       wrk nginx-light curl openssl \
+    && rm -rf /var/lib/apt/lists/* \
+    && rustup component add llvm-tools
 WORKDIR /src
-# Build dependencies first so that source edits reuse this layer.
+# Fetch dependencies first so that source edits reuse this layer. Cargo.toml names the benches,
+# so they must be present for cargo to read the manifest.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir src && echo 'fn main() {}' > src/main.rs && echo '' > src/lib.rs \
-    && cargo build --profile dist --locked || true
+COPY benches ./benches
+COPY examples ./examples
+RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs && cargo fetch --locked
 COPY src ./src
 COPY config ./config
-RUN touch src/main.rs src/lib.rs && cargo build --profile dist --locked \
-    && strip target/dist/dripgate
+COPY scripts ./scripts
+RUN set -e; \
+    bin=$(scripts/pgo-build.sh | tail -n 1); \
+    cp "$bin" /usr/local/bin/dripgate && strip /usr/local/bin/dripgate
 
 FROM gcr.io/distroless/cc-debian12:nonroot
-COPY --from=build /src/target/dist/dripgate /usr/local/bin/dripgate
+COPY --from=build /usr/local/bin/dripgate /usr/local/bin/dripgate
 COPY --from=build /src/config/dripgate.example.toml /etc/dripgate/dripgate.toml
 ENV DRIPGATE_CONFIG=/etc/dripgate/dripgate.toml \
     DRIPGATE_SERVER__LISTEN=0.0.0.0:8080 \

@@ -1,15 +1,15 @@
 # Shared by the benchmark scripts (sourced, not run): the dripgate binary to measure, and nginx
 # configurations under $work.
 
-# dripgate_bin: prints the binary to measure. By default the `dist` profile, the build the
-# Dockerfile ships, built first; DRIPGATE_BIN=path measures another binary as is (an earlier
-# build kept for an A/B comparison on the same machine).
+# dripgate_bin: prints the binary to measure. By default the profile-guided `dist` build the
+# Dockerfile ships (scripts/pgo-build.sh: two builds and a training run, about 12 minutes on two
+# cores), built first; DRIPGATE_BIN=path measures another binary as is (an earlier build kept for
+# an A/B comparison on the same machine, or the plain `cargo build --profile dist`).
 dripgate_bin() {
   if [ -n "${DRIPGATE_BIN:-}" ]; then
     echo "$DRIPGATE_BIN"
   else
-    cargo build --profile dist --quiet >&2
-    echo "${CARGO_TARGET_DIR:-target}/dist/dripgate"
+    scripts/pgo-build.sh | tail -n 1
   fi
 }
 
