@@ -31,7 +31,6 @@ WORKDIR /src
 # so they must be present for cargo to read the manifest.
 COPY Cargo.toml Cargo.lock ./
 COPY benches ./benches
-COPY examples ./examples
 RUN mkdir src && echo 'fn main() {}' > src/main.rs && touch src/lib.rs && cargo fetch --locked
 COPY src ./src
 COPY config ./config

@@ -2,7 +2,7 @@
 # configurations under $work.
 
 # dripgate_bin: prints the binary to measure. By default the profile-guided `dist` build the
-# Dockerfile ships (scripts/pgo-build.sh: two builds and a training run, about 12 minutes on two
+# Dockerfile ships (scripts/pgo-build.sh: two builds and a training run, about 11 minutes on two
 # cores), built first; DRIPGATE_BIN=path measures another binary as is (an earlier build kept for
 # an A/B comparison on the same machine, or the plain `cargo build --profile dist`).
 dripgate_bin() {
@@ -11,6 +11,18 @@ dripgate_bin() {
   else
     scripts/pgo-build.sh | tail -n 1
   fi
+}
+
+# listening ADDR: whether something accepts TCP connections on ADDR (host:port).
+listening() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
+
+# wait_listening ADDR: waits up to 20 s for ADDR to accept connections; otherwise prints the logs
+# under $work and exits.
+wait_listening() {
+  for _ in $(seq 1 100); do listening "$1" && return 0; sleep 0.2; done
+  echo "nothing listens on $1; logs:" >&2
+  cat "$work"/*/error.log "$work"/*.log >&2 2>/dev/null || true
+  exit 1
 }
 
 # floor_bin: prints the hyper_floor example to measure (examples/hyper_floor.rs: the least a

@@ -76,15 +76,7 @@ if [ "$workers" = 1 ]; then
   floor_pid=$!
   contenders="$contenders hyper_floor"; addrs="$addrs $FLOOR"
 fi
-listening() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
-for a in $addrs; do
-  for _ in $(seq 1 50); do listening "$a" && break; sleep 0.2; done
-  if ! listening "$a"; then
-    echo "nothing listens on $a; logs:" >&2
-    cat "$work"/*/error.log "$work"/*.log >&2 2>/dev/null || true
-    exit 1
-  fi
-done
+for a in $addrs; do wait_listening "$a"; done
 
 # The nginx proxy's workers are the children of its master.
 nginx_master=${pids[1]}

@@ -50,16 +50,20 @@ trap cleanup EXIT
 
 ORIGIN=127.0.0.1:18181; DRIPGATE=127.0.0.1:18183; ADMIN=127.0.0.1:18193
 DEMO=127.0.0.1:18185; DEMO_ADMIN=127.0.0.1:18195
-listening() { (exec 3<>"/dev/tcp/${1%:*}/${1#*:}") 2>/dev/null; }
-wait_listening() {
-  for _ in $(seq 1 100); do listening "$1" && return 0; sleep 0.2; done
-  echo "nothing listens on $1; logs:" >&2; cat "$work"/*.log "$work"/*/error.log >&2 2>/dev/null || true
-  exit 1
-}
 # stop PID: SIGTERM, then wait for the process to exit; the profile is written at exit.
 stop() { kill -TERM "$1"; timeout 60 tail --pid="$1" -f /dev/null; }
 # Each process writes its own profile here, whatever path the build recorded.
 export LLVM_PROFILE_FILE="$profiles/%p-%m.profraw"
+# serve_dripgate LOG [VAR=VALUE...]: starts `dripgate serve` (one worker) in front of the origin,
+# with the extra settings given, sets serve_pid and waits until it listens.
+serve_dripgate() {
+  local log=$1; shift
+  env DRIPGATE_SERVER__LISTEN=$DRIPGATE DRIPGATE_ADMIN__LISTEN=$ADMIN \
+    DRIPGATE_UPSTREAM__URL=http://$ORIGIN DRIPGATE_SERVER__WORKER_THREADS=1 DRIPGATE_LOG__LEVEL=warn \
+    "$@" "$BIN" serve --config config/dripgate.example.toml > "$work/$log" 2>&1 &
+  serve_pid=$!; pids+=($serve_pid)
+  wait_listening "$DRIPGATE"
+}
 
 . benches/nginx.sh
 mkdir -p "$work/www" "$work/origin"
@@ -73,11 +77,7 @@ nginx -c "$work/origin/nginx.conf" & pids+=($!)
 wait_listening "$ORIGIN"
 
 echo "== training: pass-through" >&2
-DRIPGATE_SERVER__LISTEN=$DRIPGATE DRIPGATE_ADMIN__LISTEN=$ADMIN DRIPGATE_UPSTREAM__URL=http://$ORIGIN \
-DRIPGATE_SERVER__WORKER_THREADS=1 DRIPGATE_LOG__LEVEL=warn \
-  "$BIN" serve --config config/dripgate.example.toml > "$work/serve.log" 2>&1 &
-serve_pid=$!; pids+=($serve_pid)
-wait_listening "$DRIPGATE"
+serve_dripgate serve.log
 cat > "$work/upload.lua" <<'LUA'
 wrk.method = "POST"
 wrk.body = string.rep("u", 4096)
@@ -105,12 +105,8 @@ echo "== training: TLS, HTTP/1.1 and HTTP/2" >&2
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 1 \
   -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 \
   -keyout "$work/key.pem" -out "$work/cert.pem" 2>/dev/null
-DRIPGATE_SERVER__LISTEN=$DRIPGATE DRIPGATE_ADMIN__LISTEN=$ADMIN DRIPGATE_UPSTREAM__URL=http://$ORIGIN \
-DRIPGATE_SERVER__WORKER_THREADS=1 DRIPGATE_LOG__LEVEL=warn \
-DRIPGATE_SERVER__TLS__CERT_FILE=$work/cert.pem DRIPGATE_SERVER__TLS__KEY_FILE=$work/key.pem \
-  "$BIN" serve --config config/dripgate.example.toml > "$work/serve-tls.log" 2>&1 &
-serve_pid=$!; pids+=($serve_pid)
-wait_listening "$DRIPGATE"
+serve_dripgate serve-tls.log \
+  DRIPGATE_SERVER__TLS__CERT_FILE="$work/cert.pem" DRIPGATE_SERVER__TLS__KEY_FILE="$work/key.pem"
 load -c64 "https://$DRIPGATE/hello"
 load -c16 -H "Connection: close" "https://$DRIPGATE/16k.txt"
 # curl reuses one HTTP/2 connection for the whole URL range.

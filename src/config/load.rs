@@ -112,10 +112,9 @@ pub fn apply_env_overrides(
 fn blame(file: &toml::Table, overrides: &[(String, String)]) -> String {
     let culprit = overrides.iter().enumerate().find_map(|(skip, (name, _))| {
         let mut table = file.clone();
-        let others = overrides.iter().enumerate().filter(|(i, _)| *i != skip);
-        let applied = others
-            .map(|(_, (n, v))| set_override(&mut table, n, v))
-            .collect::<Result<Vec<()>, _>>();
+        let applied = (overrides.iter().enumerate())
+            .filter(|(i, _)| *i != skip)
+            .try_for_each(|(_, (n, v))| set_override(&mut table, n, v));
         (applied.is_ok() && deserialize(&table).is_ok()).then_some(name)
     });
     match culprit {
