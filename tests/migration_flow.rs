@@ -440,6 +440,8 @@ async fn json_api_signin_with_nested_fields_migrates_and_is_routed() {
         identifier_field: "/credentials/email".into(),
         password_field: "/credentials/password".into(),
         legacy_failure: legacy_signature(),
+        legacy_user: None,
+        case_insensitive_path: false,
     };
     config.migration.phase = Phase::Route;
     config.migration.route = redirect();

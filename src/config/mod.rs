@@ -242,6 +242,29 @@ pub struct SigninConfig {
     /// Time allowed for the client to send a sign-in body.
     #[serde(with = "humantime_serde")]
     pub body_timeout: Duration,
+    /// In `route`, what happens to a sign-in request whose credentials dripgate cannot read
+    /// unambiguously, or whose body is over `max_body_bytes`: refused (400 / 413, the
+    /// default), or forwarded to legacy as before, which lets a migrated user whose request
+    /// is crafted that way sign in at legacy.
+    pub unread_in_route: UnreadInRoute,
+    /// Memory all sign-in bodies held at once may take; beyond it a sign-in waits up to
+    /// `buffer_wait` for room, then gets 503.
+    pub buffer_budget_bytes: usize,
+    /// How long a sign-in waits for room in `buffer_budget_bytes`.
+    #[serde(with = "humantime_serde")]
+    pub buffer_wait: Duration,
+}
+
+/// What happens in `route` to a sign-in dripgate cannot read unambiguously.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UnreadInRoute {
+    /// 400 (413 when too large), never forwarded.
+    #[default]
+    Refuse,
+    /// Forwarded to legacy untouched (never migrated). A migrated user can then sign in at
+    /// legacy by sending such a request.
+    Forward,
 }
 
 impl Default for SigninConfig {
@@ -254,9 +277,14 @@ impl Default for SigninConfig {
                 identifier_field: default_identifier_field(),
                 password_field: default_password_field(),
                 legacy_failure: FailureSignature::default(),
+                legacy_user: None,
+                case_insensitive_path: false,
             }],
             max_body_bytes: 64 * 1024,
             body_timeout: Duration::from_secs(10),
+            unread_in_route: UnreadInRoute::Refuse,
+            buffer_budget_bytes: 16 * 1024 * 1024,
+            buffer_wait: Duration::from_secs(1),
         }
     }
 }
@@ -267,8 +295,13 @@ impl Default for SigninConfig {
 pub struct SigninRoute {
     /// HTTP method, e.g. `POST`.
     pub method: String,
-    /// Exact request path, without query, e.g. `/wp-login.php`.
+    /// Request path, without query, e.g. `/wp-login.php`; compared after normalization
+    /// (see docs/ARCHITECTURE.md, "Sign-in integrity").
     pub path: String,
+    /// Compare the path without ASCII case (an app on IIS or an Express app with its default
+    /// routing).
+    #[serde(default)]
+    pub case_insensitive_path: bool,
     /// Body encoding: `auto` (from Content-Type), `form`, `json` or `multipart`.
     #[serde(default)]
     pub body: crate::signin::extract::BodyKind,
@@ -281,6 +314,65 @@ pub struct SigninRoute {
     /// What a failed legacy sign-in looks like; only sign-ins legacy accepted are verified.
     #[serde(default)]
     pub legacy_failure: FailureSignature,
+    /// Where legacy's answer to a successful sign-in names the user it signed in; when set,
+    /// a sign-in is migrated only if that user is the one dripgate read.
+    #[serde(default)]
+    pub legacy_user: Option<LegacyUserBinding>,
+}
+
+/// Where a legacy success response names the signed-in user: the strongest check that the
+/// session legacy issued is the one of the user dripgate read.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LegacyUserBinding {
+    /// A response header whose value is the user's login or email (removed before the
+    /// response reaches the client).
+    pub header: Option<String>,
+    /// A `Set-Cookie` name (a trailing `*` matches any suffix, e.g. WordPress's
+    /// `wordpress_logged_in_*`) whose value starts with the user's login or email.
+    pub cookie: Option<String>,
+    /// Where the name ends in the cookie value (WordPress: `|`); the value is percent-decoded.
+    pub cookie_separator: Option<String>,
+}
+
+impl LegacyUserBinding {
+    /// The user a success response names, taking the header out of `headers`; `None` when
+    /// the configured header and cookie are both missing.
+    pub fn user_named(&self, headers: &mut http::HeaderMap) -> Option<String> {
+        if let Some(name) = &self.header {
+            let value = headers.remove(name.as_str());
+            if let Some(user) = value.as_ref().and_then(|v| v.to_str().ok()) {
+                return Some(user.trim().to_owned());
+            }
+        }
+        let pattern = self.cookie.as_deref()?;
+        headers
+            .get_all(http::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|set| self.cookie_user(pattern, set))
+    }
+
+    fn cookie_user(&self, pattern: &str, set_cookie: &str) -> Option<String> {
+        let pair = set_cookie.split(';').next()?.trim();
+        let (name, value) = pair.split_once('=')?;
+        let matches = match pattern.strip_suffix('*') {
+            Some(prefix) => name.starts_with(prefix),
+            None => name == pattern,
+        };
+        if !matches {
+            return None;
+        }
+        let value = value.trim_matches('"');
+        let raw = match self.cookie_separator.as_deref() {
+            Some(sep) => value.split(sep).next().unwrap_or(""),
+            None => value,
+        };
+        let decoded = percent_encoding::percent_decode_str(raw)
+            .decode_utf8()
+            .ok()?;
+        (!decoded.is_empty()).then(|| decoded.into_owned())
+    }
 }
 
 fn default_identifier_field() -> String {
@@ -384,6 +476,22 @@ impl Config {
                     "must start with '/' and carry no query".to_owned(),
                 ));
             }
+            if route
+                .legacy_user
+                .as_ref()
+                .is_some_and(|b| b.header.is_none() && b.cookie.is_none())
+            {
+                return Err(invalid(
+                    &format!("signin.routes[{i}].legacy_user"),
+                    "needs a header or a cookie".to_owned(),
+                ));
+            }
+        }
+        if self.signin.buffer_budget_bytes < self.signin.max_body_bytes {
+            return Err(invalid(
+                "signin.buffer_budget_bytes",
+                "must be at least signin.max_body_bytes".to_owned(),
+            ));
         }
         if let Some(provider) = &self.provider {
             provider

@@ -234,6 +234,42 @@ impl LegacyStore {
         }
     }
 
+    /// Every migratable user the store matches for what was typed, by the store's own
+    /// comparison: rows a database collation matches are kept even where the configured
+    /// rule would not match them, because the legacy app, querying the same database, signs
+    /// those users in. Used to route: a sign-in legacy could resolve to a migrated user must
+    /// not be left to it.
+    pub async fn candidates(&self, identifier: &str) -> Result<Vec<LegacyUser>, LegacyError> {
+        let rules = &self.inner.rules;
+        let ident = rules.normalize.identifier(identifier);
+        if ident.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<RawRow> = match &self.inner.backend {
+            Backend::Export(e) => e
+                .index
+                .load()
+                .find(&ident, rules)
+                .into_iter()
+                .map(|(row, _)| row)
+                .collect(),
+            Backend::Sql(s) => s.find(&ident).await?,
+        };
+        Ok(rows.iter().filter_map(|r| rules.classify(r).ok()).collect())
+    }
+
+    /// Whether `named` (a login or email a legacy response gave) is `user`.
+    pub fn names_user(&self, named: &str, user: &LegacyUser) -> bool {
+        let normalize = &self.inner.rules.normalize;
+        let named = normalize.identifier(named);
+        named == user.key
+            || named == normalize.email(&user.email)
+            || user
+                .login
+                .as_deref()
+                .is_some_and(|l| named == normalize.login(l))
+    }
+
     async fn sql_find(&self, s: &SqlStore, ident: &str) -> Result<Vec<RawRow>, LegacyError> {
         let mut rows = s.find(ident).await?;
         if s.recheck() {

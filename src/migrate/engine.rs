@@ -193,6 +193,12 @@ impl Engine {
                 return Outcome::Fallback(Stage::LegacyStore);
             }
         };
+        if let Some(named) = &credentials.legacy_user
+            && !this.legacy.names_user(named, &user)
+        {
+            tracing::warn!(user = %user.key, "legacy signed in another user than the one read; not migrated");
+            return Outcome::IdentityMismatch;
+        }
         let password = Password::from_slice(credentials.password.expose_secret());
         match this.verifier.verify(user.hash.clone(), password).await {
             Ok(true) => {}

@@ -63,7 +63,6 @@ impl MigrationMetrics {
             migrations.with_label_values(&[result]);
         }
         for stage in [
-            Stage::Extract,
             Stage::LegacyStore,
             Stage::Hash,
             Stage::Provider,

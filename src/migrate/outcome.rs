@@ -4,8 +4,6 @@
 /// The stage of dripgate's own work that failed, when a sign-in falls back to plain legacy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// Reading the credentials from the body.
-    Extract,
     /// The legacy hash store.
     LegacyStore,
     /// Hash verification.
@@ -20,7 +18,6 @@ impl Stage {
     /// The metric label.
     pub fn as_str(self) -> &'static str {
         match self {
-            Self::Extract => "extract",
             Self::LegacyStore => "legacy_store",
             Self::Hash => "hash",
             Self::Provider => "provider",
@@ -38,6 +35,17 @@ pub enum Outcome {
     Denied,
     /// Legacy's answer matched the failure signature: nothing was verified.
     LegacyRejected,
+    /// The credentials could not be read unambiguously (or there were none): forwarded to
+    /// legacy, never verified or migrated.
+    Unread,
+    /// `route` phase: a sign-in the legacy app could read differently was refused (400/413).
+    Refused,
+    /// Legacy's success response did not name the user (`legacy_user` configured): nothing
+    /// was verified.
+    IdentityUnproven,
+    /// Legacy's success response named another user than the one dripgate read: nothing was
+    /// migrated.
+    IdentityMismatch,
     /// The migration queue was full: the sign-in was served by legacy, the work skipped.
     Shed,
     /// No such user in the legacy store.
@@ -73,6 +81,10 @@ impl Outcome {
             Self::Routed => "routed",
             Self::Denied => "denied",
             Self::LegacyRejected => "legacy_rejected",
+            Self::Unread => "unread",
+            Self::Refused => "refused",
+            Self::IdentityUnproven => "identity_unproven",
+            Self::IdentityMismatch => "identity_mismatch",
             Self::Shed => "shed",
             Self::UnknownUser => "unknown_user",
             Self::NotMigratable => "not_migratable",
@@ -112,10 +124,14 @@ impl Outcome {
     ];
 
     /// Every outcome label, for pre-registering metric series.
-    pub const LABELS: [&'static str; 16] = [
+    pub const LABELS: [&'static str; 20] = [
         "routed",
         "denied",
         "legacy_rejected",
+        "unread",
+        "refused",
+        "identity_unproven",
+        "identity_mismatch",
         "shed",
         "unknown_user",
         "not_migratable",

@@ -99,7 +99,7 @@ impl BoundServer {
         };
         let ctx = Arc::new(RequestContext {
             router: Router::new(&config.signin),
-            signin: SigninHandler::new(&config.signin, engine, new_upstream),
+            signin: SigninHandler::new(&config.signin, &registry, engine, new_upstream)?,
             legacy: Forwarder::legacy(&config, metrics.clone())?,
             metrics,
         });

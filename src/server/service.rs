@@ -98,7 +98,7 @@ pub(crate) fn handle(
 ) -> Handling<impl Future<Output = SendResult> + Send + use<>> {
     let started = Instant::now();
     let in_flight = ctx.metrics.request_started();
-    let class = ctx.router.classify(req.method(), req.uri().path());
+    let class = ctx.router.classify(req.method(), req.uri());
     // The access line needs method and path after the request has moved on; copy them only
     // when that line is written.
     let access = tracing::enabled!(target: "dripgate::access", tracing::Level::INFO)

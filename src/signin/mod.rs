@@ -5,70 +5,29 @@
 
 pub mod extract;
 
+mod budget;
+mod metrics;
+mod route;
+
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::{Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
+use prometheus::Registry;
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::body::{Body, PrefixedBody, boxed, full};
-use crate::config::{FailureSignature, SigninConfig};
+use crate::config::{FailureSignature, LegacyUserBinding, SigninConfig, UnreadInRoute};
 use crate::ledger::MigratedUser;
 use crate::legacy::{KeyField, Lookup};
 use crate::migrate::phase::{LedgerUnavailable, RouteTarget, in_route_population};
-use crate::migrate::{Engine, Outcome, Phase, Stage};
+use crate::migrate::{Engine, Outcome, Phase};
 use crate::proxy::{ClientInfo, Forwarder};
-use extract::FieldSpec;
-
-/// Which handler a request goes to; also the `route` label of the request metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RouteClass {
-    /// Forwarded as is, streamed.
-    Proxy,
-    /// A configured sign-in route (its index in `signin.routes`): the body is read first.
-    Signin(usize),
-}
-
-impl RouteClass {
-    /// The metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Proxy => "proxy",
-            Self::Signin(_) => "signin",
-        }
-    }
-}
-
-/// Classifies requests by method and exact path.
-#[derive(Debug, Clone, Default)]
-pub struct Router {
-    signin: Vec<(Method, String)>,
-}
-
-impl Router {
-    /// A router for the sign-in routes in `config` (validated beforehand).
-    pub fn new(config: &SigninConfig) -> Self {
-        let signin = config
-            .routes
-            .iter()
-            .filter_map(|r| {
-                Method::from_bytes(r.method.as_bytes())
-                    .ok()
-                    .map(|m| (m, r.path.clone()))
-            })
-            .collect();
-        Self { signin }
-    }
-
-    /// The class of a request with this method and path (query excluded).
-    pub fn classify(&self, method: &Method, path: &str) -> RouteClass {
-        self.signin
-            .iter()
-            .position(|(m, p)| m == method && p == path)
-            .map_or(RouteClass::Proxy, RouteClass::Signin)
-    }
-}
+use budget::{BodyBudget, Reservation};
+use extract::{FieldSpec, Unread};
+pub use metrics::SigninMetrics;
+pub use route::{RouteClass, Router, normalize_path};
 
 /// What reading a sign-in body produced.
 pub enum SigninBody {
@@ -78,11 +37,68 @@ pub enum SigninBody {
     Oversized(Body),
 }
 
-/// One sign-in route's parsing rules and failure signature.
+/// Why a sign-in was refused in `route` rather than forwarded to legacy: the legacy app could
+/// read it as a sign-in of a migrated user that dripgate cannot see (a bounded set; a label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The credentials could not be read unambiguously.
+    Unread(Unread),
+    /// The body is over `signin.max_body_bytes`.
+    TooLarge,
+    /// The identifier matches several legacy users, one of them migrated.
+    AmbiguousIdentity,
+}
+
+impl Refusal {
+    /// Every label, for pre-registering metric series.
+    pub const LABELS: [&'static str; 10] = [
+        "unsupported_content_type",
+        "malformed_body",
+        "repeated_field",
+        "aliased_field",
+        "field_in_query",
+        "undecodable_part",
+        "not_text",
+        "control_characters",
+        "too_large",
+        "ambiguous_identity",
+    ];
+
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unread(reason) => reason.as_str(),
+            Self::TooLarge => "too_large",
+            Self::AmbiguousIdentity => "ambiguous_identity",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::Unread(Unread::RepeatedField) => "a sign-in field is repeated",
+            Self::Unread(Unread::AliasedField) => "a sign-in field is spelled more than one way",
+            Self::Unread(Unread::FieldInQuery) => "sign-in fields belong in the body, not the URL",
+            Self::Unread(Unread::ControlCharacters) => "the identifier holds control characters",
+            Self::Unread(_) => "the sign-in request could not be read",
+            Self::TooLarge => "the sign-in request is too large",
+            Self::AmbiguousIdentity => "the identifier matches more than one account",
+        }
+    }
+}
+
+/// One sign-in route's parsing rules and what legacy's answer must show.
 #[derive(Clone)]
 struct RouteSpec {
     fields: FieldSpec,
     failure: FailureSignature,
+    legacy_user: Option<LegacyUserBinding>,
 }
 
 /// Handles sign-in routes.
@@ -90,7 +106,10 @@ struct RouteSpec {
 pub struct SigninHandler {
     max_body_bytes: usize,
     body_timeout: Duration,
+    unread_in_route: UnreadInRoute,
     routes: Vec<RouteSpec>,
+    budget: BodyBudget,
+    metrics: SigninMetrics,
     engine: Option<Engine>,
     new_upstream: Option<Forwarder>,
 }
@@ -101,16 +120,26 @@ enum Decision {
     Redirect(String),
     NewUpstream,
     Deny,
+    Refuse(Refusal),
+}
+
+/// A migrated user a sign-in names, found for routing.
+struct Routed {
+    key: String,
+    email: Option<String>,
+    migrated: MigratedUser,
 }
 
 impl SigninHandler {
-    /// A handler with the limits and routes from `config`. Without an engine, sign-in bodies
-    /// are only read and forwarded; `new_upstream` serves `route` mode `forward`.
+    /// A handler with the limits and routes from `config`, its metrics registered in
+    /// `registry`. Without an engine, sign-in bodies are only read and forwarded;
+    /// `new_upstream` serves `route` mode `forward`.
     pub fn new(
         config: &SigninConfig,
+        registry: &Registry,
         engine: Option<Engine>,
         new_upstream: Option<Forwarder>,
-    ) -> Self {
+    ) -> Result<Self, prometheus::Error> {
         let routes = config
             .routes
             .iter()
@@ -121,20 +150,38 @@ impl SigninHandler {
                     password: r.password_field.clone(),
                 },
                 failure: r.legacy_failure.clone(),
+                legacy_user: r.legacy_user.clone(),
             })
             .collect();
-        Self {
+        let metrics = SigninMetrics::register(registry)?;
+        Ok(Self {
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.body_timeout,
+            unread_in_route: config.unread_in_route,
             routes,
+            budget: BodyBudget::new(
+                config.buffer_budget_bytes,
+                config.buffer_wait,
+                metrics.clone(),
+            ),
+            metrics,
             engine,
             new_upstream,
-        }
+        })
     }
 
     /// The migration engine, when migration is configured.
     pub fn engine(&self) -> Option<&Engine> {
         self.engine.as_ref()
+    }
+
+    /// Whether a sign-in the legacy app could read differently is refused now: in `route`
+    /// (with a route target), unless the operator chose to forward such requests.
+    fn strict(&self) -> bool {
+        self.unread_in_route == UnreadInRoute::Refuse
+            && self.engine.as_ref().is_some_and(|e| {
+                e.phase().get().phase == Phase::Route && e.config().route.is_some()
+            })
     }
 
     /// Reads the body within limits, decides where the sign-in goes, forwards the original
@@ -147,23 +194,27 @@ impl SigninHandler {
         route: usize,
     ) -> Response<Body> {
         let (parts, body) = req.into_parts();
-        let declared_too_large = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|len| len > self.max_body_bytes as u64);
-        if declared_too_large {
+        let strict = self.strict();
+        let declared = content_length(&parts.headers);
+        if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
+            if strict {
+                return self.refuse(Refusal::TooLarge);
+            }
             return legacy
                 .forward(Request::from_parts(parts, body), client)
                 .await;
         }
-        let read = tokio::time::timeout(self.body_timeout, read_limited(body, self.max_body_bytes));
-        let bytes = match read.await {
+        let mut room = self.budget.reservation();
+        let read = read_limited(body, self.max_body_bytes, declared, &mut room);
+        let bytes = match tokio::time::timeout(self.body_timeout, read).await {
             Err(_) => return plain(StatusCode::REQUEST_TIMEOUT),
-            Ok(Err(e)) => {
+            Ok(Err(ReadError::BudgetFull)) => return plain(StatusCode::SERVICE_UNAVAILABLE),
+            Ok(Err(ReadError::Body(e))) => {
                 tracing::debug!(error = %e, "client sign-in body failed");
                 return plain(StatusCode::BAD_REQUEST);
+            }
+            Ok(Ok(SigninBody::Oversized(_))) if strict => {
+                return self.refuse(Refusal::TooLarge);
             }
             Ok(Ok(SigninBody::Oversized(body))) => {
                 return legacy
@@ -177,15 +228,17 @@ impl SigninHandler {
                 .forward(Request::from_parts(parts, full(bytes)), client)
                 .await;
         };
-        let content_type = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let credentials = match extract::extract(&spec.fields, content_type, &bytes).await {
+        let read = extract::extract(&spec.fields, &parts.headers, parts.uri.query(), &bytes);
+        let mut credentials = match read.await {
             Ok(c) => c,
-            Err(e) => {
-                tracing::debug!(reason = e.as_str(), "sign-in credentials not readable");
-                engine.record(Outcome::Fallback(Stage::Extract));
+            Err(reason) => {
+                self.metrics.unread(reason);
+                if strict && reason.is_ambiguous() {
+                    engine.record(Outcome::Refused);
+                    return self.refuse(Refusal::Unread(reason));
+                }
+                tracing::debug!(reason = reason.as_str(), "sign-in credentials not read");
+                engine.record(Outcome::Unread);
                 return legacy
                     .forward(Request::from_parts(parts, full(bytes)), client)
                     .await;
@@ -209,15 +262,52 @@ impl SigninHandler {
                 engine.record(Outcome::Denied);
                 return plain(StatusCode::SERVICE_UNAVAILABLE);
             }
+            Decision::Refuse(refusal) => {
+                engine.record(Outcome::Refused);
+                return self.refuse(refusal);
+            }
         }
-        let resp = legacy
+        let mut resp = legacy
             .forward(Request::from_parts(parts, full(bytes)), client)
             .await;
         if spec.failure.is_failure(resp.status(), resp.headers()) {
             engine.record(Outcome::LegacyRejected);
-        } else {
-            engine.submit(credentials);
+            return resp;
         }
+        if let Some(binding) = &spec.legacy_user {
+            match binding.user_named(resp.headers_mut()) {
+                Some(named) => credentials.legacy_user = Some(named),
+                None => {
+                    engine.record(Outcome::IdentityUnproven);
+                    return resp;
+                }
+            }
+        }
+        engine.submit(credentials);
+        resp
+    }
+
+    /// A short refusal, counted and logged (never with the body).
+    fn refuse(&self, refusal: Refusal) -> Response<Body> {
+        self.metrics.refused(refusal);
+        tracing::info!(reason = refusal.as_str(), "sign-in refused in route phase");
+        let status = refusal.status();
+        let text = format!(
+            "{} {}: {}\n",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or(""),
+            refusal.message()
+        );
+        let mut resp = Response::new(full(text));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        resp.headers_mut().insert(
+            header::CACHE_CONTROL,
+            http::HeaderValue::from_static("no-store"),
+        );
         resp
     }
 
@@ -228,55 +318,49 @@ impl SigninHandler {
         if settings.phase != Phase::Route || config.route.is_none() {
             return Decision::Legacy;
         }
-        let legacy = engine.legacy();
-        let keyed_by_email = legacy.key_field() == KeyField::Email;
-        let mut key = legacy.normalize(identifier);
-        let mut migrated = migrated_user(engine, &key).await;
-        // The ledger is keyed by the legacy user key (usually the email); a user who typed the
-        // other identifier (a login name, or an email where users are keyed by login) is found
-        // through the legacy store first. With the ledger unreachable the typed form is not in
-        // the cache either, so the user's key is looked up before denying.
-        let mut email = keyed_by_email.then(|| key.clone());
-        if !matches!(migrated, Ok(Some(_)))
-            && identifier.contains('@') != keyed_by_email
-            && let Ok(Lookup::Found(user)) = legacy.lookup(identifier).await
-            && user.key != key
-        {
-            key = user.key;
-            email = Some(user.email);
-            migrated = migrated_user(engine, &key).await;
-        }
-        let migrated = match migrated {
-            Ok(Some(found)) => found,
+        let routed = match migrated_identity(engine, identifier).await {
+            Ok(Some(routed)) => routed,
             Ok(None) => return Decision::Legacy,
-            Err(Deny) => return Decision::Deny,
+            Err(decision) => return decision,
         };
-        // The domain lists need the user's email: where users are keyed by login, the legacy
-        // store names it; a user whose email is unknown is not routed.
+        // The domain lists and the login hint need the user's email: where users are keyed
+        // by login, the legacy store names it. A user whose email is unknown is not routed
+        // where domain lists apply.
+        let email = match routed.email {
+            Some(email) => Some(email),
+            None => match engine.legacy().lookup(identifier).await {
+                Ok(Lookup::Found(user)) => Some(user.email),
+                _ => None,
+            },
+        };
         let has_domain_lists = !config.allow_domains.is_empty() || !config.deny_domains.is_empty();
         if email.is_none() && has_domain_lists {
-            email = match legacy.lookup(identifier).await {
-                Ok(Lookup::Found(user)) => Some(user.email),
-                _ => return Decision::Legacy,
-            };
+            return Decision::Legacy;
         }
-        let email = email.unwrap_or_else(|| key.clone());
-        if !in_route_population(config, settings.canary_percent, &key, &email) {
+        let population_email = email.as_deref().unwrap_or(&routed.key);
+        if !in_route_population(
+            config,
+            settings.canary_percent,
+            &routed.key,
+            population_email,
+        ) {
             return Decision::Legacy;
         }
         engine.audit().emit(
             AuditEvent::new(
                 AuditKind::RoutedToProvider,
-                Some(&key),
+                Some(&routed.key),
                 settings.phase.as_str(),
                 engine.replica(),
             )
-            .provider_user(Some(migrated.provider_user_id.as_str())),
+            .provider_user(Some(routed.migrated.provider_user_id.as_str())),
         );
         match &config.route {
+            // The provider knows the user by the email dripgate created it with, not by the
+            // login name that may have been typed.
             Some(RouteTarget::Redirect { url_template }) => {
                 let hint: String =
-                    form_urlencoded::byte_serialize(identifier.trim().as_bytes()).collect();
+                    form_urlencoded::byte_serialize(email.unwrap_or_default().as_bytes()).collect();
                 Decision::Redirect(url_template.replace("{login_hint}", &hint))
             }
             Some(RouteTarget::Forward { .. }) => Decision::NewUpstream,
@@ -285,8 +369,59 @@ impl SigninHandler {
     }
 }
 
+/// The migrated user a sign-in names, if any: by the typed key first, then by every legacy
+/// user the store itself matches for what was typed. The store's comparison is the legacy
+/// app's (a database collation may match `Alicé@x.io` or a login name to a user keyed
+/// otherwise), so a sign-in the legacy app would resolve to a migrated user is never left to
+/// it; one that matches several users, one of them migrated, is refused.
+async fn migrated_identity(engine: &Engine, identifier: &str) -> Result<Option<Routed>, Decision> {
+    let legacy = engine.legacy();
+    let key = legacy.normalize(identifier);
+    if let Some(migrated) = migrated_user(engine, &key).await? {
+        let email = (legacy.key_field() == KeyField::Email).then(|| key.clone());
+        return Ok(Some(Routed {
+            key,
+            email,
+            migrated,
+        }));
+    }
+    let candidates = match legacy.candidates(identifier).await {
+        Ok(candidates) => candidates,
+        Err(e) => {
+            tracing::warn!(error = %e, "legacy store unreachable while routing");
+            return match engine.config().on_ledger_unavailable {
+                LedgerUnavailable::CacheThenDeny => Err(Decision::Deny),
+                LedgerUnavailable::CacheThenLegacy => Ok(None),
+            };
+        }
+    };
+    let mut found = None;
+    for user in candidates.iter().filter(|u| u.key != key) {
+        if let Some(migrated) = migrated_user(engine, &user.key).await? {
+            if found.is_some() {
+                return Err(Decision::Refuse(Refusal::AmbiguousIdentity));
+            }
+            found = Some(Routed {
+                key: user.key.clone(),
+                email: Some(user.email.clone()),
+                migrated,
+            });
+        }
+    }
+    if found.is_some() && candidates.len() > 1 {
+        return Err(Decision::Refuse(Refusal::AmbiguousIdentity));
+    }
+    Ok(found)
+}
+
 /// The ledger could not be read and `on_ledger_unavailable = "cache_then_deny"` applies.
 struct Deny;
+
+impl From<Deny> for Decision {
+    fn from(_: Deny) -> Self {
+        Decision::Deny
+    }
+}
 
 /// Whether `key` is migrated: the ledger (read-through cache), or only the cache when the
 /// ledger is unreachable.
@@ -318,20 +453,47 @@ fn redirect(location: &str) -> Response<Body> {
     resp
 }
 
-/// Reads `body` until it ends or exceeds `limit` bytes.
-pub async fn read_limited(
+/// Why a sign-in body could not be read.
+enum ReadError {
+    /// The client's body failed (a reset, a malformed chunk).
+    Body(crate::body::BoxError),
+    /// No room in the sign-in body budget.
+    BudgetFull,
+}
+
+/// The request's `Content-Length`, when it has one valid value.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
+/// Reads `body` until it ends or exceeds `limit` bytes, reserving room in the budget first
+/// (for the declared length at once, else as the bytes arrive).
+async fn read_limited(
     mut body: Body,
     limit: usize,
-) -> Result<SigninBody, crate::body::BoxError> {
-    let mut buf = BytesMut::new();
+    declared: Option<u64>,
+    room: &mut Reservation,
+) -> Result<SigninBody, ReadError> {
+    let declared = declared.map_or(0, |len| usize::try_from(len).unwrap_or(usize::MAX));
+    room.grow_to(declared)
+        .await
+        .map_err(|_| ReadError::BudgetFull)?;
+    let mut buf = BytesMut::with_capacity(declared);
     while let Some(frame) = body.frame().await {
-        let frame = frame?;
+        let frame = frame.map_err(ReadError::Body)?;
         if let Some(data) = frame.data_ref() {
-            buf.extend_from_slice(data);
-            if buf.len() > limit {
+            if buf.len() + data.len() > limit {
+                buf.extend_from_slice(data);
                 let rest = PrefixedBody::new(buf.freeze(), body);
                 return Ok(SigninBody::Oversized(boxed(rest)));
             }
+            room.grow_to(buf.len() + data.len())
+                .await
+                .map_err(|_| ReadError::BudgetFull)?;
+            buf.extend_from_slice(data);
         }
     }
     Ok(SigninBody::Buffered(buf.freeze()))

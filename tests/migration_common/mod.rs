@@ -373,6 +373,8 @@ impl World {
             identifier_field: "email".into(),
             password_field: "password".into(),
             legacy_failure: failure,
+            legacy_user: None,
+            case_insensitive_path: false,
         }];
         config.legacy = Some(self.legacy_config());
         config.ledger = self.ledger_config();

@@ -1,0 +1,279 @@
+//! Which requests are sign-ins: method and path, compared the way the servers behind dripgate
+//! resolve a path, so no spelling of a sign-in path walks past the interception.
+//!
+//! A request path is normalized before it is compared: `%XX` escapes of unreserved characters
+//! (and of `/` and `\`) are decoded, `\` is read as `/` (IIS), `;…` parameters are dropped from
+//! each segment (Tomcat, Jetty), repeated slashes are merged, `.` and `..` segments resolved,
+//! and a trailing slash is ignored (Express, Rails). A route whose last segment names a script
+//! (`/wp-login.php`) also covers the paths below it, which Apache and PHP-FPM run as that
+//! script with a `PATH_INFO` (`/wp-login.php/x`). The query string never takes part: WordPress
+//! runs `/wp-login.php?action=anything` as a sign-in, and which requests carry credentials is
+//! decided from their fields.
+
+use std::borrow::Cow;
+
+use http::{Method, Uri};
+
+use super::extract::{FieldSpec, query_has_field};
+
+/// Which handler a request goes to; also the `route` label of the request metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteClass {
+    /// Forwarded as is, streamed.
+    Proxy,
+    /// A configured sign-in route (its index in `signin.routes`): the body is read first.
+    Signin(usize),
+}
+
+impl RouteClass {
+    /// The metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Proxy => "proxy",
+            Self::Signin(_) => "signin",
+        }
+    }
+}
+
+/// One sign-in route as the router compares it.
+#[derive(Debug, Clone)]
+struct RouteMatch {
+    method: Method,
+    /// The configured path, normalized.
+    path: String,
+    case_insensitive: bool,
+    /// Whether paths below this one run it (`PATH_INFO`).
+    script: bool,
+    /// The credential fields, to notice them in another method's query string.
+    fields: FieldSpec,
+}
+
+impl RouteMatch {
+    fn path_matches(&self, path: &str) -> bool {
+        let eq = |a: &str, b: &str| {
+            if self.case_insensitive {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
+        if eq(path, &self.path) {
+            return true;
+        }
+        self.script
+            && path.len() > self.path.len()
+            && path.as_bytes()[self.path.len()] == b'/'
+            && path.is_char_boundary(self.path.len())
+            && eq(&path[..self.path.len()], &self.path)
+    }
+}
+
+/// Classifies requests by method and normalized path.
+#[derive(Debug, Clone, Default)]
+pub struct Router {
+    signin: Vec<RouteMatch>,
+}
+
+impl Router {
+    /// A router for the sign-in routes in `config` (validated beforehand).
+    pub fn new(config: &crate::config::SigninConfig) -> Self {
+        let signin = config
+            .routes
+            .iter()
+            .filter_map(|r| {
+                let method = Method::from_bytes(r.method.as_bytes()).ok()?;
+                let path = normalize_path(&r.path).into_owned();
+                let last = path.rsplit('/').next().unwrap_or("");
+                Some(RouteMatch {
+                    method,
+                    script: last.contains('.'),
+                    path,
+                    case_insensitive: r.case_insensitive_path,
+                    fields: FieldSpec {
+                        kind: r.body,
+                        identifier: r.identifier_field.clone(),
+                        password: r.password_field.clone(),
+                    },
+                })
+            })
+            .collect();
+        Self { signin }
+    }
+
+    /// The class of a request. A request on a sign-in path with another method (a `GET` that
+    /// carries credentials in its query, which PHP's `$_REQUEST` would read) is a sign-in too,
+    /// so its fields are checked like any other.
+    pub fn classify(&self, method: &Method, uri: &Uri) -> RouteClass {
+        if self.signin.is_empty() {
+            return RouteClass::Proxy;
+        }
+        let path = normalize_path(uri.path());
+        let mut on_path = self
+            .signin
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.path_matches(&path));
+        let Some((first, _)) = on_path.clone().next() else {
+            return RouteClass::Proxy;
+        };
+        if let Some((i, _)) = on_path.find(|(_, r)| r.method == method) {
+            return RouteClass::Signin(i);
+        }
+        let names_a_field = uri
+            .query()
+            .is_some_and(|q| query_has_field(&self.signin[first].fields, q.as_bytes()));
+        if names_a_field {
+            RouteClass::Signin(first)
+        } else {
+            RouteClass::Proxy
+        }
+    }
+}
+
+/// `path` as the servers behind dripgate resolve it (see the module documentation). Borrowed
+/// when it is already in that form, as almost every request path is.
+pub fn normalize_path(path: &str) -> Cow<'_, str> {
+    let plain = !path
+        .bytes()
+        .any(|b| matches!(b, b'%' | b'.' | b';' | b'\\'))
+        && !path.contains("//")
+        && (path.len() <= 1 || !path.ends_with('/'));
+    if plain {
+        return Cow::Borrowed(path);
+    }
+    let decoded = decode_unreserved(path);
+    let mut segments: Vec<&str> = Vec::new();
+    for segment in decoded.split('/') {
+        let segment = segment.split(';').next().unwrap_or("");
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len());
+    for s in &segments {
+        out.push('/');
+        out.push_str(s);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Cow::Owned(out)
+}
+
+/// Decodes `%XX` escapes of unreserved characters, `/` and `\` (the ones servers decode
+/// before they route), reads `\` as `/`, and keeps every other escape as sent.
+fn decode_unreserved(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escaped {
+            Some(b) if b.is_ascii_alphanumeric() || b"-._~/\\".contains(&b) => {
+                out.push(if b == b'\\' { b'/' } else { b });
+                i += 3;
+            }
+            _ => {
+                out.push(if bytes[i] == b'\\' { b'/' } else { bytes[i] });
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::config::{SigninConfig, SigninRoute};
+
+    fn router(path: &str, case_insensitive: bool) -> Router {
+        let mut config = SigninConfig::default();
+        config.routes = vec![SigninRoute {
+            path: path.to_owned(),
+            case_insensitive_path: case_insensitive,
+            ..config.routes[0].clone()
+        }];
+        Router::new(&config)
+    }
+
+    fn class(r: &Router, method: &str, target: &str) -> RouteClass {
+        let uri: Uri = target.parse().unwrap();
+        r.classify(&Method::from_bytes(method.as_bytes()).unwrap(), &uri)
+    }
+
+    #[test]
+    fn every_spelling_of_the_path_is_a_sign_in() {
+        let r = router("/login", false);
+        for target in [
+            "/login",
+            "//login",
+            "/./login",
+            "/x/../login",
+            "/%6Cogin",
+            "/%2e/login",
+            "/%2E%2E/login",
+            "/login/",
+            "/login;jsessionid=1",
+            "/%2flogin",
+            "/%5Clogin",
+            "http://example.test/login?x=1",
+        ] {
+            assert_eq!(class(&r, "POST", target), RouteClass::Signin(0), "{target}");
+        }
+        for target in [
+            "/Login",
+            "/login2",
+            "/logins",
+            "/x/login",
+            "/login/x",
+            "/%252e/login",
+        ] {
+            assert_eq!(class(&r, "POST", target), RouteClass::Proxy, "{target}");
+        }
+        assert_eq!(class(&r, "GET", "/login"), RouteClass::Proxy);
+        assert_eq!(class(&r, "GET", "/login?next=/"), RouteClass::Proxy);
+        assert_eq!(class(&r, "GET", "/login?email=a"), RouteClass::Signin(0));
+        assert_eq!(class(&r, "GET", "/login?Password=a"), RouteClass::Signin(0));
+    }
+
+    #[test]
+    fn case_and_path_info_where_the_route_says() {
+        let r = router("/Login", true);
+        assert_eq!(class(&r, "POST", "/LOGIN"), RouteClass::Signin(0));
+        let wp = router("/wp-login.php", false);
+        for target in [
+            "/wp-login.php",
+            "/wp-login.php?action=login",
+            "/wp-login.php?action=lostpassword",
+            "/wp-login.php/",
+            "/wp-login.php/x",
+            "/blog/../wp-login.php",
+        ] {
+            assert_eq!(
+                class(&wp, "POST", target),
+                RouteClass::Signin(0),
+                "{target}"
+            );
+        }
+        assert_eq!(class(&wp, "POST", "/wp-login.phpx"), RouteClass::Proxy);
+    }
+
+    #[test]
+    fn plain_paths_are_borrowed() {
+        assert!(matches!(normalize_path("/a/b"), Cow::Borrowed(_)));
+        assert_eq!(normalize_path("/a/./b/../c//"), "/a/c");
+        assert_eq!(normalize_path("/.."), "/");
+        assert_eq!(normalize_path("/%7euser/%41"), "/~user/A");
+        assert_eq!(normalize_path("/a%20b"), "/a%20b");
+    }
+}
