@@ -329,7 +329,7 @@ impl SigninHandler {
         let email = match routed.email {
             Some(email) => Some(email),
             None => match engine.legacy().lookup(identifier).await {
-                Ok(Lookup::Found(user)) => Some(user.email),
+                Ok(Lookup::Found(user)) => Some(engine.legacy().normalize(&user.email)),
                 _ => None,
             },
         };
@@ -377,13 +377,20 @@ impl SigninHandler {
 async fn migrated_identity(engine: &Engine, identifier: &str) -> Result<Option<Routed>, Decision> {
     let legacy = engine.legacy();
     let key = legacy.normalize(identifier);
-    if let Some(migrated) = migrated_user(engine, &key).await? {
-        let email = (legacy.key_field() == KeyField::Email).then(|| key.clone());
-        return Ok(Some(Routed {
-            key,
-            email,
-            migrated,
-        }));
+    // Where the ledger is unreachable and the typed key is not cached, the store may still
+    // name a cached user; denial waits until no candidate is found.
+    let mut denied = false;
+    match migrated_user(engine, &key).await {
+        Ok(Some(migrated)) => {
+            let email = (legacy.key_field() == KeyField::Email).then(|| key.clone());
+            return Ok(Some(Routed {
+                key,
+                email,
+                migrated,
+            }));
+        }
+        Ok(None) => {}
+        Err(Deny) => denied = true,
     }
     let candidates = match legacy.candidates(identifier).await {
         Ok(candidates) => candidates,
@@ -391,37 +398,39 @@ async fn migrated_identity(engine: &Engine, identifier: &str) -> Result<Option<R
             tracing::warn!(error = %e, "legacy store unreachable while routing");
             return match engine.config().on_ledger_unavailable {
                 LedgerUnavailable::CacheThenDeny => Err(Decision::Deny),
+                LedgerUnavailable::CacheThenLegacy if denied => Err(Decision::Deny),
                 LedgerUnavailable::CacheThenLegacy => Ok(None),
             };
         }
     };
     let mut found = None;
     for user in candidates.iter().filter(|u| u.key != key) {
-        if let Some(migrated) = migrated_user(engine, &user.key).await? {
-            if found.is_some() {
+        match migrated_user(engine, &user.key).await {
+            Ok(Some(_)) if found.is_some() => {
                 return Err(Decision::Refuse(Refusal::AmbiguousIdentity));
             }
-            found = Some(Routed {
-                key: user.key.clone(),
-                email: Some(user.email.clone()),
-                migrated,
-            });
+            Ok(Some(migrated)) => {
+                found = Some(Routed {
+                    key: user.key.clone(),
+                    email: Some(legacy.normalize(&user.email)),
+                    migrated,
+                });
+            }
+            Ok(None) => {}
+            Err(Deny) => denied = true,
         }
     }
     if found.is_some() && candidates.len() > 1 {
         return Err(Decision::Refuse(Refusal::AmbiguousIdentity));
+    }
+    if found.is_none() && denied {
+        return Err(Decision::Deny);
     }
     Ok(found)
 }
 
 /// The ledger could not be read and `on_ledger_unavailable = "cache_then_deny"` applies.
 struct Deny;
-
-impl From<Deny> for Decision {
-    fn from(_: Deny) -> Self {
-        Decision::Deny
-    }
-}
 
 /// Whether `key` is migrated: the ledger (read-through cache), or only the cache when the
 /// ledger is unreachable.

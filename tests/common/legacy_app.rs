@@ -10,7 +10,10 @@
 //!   email → plaintext; a login name in [`LegacyApp::logins`] stands for its email): good
 //!   credentials answer 302 to `/home` with `Set-Cookie: session=…`, bad ones 200 with the form
 //!   and an error (so a failure signature can be configured). `/api/signin` is the same with a
-//!   JSON body `{"credentials": {"email": …, "password": …}}`.
+//!   JSON body `{"credentials": {"email": …, "password": …}}`. A repeated form field is read
+//!   as PHP, Django and Rails read it (the last value wins), or as Go's `FormValue` reads it
+//!   (the first wins) with `?reader=first`; a success names the user it signed in with
+//!   `x-legacy-user`, so a test can compare legacy's reading of a request with dripgate's.
 
 use std::collections::{BTreeMap, HashMap};
 use std::convert::Infallible;
@@ -120,9 +123,16 @@ async fn signin(
         .headers()
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let first_wins = req.uri().query() == Some("reader=first");
     let body = req.into_body().collect().await.unwrap().to_bytes();
     let fields: HashMap<String, String> = if json {
         json_credentials(&body)
+    } else if first_wins {
+        let mut fields = HashMap::new();
+        for (k, v) in form_urlencoded::parse(&body).into_owned() {
+            fields.entry(k).or_insert(v);
+        }
+        fields
     } else {
         form_urlencoded::parse(&body).into_owned().collect()
     };
@@ -149,6 +159,7 @@ async fn signin(
                 format!("session=s-{}; HttpOnly", email.len()),
             )
             .header("x-legacy", "welcome")
+            .header("x-legacy-user", email.as_str())
             .body(full(format!("welcome {email}")))
             .unwrap()
     } else {
