@@ -136,7 +136,7 @@ pub fn main() -> ExitCode {
 const EXIT_USAGE: u8 = 2;
 
 fn serve(path: &std::path::Path) -> ExitCode {
-    let config = match config::load_file(path) {
+    let config = match load_for_serving(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("dripgate: {e}");
@@ -196,10 +196,17 @@ pub fn serve_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// for events every few dozen requests.
 pub const EVENT_INTERVAL: u32 = 128;
 
+/// Loads `path` and runs the validation `serve` and `check-config` share.
+fn load_for_serving(path: &std::path::Path) -> Result<config::Config, config::ConfigError> {
+    let config = config::load_file(path)?;
+    config.validate_serving()?;
+    Ok(config)
+}
+
 /// Validates the config as `serve` does (same function, same messages), then opens what
 /// `serve` would open (`server::preflight`); any failure exits [`EXIT_USAGE`].
 fn check_config(path: &std::path::Path) -> ExitCode {
-    let config = match config::load_file(path) {
+    let config = match load_for_serving(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("dripgate: {e}");

@@ -480,7 +480,6 @@ impl Config {
         {
             check_upstream_url("migration.route.upstream_url", upstream_url)?;
         }
-        self.admin.validate()?;
         if self.server.listen == self.admin.listen && self.server.listen.port() != 0 {
             return Err(invalid(
                 "admin.listen",
@@ -532,16 +531,9 @@ impl Config {
                 "must be within 0..=100".to_owned(),
             ));
         }
-        if self.legacy.is_some() {
-            check_phase(
-                self.migration.phase,
-                self.provider.is_some(),
-                self.migration.route.is_some(),
-            )?;
-        } else if self.migration.phase == crate::migrate::Phase::Route {
-            // Without [legacy] nothing migrates, but a route phase still names a target.
-            check_phase(self.migration.phase, true, self.migration.route.is_some())?;
-        }
+        // Only the route target here: whether the phase has its provider is asked by
+        // `validate_serving`, since the legacy and provider tools read configs not ready to serve.
+        check_phase(self.migration.phase, true, self.migration.route.is_some())?;
         if let Some(tls) = &self.server.tls {
             for (key, path) in [
                 ("server.tls.cert_file", &tls.cert_file),
@@ -554,6 +546,23 @@ impl Config {
                     ));
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// [`Config::validate`] plus what only serving needs: the admin listener's rules (a token
+    /// off loopback) and, with `[legacy]`, a phase the migration can run ([`check_phase`]). The
+    /// one check `serve` (at start and on SIGHUP), `BoundServer::bind` and `check-config` run,
+    /// so they refuse a config alike and with the same message.
+    pub fn validate_serving(&self) -> Result<(), ConfigError> {
+        self.validate()?;
+        self.admin.validate()?;
+        if self.legacy.is_some() {
+            check_phase(
+                self.migration.phase,
+                self.provider.is_some(),
+                self.migration.route.is_some(),
+            )?;
         }
         Ok(())
     }
@@ -576,23 +585,31 @@ mod admin_and_upstream_tests {
         }
     }
 
+    fn invalid_key_serving(config: &Config) -> String {
+        config.validate().unwrap();
+        match config.validate_serving() {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+
     #[test]
     fn admin_token_is_required_off_loopback_only() {
         let mut config = Config::default();
         config.admin.listen = "0.0.0.0:9090".parse().unwrap();
-        assert_eq!(invalid_key(&config), "admin.token");
+        assert_eq!(invalid_key_serving(&config), "admin.token");
         config.admin.token = Some(Secret::inline("short"));
-        assert_eq!(invalid_key(&config), "admin.token");
+        assert_eq!(invalid_key_serving(&config), "admin.token");
         config.admin.token = Some(Secret::inline("0123456789abcdef"));
-        config.validate().unwrap();
+        config.validate_serving().unwrap();
         config.admin.listen = "[::1]:9090".parse().unwrap();
         config.admin.token = None;
-        config.validate().unwrap();
+        config.validate_serving().unwrap();
         config.admin.token_name = "has space".to_owned();
-        assert_eq!(invalid_key(&config), "admin.token_name");
+        assert_eq!(invalid_key_serving(&config), "admin.token_name");
         config.admin.token_name = "admin".to_owned();
         config.admin.allowed_hosts = vec!["admin.internal:9090".to_owned(), "a/b".to_owned()];
-        assert_eq!(invalid_key(&config), "admin.allowed_hosts[1]");
+        assert_eq!(invalid_key_serving(&config), "admin.allowed_hosts[1]");
     }
 
     #[test]

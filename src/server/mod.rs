@@ -88,7 +88,7 @@ pub struct BoundServer {
 impl BoundServer {
     /// Validates `config`, builds the request path and binds both listeners.
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
-        config.validate()?;
+        config.validate_serving()?;
         let registry = crate::metrics::new_registry()?;
         let metrics = HttpMetrics::register(&registry)?;
         let health = Arc::new(Health::register(&registry)?);
@@ -461,7 +461,9 @@ fn spawn_migration_reload(
                     _ = stop.changed() => return,
                     _ = hup.recv() => {}
                 }
-                let config = match crate::config::load_file(&path) {
+                let loaded =
+                    crate::config::load_file(&path).and_then(|c| c.validate_serving().map(|()| c));
+                let config = match loaded {
                     Ok(config) => config,
                     Err(e) => {
                         tracing::error!(error = %e, "config reload failed; keeping the running phase");
