@@ -14,11 +14,15 @@
 #   docker build -t dripgate .
 #   docker run -p 8080:8080 -p 9090:9090 \
 #     -v $PWD/dripgate.toml:/etc/dripgate/dripgate.toml:ro \
+#     -v $PWD/admin-token:/run/secrets/admin-token:ro \
+#     -e DRIPGATE_ADMIN__TOKEN_FILE=/run/secrets/admin-token \
 #     -e DRIPGATE_UPSTREAM__URL=http://legacy:3000 dripgate
 #
 # In the image, listeners must bind 0.0.0.0 (DRIPGATE_SERVER__LISTEN / DRIPGATE_ADMIN__LISTEN
-# are preset below); keep the admin port off the public network. The SQLite ledger, when used,
-# needs a writable volume at /var/lib/dripgate.
+# are preset below); keep the admin port off the public network. An admin listener off loopback
+# needs admin.token (at least 16 characters; serve refuses to start without it), and POST /phase
+# through a published port needs the name clients use in DRIPGATE_ADMIN__ALLOWED_HOSTS (e.g.
+# localhost). The SQLite ledger, when used, needs a writable volume at /var/lib/dripgate.
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update \

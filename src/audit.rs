@@ -67,6 +67,9 @@ pub struct AuditEvent {
     /// Free detail from a bounded set (e.g. the new phase).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// Who asked for it, for operator actions (phase changes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actor: Option<Actor>,
     /// The phase when it happened.
     pub phase: String,
     /// This replica's id.
@@ -84,6 +87,7 @@ impl AuditEvent {
             provider_user_id: None,
             reason: None,
             detail: None,
+            actor: None,
             phase: phase.to_owned(),
             replica: replica.to_owned(),
             time_ms: SystemTime::now()
@@ -108,6 +112,46 @@ impl AuditEvent {
     pub fn detail(mut self, detail: impl Into<String>) -> Self {
         self.detail = Some(detail.into());
         self
+    }
+
+    /// Sets who asked for it.
+    pub fn actor(mut self, actor: &Actor) -> Self {
+        self.actor = Some(actor.clone());
+        self
+    }
+}
+
+/// Who asked for an operator action: the channel, and for the admin API the peer address and
+/// the name of the token it presented (`none` when no token is configured). Never a secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    /// `admin` (the admin API) or `sighup` (a config reload).
+    pub via: &'static str,
+    /// The admin client's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<std::net::SocketAddr>,
+    /// `admin.token_name` when the token was presented, `none` without a configured token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_name: Option<String>,
+}
+
+impl Actor {
+    /// A config reload on SIGHUP.
+    pub fn sighup() -> Self {
+        Self {
+            via: "sighup",
+            peer: None,
+            token_name: None,
+        }
+    }
+
+    /// An admin API caller at `peer`, authenticated as `token_name`.
+    pub fn admin(peer: std::net::SocketAddr, token_name: &str) -> Self {
+        Self {
+            via: "admin",
+            peer: Some(peer),
+            token_name: Some(token_name.to_owned()),
+        }
     }
 }
 

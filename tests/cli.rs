@@ -190,3 +190,184 @@ async fn sigterm_drains_then_exits_0(workers: usize) {
         .unwrap();
     assert_eq!(health.status.code(), Some(1));
 }
+
+// ---- check-config opens what serve opens, and refuses what serve refuses, alike. ----
+
+/// Writes `text` as `dripgate.toml` in `dir`.
+fn write_config(dir: &std::path::Path, text: &str) -> std::path::PathBuf {
+    let path = dir.join("dripgate.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `dripgate <command> --config path` with free ports; its exit code and stderr.
+fn run_with(command: &str, path: &std::path::Path) -> (Option<i32>, String) {
+    let out = Command::new(BIN)
+        .args([command, "--config", path.to_str().unwrap()])
+        .env("DRIPGATE_SERVER__LISTEN", "127.0.0.1:0")
+        .env("DRIPGATE_ADMIN__LISTEN", "127.0.0.1:0")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .output()
+        .unwrap();
+    (out.status.code(), String::from_utf8(out.stderr).unwrap())
+}
+
+/// A `[legacy]` export in `dir` and the config lines naming it and a ledger in `ledger_dir`.
+fn export_and_ledger(dir: &std::path::Path, ledger_dir: &std::path::Path) -> String {
+    let export = dir.join("users.csv");
+    std::fs::write(
+        &export,
+        "id,login,email,hash\n1,ann,ann@example.com,$2y$04$abcdefghijklmnopqrstuu5Mh3zLFz7s0h3rjIWvV/0YFHl6.Q6C\n",
+    )
+    .unwrap();
+    format!(
+        "[legacy]\npreset = \"generic\"\n[legacy.export]\npath = \"{}\"\n\
+         [ledger]\nurl = \"sqlite://{}/ledger.db\"\n[migration]\nphase = \"observe\"\n",
+        export.display(),
+        ledger_dir.display()
+    )
+}
+
+#[test]
+fn a_mismatched_tls_pair_fails_check_config_naming_both_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = common::tls::TestCa::new();
+    let (cert, _) = ca.issue(dir.path(), "first");
+    let key = dir.path().join("other-key.pem");
+    std::fs::write(&key, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "[server.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let (code, err) = run_with("check-config", &path);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains(&cert.display().to_string()), "{err}");
+    assert!(err.contains(&key.display().to_string()), "{err}");
+    assert!(err.contains("do not match"), "{err}");
+    // serve refuses the same pair.
+    let (code, serve_err) = run_with("serve", &path);
+    assert_ne!(code, Some(0));
+    assert!(serve_err.contains("do not match"), "{serve_err}");
+}
+
+#[test]
+fn credentials_in_the_upstream_url_are_refused_without_echoing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "pw-5e8d0c1b9a";
+    let path = write_config(
+        dir.path(),
+        &format!("[upstream]\nurl = \"http://legacy-user:{password}@127.0.0.1:3000\"\n"),
+    );
+    for command in ["check-config", "serve"] {
+        let (code, err) = run_with(command, &path);
+        assert_eq!(code, Some(2), "{command}: {err}");
+        assert!(err.contains("upstream.url"), "{err}");
+        assert!(err.contains("credentials"), "{err}");
+        assert!(!err.contains(password), "{err}");
+        assert!(!err.contains("legacy-user"), "{err}");
+    }
+}
+
+#[test]
+fn migrate_without_a_provider_fails_check_config_as_serve_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = export_and_ledger(dir.path(), dir.path()).replace("observe", "migrate");
+    let path = write_config(dir.path(), &text);
+    let (code, check_err) = run_with("check-config", &path);
+    assert_eq!(code, Some(2), "{check_err}");
+    assert!(
+        check_err.contains("phases migrate and route need a [provider] section"),
+        "{check_err}"
+    );
+    let (_, serve_err) = run_with("serve", &path);
+    assert_eq!(check_err, serve_err);
+    // The same config in observe phase is fine (and opens the export and the ledger dir).
+    let path = write_config(dir.path(), &export_and_ledger(dir.path(), dir.path()));
+    let (code, err) = run_with("check-config", &path);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        !dir.path().join("ledger.db").exists(),
+        "check-config created the ledger"
+    );
+}
+
+#[test]
+fn an_unwritable_ledger_directory_fails_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-such-dir");
+    let path = write_config(dir.path(), &export_and_ledger(dir.path(), &missing));
+    let (code, err) = run_with("check-config", &path);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("ledger") && err.contains("does not exist"),
+        "{err}"
+    );
+
+    // A read-only directory; where the tests run as root (permissions do not stop root),
+    // /proc, which takes no new files.
+    let read_only = dir.path().join("ro");
+    std::fs::create_dir(&read_only).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let ledger_dir = if std::fs::write(read_only.join("probe"), "x").is_ok() {
+        std::path::PathBuf::from("/proc")
+    } else {
+        read_only.clone()
+    };
+    let path = write_config(dir.path(), &export_and_ledger(dir.path(), &ledger_dir));
+    let (code, err) = run_with("check-config", &path);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("ledger") && err.contains("not writable"),
+        "{err}"
+    );
+    std::fs::set_permissions(&read_only, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn a_missing_legacy_export_fails_check_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = export_and_ledger(dir.path(), dir.path()).replace("users.csv", "gone.csv");
+    let path = write_config(dir.path(), &text);
+    let (code, err) = run_with("check-config", &path);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("gone.csv"), "{err}");
+}
+
+#[test]
+fn a_non_loopback_admin_listener_needs_a_token_which_check_config_redacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), "[admin]\nlisten = \"0.0.0.0:9090\"\n");
+    let out = dripgate(&["check-config", "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("admin.token") && err.contains("not a loopback"),
+        "{err}"
+    );
+
+    let token = "tok-1c4f9e2b7a3d5e6f";
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, format!("{token}\n")).unwrap();
+    let path = write_config(
+        dir.path(),
+        &format!(
+            "[admin]\nlisten = \"0.0.0.0:9090\"\ntoken = {{ file = \"{}\" }}\n",
+            token_file.display()
+        ),
+    );
+    let out = dripgate(&["check-config", "--config", path.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("token = \"<redacted: file"), "{text}");
+    assert!(!text.contains(token), "{text}");
+}

@@ -578,6 +578,7 @@ async fn switching_to_route_without_a_route_target_is_refused() {
     wait_outcome(&dg, "migrated", 1).await;
     let resp = raw_client()
         .post(dg.admin_url("/phase"))
+        .header("content-type", "application/json")
         .body(r#"{"phase": "route"}"#)
         .send()
         .await

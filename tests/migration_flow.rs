@@ -284,6 +284,7 @@ async fn observe_counts_without_provider_writes_and_phase_switches_at_run_time()
 
     let resp = raw_client()
         .post(dg.admin_url("/phase"))
+        .header("content-type", "application/json")
         .body(r#"{"phase": "migrate"}"#)
         .send()
         .await
@@ -295,6 +296,7 @@ async fn observe_counts_without_provider_writes_and_phase_switches_at_run_time()
     assert_eq!(changes[0]["phase"], "migrate");
     let bad = raw_client()
         .post(dg.admin_url("/phase"))
+        .header("content-type", "application/json")
         .body(r#"{"canary_percent": 101}"#)
         .send()
         .await

@@ -169,3 +169,78 @@ async fn certificate_reloads_without_dropping_an_open_connection() {
     );
     dg.stop().await;
 }
+
+/// Replaces `dir`'s key.pem with a fresh key that matches no certificate (atomically, as a
+/// certificate manager writes files).
+fn write_foreign_key(dir: &std::path::Path) -> std::path::PathBuf {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let path = dir.join("key.pem");
+    std::fs::write(dir.join("key.pem.tmp"), key.serialize_pem()).unwrap();
+    std::fs::rename(dir.join("key.pem.tmp"), &path).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn a_key_that_does_not_match_the_certificate_is_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (cert_file, _) = ca.issue(dir.path(), "first");
+    let key_file = write_foreign_key(dir.path());
+    let app = LegacyApp::start().await;
+    let mut config = config_for(app.addr);
+    config.server.listen = "127.0.0.1:0".parse().unwrap();
+    config.admin.listen = "127.0.0.1:0".parse().unwrap();
+    config.server.tls = Some(TlsConfig {
+        cert_file: cert_file.clone(),
+        key_file: key_file.clone(),
+        reload_interval: Duration::from_millis(100),
+    });
+    let err = dripgate::BoundServer::bind(config)
+        .await
+        .err()
+        .expect("a mismatched pair is refused")
+        .to_string();
+    assert!(err.contains("do not match"), "{err}");
+    assert!(err.contains(&cert_file.display().to_string()), "{err}");
+    assert!(err.contains(&key_file.display().to_string()), "{err}");
+}
+
+#[tokio::test]
+async fn a_mismatched_reload_keeps_the_old_pair_and_is_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let (_app, dg) = start_tls(dir.path(), &ca).await;
+    assert_eq!(served_cn(&ca, dg.addr).await, "first");
+
+    // A new certificate lands but its key does not (or is the wrong one).
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "second");
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&other_key).unwrap();
+    std::fs::write(dir.path().join("cert.pem.tmp"), cert.pem()).unwrap();
+    std::fs::rename(dir.path().join("cert.pem.tmp"), dir.path().join("cert.pem")).unwrap();
+
+    // Bounded wait for the watcher to try the new pair and count the failure.
+    let mut failed = 0.0;
+    for _ in 0..100 {
+        let page = common::get_text(&dg.admin_url("/metrics")).await.1;
+        failed =
+            common::metric(&page, "dripgate_tls_reloads_total{result=\"failure\"}").unwrap_or(0.0);
+        if failed >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(failed >= 1.0, "the mismatched reload was not counted");
+    // The old pair still serves new handshakes and requests.
+    assert_eq!(served_cn(&ca, dg.addr).await, "first");
+    let resp = tls_client(&ca, false)
+        .get(format!("https://localhost:{}/echo", dg.addr.port()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    dg.stop().await;
+}

@@ -37,8 +37,9 @@ pub enum Command {
         #[arg(long, env = "DRIPGATE_CONFIG")]
         config: PathBuf,
     },
-    /// Validate a config file and print the effective config, secrets redacted.
-    /// Exits 0 when valid, 2 with a message naming the key and its place when not.
+    /// Validate a config file as `serve` would, open what `serve` would open (TLS files,
+    /// legacy store, ledger, audit file), and print the effective config, secrets redacted.
+    /// Exits 0 when serve could start, 2 with a message naming the key or file when not.
     #[command(
         after_help = "Example:\n  dripgate check-config --config /etc/dripgate/dripgate.toml"
     )]
@@ -135,7 +136,7 @@ pub fn main() -> ExitCode {
 const EXIT_USAGE: u8 = 2;
 
 fn serve(path: &std::path::Path) -> ExitCode {
-    let config = match config::load_file(path) {
+    let config = match load_for_serving(path) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("dripgate: {e}");
@@ -195,9 +196,38 @@ pub fn serve_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 /// for events every few dozen requests.
 pub const EVENT_INTERVAL: u32 = 128;
 
+/// Loads `path` and runs the validation `serve` and `check-config` share.
+fn load_for_serving(path: &std::path::Path) -> Result<config::Config, config::ConfigError> {
+    let config = config::load_file(path)?;
+    config.validate_serving()?;
+    Ok(config)
+}
+
+/// Validates the config as `serve` does (same function, same messages), then opens what
+/// `serve` would open (`server::preflight`); any failure exits [`EXIT_USAGE`].
 fn check_config(path: &std::path::Path) -> ExitCode {
-    let rendered = config::load_file(path).and_then(|c| c.to_redacted_toml());
-    match rendered {
+    let config = match load_for_serving(path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("dripgate: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("dripgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Err(e) = runtime.block_on(crate::server::preflight(&config)) {
+        eprintln!("dripgate: {e}");
+        return ExitCode::from(EXIT_USAGE);
+    }
+    match config.to_redacted_toml() {
         Ok(text) => {
             println!(
                 "# effective config of {} (secrets redacted)\n{text}",

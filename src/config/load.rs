@@ -14,6 +14,7 @@ use super::Config;
 
 /// Keys whose values are secrets: they accept the `_FILE` environment form.
 pub const SECRET_KEYS: &[&str] = &[
+    "admin.token",
     "provider.kinde.client_secret",
     "provider.authgear.private_key_pem",
     "legacy.database_url",

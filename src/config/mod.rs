@@ -124,13 +124,84 @@ fn default_tls_reload_interval() -> Duration {
 pub struct AdminConfig {
     /// Address of the admin listener; keep it off the public network.
     pub listen: SocketAddr,
+    /// Bearer token that state-changing endpoints (`POST /phase`) require. Required when
+    /// `listen` is not a loopback address; when set, it is required on any address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    /// The caller's name in audit events when the token was presented (never the token).
+    pub token_name: String,
+    /// Further `Host` names (optionally `name:port`) accepted on state-changing requests, for
+    /// an admin listener reached through a name; the listener's own `ip:port` (and
+    /// `localhost:port` on loopback) are always accepted.
+    pub allowed_hosts: Vec<String>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            token: None,
+            token_name: "admin".to_owned(),
+            allowed_hosts: Vec::new(),
         }
+    }
+}
+
+/// Shortest accepted `admin.token`: long enough that guessing it over the network is hopeless.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+impl AdminConfig {
+    /// Checks the token rule (required off loopback), the token name and the host names.
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            message,
+        };
+        match &self.token {
+            None if !self.listen.ip().is_loopback() => {
+                return Err(invalid(
+                    "admin.token",
+                    format!(
+                        "required because admin.listen ({}) is not a loopback address: without it \
+                         anyone who reaches the admin port could switch the migration phase; set \
+                         admin.token (e.g. {{ env = \"DRIPGATE_ADMIN_TOKEN\" }}) or listen on \
+                         127.0.0.1",
+                        self.listen
+                    ),
+                ));
+            }
+            Some(token) if token.expose().chars().count() < MIN_ADMIN_TOKEN_LEN => {
+                return Err(invalid(
+                    "admin.token",
+                    format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters"),
+                ));
+            }
+            _ => {}
+        }
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 64
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+        };
+        if !name_ok(&self.token_name) {
+            return Err(invalid(
+                "admin.token_name",
+                "must be 1-64 characters of A-Z a-z 0-9 . _ - @".to_owned(),
+            ));
+        }
+        for (i, host) in self.allowed_hosts.iter().enumerate() {
+            let ok = host.parse::<http::uri::Authority>().is_ok_and(|a| {
+                a.as_str() == host.as_str() && !host.contains('@') && !a.host().is_empty()
+            });
+            if !ok {
+                return Err(invalid(
+                    &format!("admin.allowed_hosts[{i}]"),
+                    "must be a host name or name:port, as a Host header carries it".to_owned(),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -426,6 +497,68 @@ impl FailureSignature {
     }
 }
 
+/// Whether `phase` can run with what the config (or the running engine) has: `migrate` and
+/// `route` need a provider, `route` a route target. Start-up validation, `check-config`,
+/// `POST /phase` and the SIGHUP reload all ask this one function, so they refuse alike.
+pub fn check_phase(
+    phase: crate::migrate::Phase,
+    has_provider: bool,
+    has_route_target: bool,
+) -> Result<(), ConfigError> {
+    use crate::migrate::Phase;
+    let invalid = |key: &str, message: &str| ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.to_owned(),
+    };
+    if phase != Phase::Observe && !has_provider {
+        return Err(invalid(
+            "migration.phase",
+            "phases migrate and route need a [provider] section (observe does not)",
+        ));
+    }
+    if phase == Phase::Route && !has_route_target {
+        return Err(invalid(
+            "migration.route",
+            "phase route needs a route target (mode = \"redirect\" or \"forward\")",
+        ));
+    }
+    Ok(())
+}
+
+/// An upstream URL: `http://host[:port]`, with no credentials. dripgate does not authenticate
+/// to upstreams; credentials in the URL would be printed wherever the URL is (start-up log,
+/// `/status`) and carried in the authority it forwards with, so they are refused, without
+/// echoing them.
+fn check_upstream_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let invalid = |message: &str| ConfigError::Invalid {
+        key: key.to_owned(),
+        message: message.to_owned(),
+    };
+    // Looked for before parsing: a parse error must not quote a password either.
+    let authority_end = url.find("://").map_or(url.len(), |i| {
+        let start = i + 3;
+        start
+            + url[start..]
+                .find(['/', '?', '#'])
+                .unwrap_or(url.len() - start)
+    });
+    if url[..authority_end].contains('@') {
+        return Err(invalid(
+            "credentials (user:password@) in the upstream URL are not supported: they would be \
+             logged and forwarded; remove them",
+        ));
+    }
+    let parsed: http::Uri = url
+        .parse()
+        .map_err(|e| invalid(&format!("not a URL: {e}")))?;
+    if parsed.scheme_str() != Some("http") || parsed.authority().is_none() {
+        return Err(invalid(
+            "must be an http:// URL with a host (TLS to the upstream is not supported yet)",
+        ));
+    }
+    Ok(())
+}
+
 impl Config {
     /// Checks what types alone cannot: URLs, file pairs, distinct addresses.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -433,17 +566,11 @@ impl Config {
             key: key.to_owned(),
             message,
         };
-        let url: http::Uri = self
-            .upstream
-            .url
-            .parse()
-            .map_err(|e| invalid("upstream.url", format!("not a URL: {e}")))?;
-        if url.scheme_str() != Some("http") || url.authority().is_none() {
-            return Err(invalid(
-                "upstream.url",
-                "must be an http:// URL with a host (TLS to the upstream is not supported yet)"
-                    .to_owned(),
-            ));
+        check_upstream_url("upstream.url", &self.upstream.url)?;
+        if let Some(crate::migrate::phase::RouteTarget::Forward { upstream_url }) =
+            &self.migration.route
+        {
+            check_upstream_url("migration.route.upstream_url", upstream_url)?;
         }
         if self.server.listen == self.admin.listen && self.server.listen.port() != 0 {
             return Err(invalid(
@@ -512,12 +639,9 @@ impl Config {
                 "must be within 0..=100".to_owned(),
             ));
         }
-        if self.migration.phase == crate::migrate::Phase::Route && self.migration.route.is_none() {
-            return Err(invalid(
-                "migration.route",
-                "phase route needs a route target (mode = \"redirect\" or \"forward\")".to_owned(),
-            ));
-        }
+        // Only the route target here: whether the phase has its provider is asked by
+        // `validate_serving`, since the legacy and provider tools read configs not ready to serve.
+        check_phase(self.migration.phase, true, self.migration.route.is_some())?;
         if let Some(tls) = &self.server.tls {
             for (key, path) in [
                 ("server.tls.cert_file", &tls.cert_file),
@@ -534,8 +658,110 @@ impl Config {
         Ok(())
     }
 
+    /// [`Config::validate`] plus what only serving needs: the admin listener's rules (a token
+    /// off loopback) and, with `[legacy]`, a phase the migration can run ([`check_phase`]). The
+    /// one check `serve` (at start and on SIGHUP), `BoundServer::bind` and `check-config` run,
+    /// so they refuse a config alike and with the same message.
+    pub fn validate_serving(&self) -> Result<(), ConfigError> {
+        self.validate()?;
+        self.admin.validate()?;
+        if self.legacy.is_some() {
+            check_phase(
+                self.migration.phase,
+                self.provider.is_some(),
+                self.migration.route.is_some(),
+            )?;
+        }
+        Ok(())
+    }
+
     /// The effective config as TOML, secrets shown only by their source.
     pub fn to_redacted_toml(&self) -> Result<String, ConfigError> {
         toml::to_string_pretty(self).map_err(|e| ConfigError::Render(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod admin_and_upstream_tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn invalid_key(config: &Config) -> String {
+        match config.validate() {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+
+    fn invalid_key_serving(config: &Config) -> String {
+        config.validate().unwrap();
+        match config.validate_serving() {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("expected an invalid key, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn admin_token_is_required_off_loopback_only() {
+        let mut config = Config::default();
+        config.admin.listen = "0.0.0.0:9090".parse().unwrap();
+        assert_eq!(invalid_key_serving(&config), "admin.token");
+        config.admin.token = Some(Secret::inline("short"));
+        assert_eq!(invalid_key_serving(&config), "admin.token");
+        config.admin.token = Some(Secret::inline("0123456789abcdef"));
+        config.validate_serving().unwrap();
+        config.admin.listen = "[::1]:9090".parse().unwrap();
+        config.admin.token = None;
+        config.validate_serving().unwrap();
+        config.admin.token_name = "has space".to_owned();
+        assert_eq!(invalid_key_serving(&config), "admin.token_name");
+        config.admin.token_name = "admin".to_owned();
+        config.admin.allowed_hosts = vec!["admin.internal:9090".to_owned(), "a/b".to_owned()];
+        assert_eq!(invalid_key_serving(&config), "admin.allowed_hosts[1]");
+    }
+
+    #[test]
+    fn upstream_credentials_are_refused_without_echo() {
+        let mut config = Config::default();
+        for url in [
+            "http://user:hunter2@127.0.0.1:3000",
+            "http://hunter2@127.0.0.1:3000/x",
+            "http://user:hunter2@[::1]:3000",
+        ] {
+            config.upstream.url = url.to_owned();
+            let err = config.validate().unwrap_err().to_string();
+            assert!(
+                err.contains("upstream.url") && err.contains("credentials"),
+                "{err}"
+            );
+            assert!(!err.contains("hunter2"), "{err}");
+        }
+        // An `@` after the authority is a path, not credentials.
+        config.upstream.url = "http://127.0.0.1:3000/a@b".to_owned();
+        config.validate().unwrap();
+        config.migration.route = Some(crate::migrate::phase::RouteTarget::Forward {
+            upstream_url: "http://u:hunter2@127.0.0.1:4000".to_owned(),
+        });
+        assert_eq!(invalid_key(&config), "migration.route.upstream_url");
+    }
+
+    #[test]
+    fn phases_need_what_they_use() {
+        use crate::migrate::Phase;
+        check_phase(Phase::Observe, false, false).unwrap();
+        check_phase(Phase::Migrate, true, false).unwrap();
+        check_phase(Phase::Route, true, true).unwrap();
+        let key = |r: Result<(), ConfigError>| match r {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            key(check_phase(Phase::Migrate, false, true)),
+            "migration.phase"
+        );
+        assert_eq!(
+            key(check_phase(Phase::Route, true, false)),
+            "migration.route"
+        );
     }
 }

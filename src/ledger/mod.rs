@@ -289,6 +289,21 @@ impl Ledger {
         &self.inner.metrics
     }
 
+    /// Checks that [`Ledger::open`] could open the configured ledger, creating and changing
+    /// nothing: for SQLite that the file's directory exists and is writable (and the file, if
+    /// present), for PostgreSQL that the server takes a connection and a query.
+    pub async fn check(config: &LedgerConfig) -> Result<(), LedgerError> {
+        config.validate()?;
+        match BackendKind::from_url(config.url.expose())? {
+            BackendKind::Sqlite => sqlite::check(config),
+            BackendKind::Postgres => {
+                tokio::time::timeout(config.query_timeout * 2, postgres::check(config))
+                    .await
+                    .map_err(|_| LedgerError::Timeout)?
+            }
+        }
+    }
+
     /// Connects to the configured database, brings its schema up to date, loads (or creates)
     /// the fingerprint key, registers the metrics in `registry` and starts the periodic recount
     /// of users by state (it stops when the last clone of the ledger is dropped).

@@ -39,6 +39,18 @@ pub(super) async fn connect(config: &LedgerConfig) -> Result<PgPool, LedgerError
         .map_err(LedgerError::from)
 }
 
+/// Connects and runs one query, changing nothing. For `check-config`.
+pub(super) async fn check(config: &LedgerConfig) -> Result<(), LedgerError> {
+    let pool = connect(config).await?;
+    let pinged = sqlx::query("SELECT 1")
+        .execute(&pool)
+        .await
+        .map(|_| ())
+        .map_err(LedgerError::from);
+    pool.close().await;
+    pinged
+}
+
 /// Brings the schema up to date in one transaction holding an advisory lock.
 pub(super) async fn migrate(pool: &PgPool) -> Result<(), LedgerError> {
     let fail = |e: sqlx::Error| LedgerError::Migration(e.to_string());

@@ -36,6 +36,58 @@ pub(super) async fn connect(config: &LedgerConfig) -> Result<SqlitePool, LedgerE
         .map_err(LedgerError::from)
 }
 
+/// Checks, creating nothing, that [`connect`] could open the file: its directory exists and
+/// takes new files (SQLite adds `-wal` and `-shm` files beside it), and the file, when present,
+/// is writable. For `check-config`.
+pub(super) fn check(config: &LedgerConfig) -> Result<(), LedgerError> {
+    let url = config.url.expose();
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(|e| LedgerError::Config(format!("ledger.url: {e}")))?;
+    let file = options.get_filename();
+    if file.as_os_str() == ":memory:" || url.contains("mode=memory") {
+        return Ok(());
+    }
+    let unusable = |what: String| Err(LedgerError::Config(what));
+    let dir = match file.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return unusable(format!(
+            "the directory {} of the ledger file does not exist",
+            dir.display()
+        ));
+    }
+    let probe = dir.join(format!(".dripgate-check-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+        }
+        Err(e) => {
+            return unusable(format!(
+                "the directory {} of the ledger file is not writable: {e}",
+                dir.display()
+            ));
+        }
+    }
+    if file.exists()
+        && let Err(e) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(file)
+    {
+        return unusable(format!(
+            "the ledger file {} is not writable: {e}",
+            file.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Brings the schema up to date inside one `BEGIN IMMEDIATE` transaction (which takes SQLite's
 /// write lock first, so two processes opening one file cannot both migrate).
 pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), LedgerError> {

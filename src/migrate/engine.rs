@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 use super::metrics::MigrationMetrics;
 use super::outcome::{Outcome, Stage};
 use super::phase::{MigrationConfig, OnExistingUser, Phase, PhaseState, RuntimeSettings};
-use crate::audit::{AuditEvent, AuditKind, AuditLog};
+use crate::audit::{Actor, AuditEvent, AuditKind, AuditLog};
 use crate::hash::{Password, VerifyError, VerifyPool};
 use crate::ledger::{Claim, Ledger, LedgerError, State};
 use crate::legacy::{LegacyStore, LegacyUser, Lookup};
@@ -115,17 +115,21 @@ impl Engine {
     }
 
     /// Changes the phase and canary share at run time (admin API or config reload); every
-    /// change is audited. `source` says where it came from (`admin`, `sighup`). Returns the
-    /// previous settings; `route` is refused when the engine was started without a route
-    /// target (the target is read at start-up only, so the switch would route nobody).
+    /// change is audited with its `actor` (channel, and for the admin API peer and token name).
+    /// Returns the previous settings. A phase the engine cannot run is refused by the check
+    /// start-up validation uses (`config::check_phase`): `migrate`/`route` without a provider,
+    /// `route` without a route target (both are read at start-up only).
     pub fn change_settings(
         &self,
         new: RuntimeSettings,
-        source: &str,
+        actor: &Actor,
     ) -> Result<RuntimeSettings, SettingsError> {
-        if new.phase == Phase::Route && self.inner.config.route.is_none() {
-            return Err(SettingsError::NoRouteTarget);
-        }
+        crate::config::check_phase(
+            new.phase,
+            self.inner.provider.is_some(),
+            self.inner.config.route.is_some(),
+        )?;
+        let source = actor.via;
         let old = self.inner.phase.set(new);
         self.inner.metrics.set_phase(new.phase);
         if old != new {
@@ -149,7 +153,8 @@ impl Engine {
                     new.phase.as_str(),
                     old.canary_percent,
                     new.canary_percent
-                )),
+                ))
+                .actor(actor),
             );
         }
         Ok(old)
@@ -292,11 +297,10 @@ impl Engine {
 /// Why a run-time settings change was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
-    /// `route` was asked for, but the engine runs without a `[migration.route]` target.
-    #[error(
-        "phase route needs a route target: [migration.route] is read at start-up only; restart with one"
-    )]
-    NoRouteTarget,
+    /// The phase needs what the engine was started without (a provider, a route target); both
+    /// are read at start-up only.
+    #[error("{0}; [provider] and [migration.route] are read at start-up only, restart with them")]
+    Unsupported(#[from] crate::config::ConfigError),
 }
 
 enum Claimed {

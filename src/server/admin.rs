@@ -1,8 +1,20 @@
 //! The admin listener: `/healthz` (alias `/livez`), `/readyz`, `/metrics`, `/status`, and
 //! `GET`/`POST /phase` to read or change the migration phase and canary share at run time.
 //! Bind it to a private address; it exposes metrics, dependency state and the phase switch.
+//! Every state-changing request (any method but GET/HEAD) passes [`Guard`] first: same-origin
+//! and own-Host checks, JSON only, and the bearer token when one is configured.
+//!
+//! Connections: at most [`MAX_ADMIN_CONNECTIONS`] at once. A connection that arrives when all
+//! are taken evicts the oldest one with no request in flight (one that sent nothing, a partial
+//! head, or rests between requests), else the oldest one: clients that hold connections open
+//! can never lock the probes (`/healthz`, `/readyz`, `/metrics`) out, since a probe sends its
+//! request at once and is then no longer idle. Connections also end after
+//! [`ADMIN_HEADER_TIMEOUT`] without a request head and after [`ADMIN_CONNECTION_LIFETIME`].
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response, StatusCode, header};
@@ -11,18 +23,23 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use prometheus::Registry;
+use prometheus::{IntCounterVec, Opts, Registry};
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Notify, watch};
 
+use super::admin_guard::{Caller, Guard};
 use super::health::{DependencyStatus, Health};
 use super::listener::Phase;
 use crate::body::{Body, full};
 use crate::migrate::{Engine, RuntimeSettings};
 
 /// Most admin connections served at once.
-const MAX_ADMIN_CONNECTIONS: usize = 64;
+pub const MAX_ADMIN_CONNECTIONS: usize = 64;
+/// Time a connection has to send a request head (from its start or its last response).
+pub const ADMIN_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest life of one admin connection.
+pub const ADMIN_CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
 /// Largest `POST /phase` body.
 const MAX_ADMIN_BODY: usize = 4096;
 
@@ -38,6 +55,24 @@ pub struct AdminState {
     pub upstream: String,
     /// The migration engine, when migration is configured.
     pub engine: Option<Engine>,
+    /// The checks state-changing requests pass.
+    pub guard: Guard,
+    /// `dripgate_admin_connections_evicted_total{state}`, from [`evicted_counter`].
+    pub evicted: IntCounterVec,
+}
+
+/// Registers the counter of admin connections evicted to make room for new ones.
+pub fn evicted_counter(registry: &Registry) -> Result<IntCounterVec, prometheus::Error> {
+    let evicted = IntCounterVec::new(
+        Opts::new(
+            "dripgate_admin_connections_evicted_total",
+            "Admin connections dropped to make room for a new one, by whether a request was in \
+             flight on them (idle, busy).",
+        ),
+        &["state"],
+    )?;
+    registry.register(Box::new(evicted.clone()))?;
+    Ok(evicted)
 }
 
 #[derive(Serialize)]
@@ -66,50 +101,157 @@ struct PhaseChange {
     canary_percent: Option<f64>,
 }
 
+/// Where one request came in: the client and the listener address it reached.
+#[derive(Clone, Copy)]
+struct Addrs {
+    peer: SocketAddr,
+    local: SocketAddr,
+}
+
 /// Serves the admin endpoints until the phase is `Closed`.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
     mut phase: watch::Receiver<Phase>,
 ) {
-    let permits = Arc::new(Semaphore::new(MAX_ADMIN_CONNECTIONS));
+    let slots = Slots::new(MAX_ADMIN_CONNECTIONS, state.evicted.clone());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             _ = phase.wait_for(|p| *p == Phase::Closed) => return,
         };
-        let Ok((tcp, _)) = accepted else {
+        let Ok((tcp, peer)) = accepted else {
             tokio::time::sleep(Duration::from_millis(50)).await;
             continue;
         };
-        let Ok(permit) = permits.clone().try_acquire_owned() else {
-            continue; // over the limit: drop the connection
+        let Ok(local) = tcp.local_addr() else {
+            continue;
         };
+        let conn = slots.admit();
         let state = state.clone();
+        let slots = slots.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
-                let state = state.clone();
-                async move { Ok::<_, std::convert::Infallible>(route(&state, req).await) }
+            let addrs = Addrs { peer, local };
+            let service = service_fn({
+                let conn = conn.clone();
+                move |req| {
+                    let state = state.clone();
+                    // Counted busy from the complete head to the end of the handler.
+                    let busy = Busy::enter(&conn);
+                    async move {
+                        let resp = route(&state, req, addrs).await;
+                        drop(busy);
+                        Ok::<_, std::convert::Infallible>(resp)
+                    }
+                }
             });
             let mut builder = auto::Builder::new(TokioExecutor::new());
             builder
                 .http1()
                 .timer(TokioTimer::new())
-                .header_read_timeout(Duration::from_secs(5));
-            let conn = builder.serve_connection(TokioIo::new(tcp), service);
-            let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
-            drop(permit);
+                .header_read_timeout(ADMIN_HEADER_TIMEOUT);
+            let served = builder.serve_connection(TokioIo::new(tcp), service);
+            tokio::select! {
+                _ = tokio::time::timeout(ADMIN_CONNECTION_LIFETIME, served) => {}
+                () = conn.evicted.notified() => {}
+            }
+            slots.release(&conn);
         });
     }
 }
 
-async fn route(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
-    let path = req.uri().path().to_owned();
-    if path == "/phase" && req.method() == Method::POST {
-        return change_phase(state, req).await;
+/// The open admin connections, oldest first.
+#[derive(Clone)]
+struct Slots {
+    open: Arc<Mutex<VecDeque<Arc<ConnSlot>>>>,
+    cap: usize,
+    next_id: Arc<AtomicU64>,
+    evicted: IntCounterVec,
+}
+
+/// One admin connection's place in [`Slots`].
+struct ConnSlot {
+    id: u64,
+    /// Requests in flight on it.
+    busy: AtomicUsize,
+    /// Tells its task to drop it.
+    evicted: Notify,
+}
+
+impl Slots {
+    fn new(cap: usize, evicted: IntCounterVec) -> Self {
+        Self {
+            open: Arc::new(Mutex::new(VecDeque::with_capacity(cap))),
+            cap: cap.max(1),
+            next_id: Arc::new(AtomicU64::new(0)),
+            evicted,
+        }
     }
+
+    /// A slot for a new connection, evicting one when all are taken: the oldest idle one, else
+    /// the oldest.
+    fn admit(&self) -> Arc<ConnSlot> {
+        let slot = Arc::new(ConnSlot {
+            id: self.next_id.fetch_add(1, Ordering::Relaxed),
+            busy: AtomicUsize::new(0),
+            evicted: Notify::new(),
+        });
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.len() >= self.cap {
+            let idle = open
+                .iter()
+                .position(|c| c.busy.load(Ordering::Acquire) == 0);
+            let (at, state) = match idle {
+                Some(at) => (at, "idle"),
+                None => (0, "busy"),
+            };
+            if let Some(victim) = open.remove(at) {
+                // `notify_one` keeps the wake-up if the task is not waiting yet.
+                victim.evicted.notify_one();
+                self.evicted.with_label_values(&[state]).inc();
+            }
+        }
+        open.push_back(slot.clone());
+        slot
+    }
+
+    /// Forgets a connection that ended (a no-op if it was evicted).
+    fn release(&self, slot: &ConnSlot) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(at) = open.iter().position(|c| c.id == slot.id) {
+            open.remove(at);
+        }
+    }
+}
+
+/// Marks its connection busy while it lives.
+struct Busy(Arc<ConnSlot>);
+
+impl Busy {
+    fn enter(slot: &Arc<ConnSlot>) -> Self {
+        slot.busy.fetch_add(1, Ordering::AcqRel);
+        Self(slot.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+async fn route(state: &AdminState, req: Request<Incoming>, addrs: Addrs) -> Response<Body> {
+    let path = req.uri().path().to_owned();
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+        // Every state-changing route is reached only through the guard.
+        let caller = match state.guard.check(&req, addrs.peer, addrs.local) {
+            Ok(caller) => caller,
+            Err(refused) => return rejection(refused),
+        };
+        return match (req.method(), path.as_str()) {
+            (&Method::POST, "/phase") => change_phase(state, req, &caller).await,
+            _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
+        };
     }
     match path.as_str() {
         "/healthz" | "/livez" => text(StatusCode::OK, "ok\n"),
@@ -157,7 +299,11 @@ async fn status(state: &AdminState) -> Response<Body> {
     json(StatusCode::OK, &status)
 }
 
-async fn change_phase(state: &AdminState, req: Request<Incoming>) -> Response<Body> {
+async fn change_phase(
+    state: &AdminState,
+    req: Request<Incoming>,
+    caller: &Caller,
+) -> Response<Body> {
     let Some(engine) = &state.engine else {
         return text(StatusCode::NOT_FOUND, "migration is not configured\n");
     };
@@ -190,10 +336,21 @@ async fn change_phase(state: &AdminState, req: Request<Incoming>) -> Response<Bo
             "canary_percent must be within 0..=100\n",
         );
     }
-    match engine.change_settings(new, "admin") {
+    match engine.change_settings(new, caller.actor()) {
         Ok(_) => json(StatusCode::OK, &new),
         Err(e) => text(StatusCode::CONFLICT, &format!("{e}\n")),
     }
+}
+
+fn rejection(refused: super::admin_guard::Rejection) -> Response<Body> {
+    let mut resp = text(refused.status(), refused.message());
+    if refused.status() == StatusCode::UNAUTHORIZED {
+        resp.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            http::HeaderValue::from_static("Bearer realm=\"dripgate-admin\""),
+        );
+    }
+    resp
 }
 
 fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Body> {

@@ -6,9 +6,11 @@
 //! stops and in-flight requests get up to `shutdown.drain_timeout` to finish.
 
 mod admin;
+mod admin_guard;
 pub mod health;
 mod listener;
 pub mod metrics;
+mod preflight;
 mod service;
 mod sharded;
 pub mod tls;
@@ -32,6 +34,8 @@ use listener::{ConnLimits, Phase};
 use metrics::HttpMetrics;
 use service::RequestContext;
 use tls::{CertStore, TlsError};
+
+pub use preflight::preflight;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +88,7 @@ pub struct BoundServer {
 impl BoundServer {
     /// Validates `config`, builds the request path and binds both listeners.
     pub async fn bind(config: Config) -> Result<Self, ServerError> {
-        config.validate()?;
+        config.validate_serving()?;
         let registry = crate::metrics::new_registry()?;
         let metrics = HttpMetrics::register(&registry)?;
         let health = Arc::new(Health::register(&registry)?);
@@ -204,6 +208,8 @@ impl BoundServer {
             started: Instant::now(),
             upstream: self.config.upstream.url.clone(),
             engine: self.ctx.signin.engine().cloned(),
+            guard: admin_guard::Guard::new(&self.config.admin, &self.registry)?,
+            evicted: admin::evicted_counter(&self.registry)?,
         });
         let admin = tokio::spawn(admin::serve(self.admin, admin_state, phase.clone()));
         self.health.set_ready(true);
@@ -455,7 +461,9 @@ fn spawn_migration_reload(
                     _ = stop.changed() => return,
                     _ = hup.recv() => {}
                 }
-                let config = match crate::config::load_file(&path) {
+                let loaded =
+                    crate::config::load_file(&path).and_then(|c| c.validate_serving().map(|()| c));
+                let config = match loaded {
                     Ok(config) => config,
                     Err(e) => {
                         tracing::error!(error = %e, "config reload failed; keeping the running phase");
@@ -466,7 +474,7 @@ fn spawn_migration_reload(
                     phase: config.migration.phase,
                     canary_percent: config.migration.canary_percent,
                 };
-                if let Err(e) = engine.change_settings(settings, "sighup") {
+                if let Err(e) = engine.change_settings(settings, &crate::audit::Actor::sighup()) {
                     tracing::error!(error = %e, "config reload refused; keeping the running phase");
                 }
             }

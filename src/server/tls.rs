@@ -37,6 +37,17 @@ pub enum TlsError {
         /// What went wrong.
         message: String,
     },
+    /// The private key is not the one the (leaf) certificate was issued for.
+    #[error(
+        "certificate {cert} and private key {key} do not match: the key is not the one the \
+         certificate was issued for"
+    )]
+    Mismatch {
+        /// The certificate file.
+        cert: PathBuf,
+        /// The key file.
+        key: PathBuf,
+    },
     /// rustls refused the configuration.
     #[error("TLS configuration rejected: {0}")]
     Config(#[from] rustls::Error),
@@ -88,7 +99,8 @@ impl CertStore {
         }))
     }
 
-    /// Reloads from disk; on failure the current certificate stays in use.
+    /// Reloads from disk; on failure (unreadable files, a key that does not match the
+    /// certificate) the current certificate stays in use and `result="failure"` is counted.
     pub fn reload(&self) -> Result<(), TlsError> {
         let stamp = mtimes(&self.config);
         match load_certified_key(&self.config, &self.provider) {
@@ -170,7 +182,27 @@ fn load_certified_key(
             path: config.key_file.clone(),
             message: e.to_string(),
         })?;
-    Ok(CertifiedKey::new(certs, signing_key))
+    let certified = CertifiedKey::new(certs, signing_key);
+    match certified.keys_match() {
+        // `Unknown`: the key cannot tell its public half; rustls's own `from_der` accepts that.
+        Ok(()) | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {
+            Ok(certified)
+        }
+        Err(rustls::Error::InconsistentKeys(_)) => Err(TlsError::Mismatch {
+            cert: config.cert_file.clone(),
+            key: config.key_file.clone(),
+        }),
+        Err(e) => Err(TlsError::Cert {
+            path: config.cert_file.clone(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+/// Loads the certificate and key named in `config` as serving would, the check that they
+/// belong together included (`check-config`).
+pub fn check_files(config: &TlsConfig) -> Result<(), TlsError> {
+    load_certified_key(config, &crypto_provider()).map(|_| ())
 }
 
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {

@@ -34,13 +34,8 @@ pub async fn build(
     let Some(legacy_config) = &config.legacy else {
         return Ok(None);
     };
-    if config.provider.is_none() && config.migration.phase != crate::migrate::Phase::Observe {
-        return Err(ServerError::Config(crate::config::ConfigError::Invalid {
-            key: "migration.phase".to_owned(),
-            message: "phases migrate and route need a [provider] section (observe does not)"
-                .to_owned(),
-        }));
-    }
+    // Whether the phase can run without a provider or route target was checked by
+    // `Config::validate` (`config::check_phase`), which check-config runs too.
     let dependency =
         |what: &str, e: &dyn std::fmt::Display| ServerError::Dependency(format!("{what}: {e}"));
     let legacy = LegacyStore::open_with_caps(legacy_config, &config.hash, registry)
