@@ -63,7 +63,8 @@ async fn first_signin_migrates_then_redirects(fake: Fake, test: &str) {
     assert_eq!(second.status, 303);
     assert_eq!(
         second.location.as_deref(),
-        Some("https://auth.example.test/login?login_hint=Ann%2BLee%40Example.com")
+        Some("https://auth.example.test/login?login_hint=ann%2Blee%40example.com"),
+        "the hint is the user's email as the legacy rule normalizes it"
     );
     assert!(
         second.set_cookie.is_empty(),

@@ -402,7 +402,7 @@ pub struct LegacyUserBinding {
     /// A `Set-Cookie` name (a trailing `*` matches any suffix, e.g. WordPress's
     /// `wordpress_logged_in_*`) whose value starts with the user's login or email.
     pub cookie: Option<String>,
-    /// Where the name ends in the cookie value (WordPress: `|`); the value is percent-decoded.
+    /// Where the name ends in the cookie value (WordPress: `|`), after percent-decoding.
     pub cookie_separator: Option<String>,
 }
 
@@ -434,15 +434,16 @@ impl LegacyUserBinding {
         if !matches {
             return None;
         }
+        // The value is percent-decoded first: PHP's `setcookie` encodes WordPress's `|` as `%7C`.
         let value = value.trim_matches('"');
-        let raw = match self.cookie_separator.as_deref() {
-            Some(sep) => value.split(sep).next().unwrap_or(""),
-            None => value,
-        };
-        let decoded = percent_encoding::percent_decode_str(raw)
+        let decoded = percent_encoding::percent_decode_str(value)
             .decode_utf8()
             .ok()?;
-        (!decoded.is_empty()).then(|| decoded.into_owned())
+        let decoded = match self.cookie_separator.as_deref() {
+            Some(sep) => decoded.split(sep).next().unwrap_or("").to_owned(),
+            None => decoded.into_owned(),
+        };
+        (!decoded.is_empty()).then_some(decoded)
     }
 }
 
@@ -763,5 +764,48 @@ mod admin_and_upstream_tests {
             key(check_phase(Phase::Route, true, false)),
             "migration.route"
         );
+    }
+}
+
+#[cfg(test)]
+mod legacy_user_binding_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::LegacyUserBinding;
+    use http::header::{HeaderMap, HeaderValue, SET_COOKIE};
+
+    #[test]
+    fn wordpress_cookie_names_the_login() {
+        let binding = LegacyUserBinding {
+            cookie: Some("wordpress_logged_in_*".into()),
+            cookie_separator: Some("|".into()),
+            ..LegacyUserBinding::default()
+        };
+        let mut headers = HeaderMap::new();
+        headers.append(
+            SET_COOKIE,
+            HeaderValue::from_static("wordpress_test_cookie=WP%20Cookie%20check; path=/"),
+        );
+        headers.append(
+            SET_COOKIE,
+            HeaderValue::from_static(
+                "wordpress_logged_in_0123abcd=j%C3%B6rg%40x.io%7C1700000000%7Ctok%7Chmac; path=/; HttpOnly",
+            ),
+        );
+        // `|` arrives percent-encoded in WordPress's cookie: split after decoding.
+        let named = binding.user_named(&mut headers);
+        assert_eq!(named.as_deref(), Some("jörg@x.io"));
+    }
+
+    #[test]
+    fn header_is_taken_out() {
+        let binding = LegacyUserBinding {
+            header: Some("x-legacy-user".into()),
+            ..LegacyUserBinding::default()
+        };
+        let mut headers = HeaderMap::new();
+        headers.insert("x-legacy-user", HeaderValue::from_static(" al@x.io "));
+        assert_eq!(binding.user_named(&mut headers).as_deref(), Some("al@x.io"));
+        assert!(headers.get("x-legacy-user").is_none());
+        assert_eq!(binding.user_named(&mut headers), None);
     }
 }
