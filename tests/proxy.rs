@@ -82,20 +82,6 @@ async fn raw_echo(addr: std::net::SocketAddr, request: &[u8]) -> Value {
     serde_json::from_str(body).unwrap()
 }
 
-#[tokio::test]
-async fn repeated_host_lines_reach_the_upstream_as_one() {
-    let app = LegacyApp::start().await;
-    let dg = Dripgate::start(config_for(app.addr)).await;
-    let v = raw_echo(
-        dg.addr,
-        b"GET /echo HTTP/1.1\r\nHost: first.example\r\nHost: second.example\r\n\
-          Connection: close\r\n\r\n",
-    )
-    .await;
-    assert_eq!(v["headers"]["host"], serde_json::json!(["first.example"]));
-    dg.stop().await;
-}
-
 /// `Connection` may name Host as hop-by-hop; the upstream still gets the client's Host.
 #[tokio::test]
 async fn a_host_that_connection_names_still_reaches_the_upstream() {

@@ -5,6 +5,48 @@ use std::time::Duration;
 use http::{Response, StatusCode, header};
 
 use crate::body::{Body, full};
+use crate::server::metrics::ClientErrorReason;
+
+/// A request refused or cut because the client got it wrong; never an upstream error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// HTTP/1.1 without Host (RFC 9112 §3.2).
+    #[error("request without Host")]
+    MissingHost,
+    /// More than one Host line, or one Host line with a list.
+    #[error("request with more than one Host")]
+    RepeatedHost,
+    /// Transfer codings other than `chunked` alone, which dripgate cannot pass on.
+    #[error("transfer coding other than chunked")]
+    TransferCoding,
+    /// The request body could not be decoded (chunk framing, truncation).
+    #[error("malformed request body")]
+    MalformedBody,
+    /// No request body bytes arrived for `upstream.body_inactivity_timeout`.
+    #[error("request body stalled")]
+    BodyTimeout,
+}
+
+impl ClientError {
+    /// The status the client gets.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::MissingHost | Self::RepeatedHost | Self::MalformedBody => StatusCode::BAD_REQUEST,
+            Self::TransferCoding => StatusCode::NOT_IMPLEMENTED,
+            Self::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+
+    /// Its `dripgate_client_errors_total` reason.
+    pub fn reason(self) -> ClientErrorReason {
+        match self {
+            Self::MissingHost | Self::RepeatedHost => ClientErrorReason::BadHost,
+            Self::TransferCoding => ClientErrorReason::TransferCoding,
+            Self::MalformedBody => ClientErrorReason::MalformedBody,
+            Self::BodyTimeout => ClientErrorReason::BodyTimeout,
+        }
+    }
+}
 
 /// Why a request could not be answered by the upstream.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +63,10 @@ pub enum UpstreamError {
     /// The request could not be rewritten for the upstream.
     #[error("request cannot be forwarded: {0}")]
     BadRequest(String),
+    /// The client's request is at fault (refused before it went upstream, or its body failed
+    /// on the way): counted as a client error, not against the upstream.
+    #[error("{0}")]
+    Client(#[from] ClientError),
 }
 
 impl UpstreamError {
@@ -44,6 +90,7 @@ impl UpstreamError {
             Self::Timeout(_) => "timeout",
             Self::Protocol(_) => "protocol",
             Self::BadRequest(_) => "bad_request",
+            Self::Client(_) => "client",
         }
     }
 
@@ -52,6 +99,7 @@ impl UpstreamError {
         match self {
             Self::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Client(err) => err.status(),
             Self::Connect(_) | Self::Protocol(_) => StatusCode::BAD_GATEWAY,
         }
     }
@@ -62,7 +110,12 @@ impl UpstreamError {
     #[cold]
     #[inline(never)]
     pub fn into_response(self, upstream: &str) -> Response<Body> {
-        tracing::warn!(upstream, kind = self.kind(), error = %self, "upstream request failed");
+        match &self {
+            Self::Client(err) => tracing::debug!(upstream, error = %err, "request refused"),
+            _ => {
+                tracing::warn!(upstream, kind = self.kind(), error = %self, "upstream request failed")
+            }
+        }
         let status = self.status();
         let text = format!(
             "{} {}\n",

@@ -1,13 +1,18 @@
-//! Header rewriting on the way upstream and back: hop-by-hop removal (RFC 9110 §7.6.1) and the
-//! X-Forwarded-* / Forwarded family, trusted only from configured proxies.
+//! Header rewriting on the way upstream and back: hop-by-hop removal (RFC 9110 §7.6.1), the
+//! X-Forwarded-* / Forwarded family and other headers a client could use to claim another
+//! origin, trusted only from configured proxies, and the upgrade allow-list.
 
 use std::net::{IpAddr, SocketAddr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
-/// Headers that describe one connection and are never forwarded.
-const HOP_COUNT: usize = 8;
+use super::error::ClientError;
+use crate::config::{ConfigError, DEFAULT_UNTRUSTED_DROP_HEADERS, ForwardingConfig};
+
+/// Headers that describe one connection and are never forwarded. `HTTP2-Settings` belongs to
+/// an h2c upgrade (RFC 7540 §3.2.1), which is never tunnelled.
+const HOP_COUNT: usize = 9;
 static HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
@@ -17,21 +22,41 @@ static HOP_BY_HOP: [HeaderName; HOP_COUNT] = [
     header::TE,
     header::TRAILER,
     header::TRANSFER_ENCODING,
+    HeaderName::from_static("http2-settings"),
 ];
+/// Where `Transfer-Encoding` is in `HOP_BY_HOP`.
+const TRANSFER_ENCODING_INDEX: usize = 7;
 /// Where `Upgrade` is counted, after the names of `HOP_BY_HOP`.
 const UPGRADE_INDEX: usize = HOP_COUNT;
 
 /// What a header name means to the rewrites: a hop-by-hop name (its index in `HOP_BY_HOP`,
-/// [`UPGRADE_INDEX`] for `Upgrade`), one of the forwarded family, or neither.
+/// [`UPGRADE_INDEX`] for `Upgrade`), one of the forwarded family, another of the default
+/// `forwarding.untrusted_drop_headers`, a name with an underscore, or none of these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum NameClass {
     Hop(usize),
     Forwarded,
+    Spoofable,
+    Underscore,
     EndToEnd,
 }
 
+/// The default `forwarding.untrusted_drop_headers` that are not of the forwarded family (which
+/// is always dropped from untrusted peers, and then set afresh).
+const DEFAULT_SPOOFABLE: [HeaderName; 8] = [
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-server"),
+    HeaderName::from_static("x-client-ip"),
+    HeaderName::from_static("true-client-ip"),
+    HeaderName::from_static("cf-connecting-ip"),
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+];
+
 /// The class of `name`. A `match` on the (always lowercase) name compiles to a length switch and
-/// a few byte comparisons, so an end-to-end name costs about one comparison.
+/// a few byte comparisons, so an end-to-end name costs about one comparison, and a byte scan
+/// for an underscore (CGI maps `X_Forwarded_For` and `X-Forwarded-For` to the same variable).
 fn name_class(name: &HeaderName) -> NameClass {
     match name.as_str() {
         "connection" => NameClass::Hop(0),
@@ -41,23 +66,32 @@ fn name_class(name: &HeaderName) -> NameClass {
         "proxy-authorization" => NameClass::Hop(4),
         "te" => NameClass::Hop(5),
         "trailer" => NameClass::Hop(6),
-        "transfer-encoding" => NameClass::Hop(7),
+        "transfer-encoding" => NameClass::Hop(TRANSFER_ENCODING_INDEX),
+        "http2-settings" => NameClass::Hop(8),
         "upgrade" => NameClass::Hop(UPGRADE_INDEX),
         "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "x-real-ip"
         | "forwarded" => NameClass::Forwarded,
+        "x-forwarded-port" | "x-forwarded-prefix" | "x-forwarded-server" | "x-client-ip"
+        | "true-client-ip" | "cf-connecting-ip" | "x-original-url" | "x-rewrite-url" => {
+            NameClass::Spoofable
+        }
+        other if other.as_bytes().contains(&b'_') => NameClass::Underscore,
         _ => NameClass::EndToEnd,
     }
 }
 
 /// What one pass over a message's header names found: which hop-by-hop headers are present and
-/// whether any forwarded header is. Taken once per request, it serves the upgrade check, the
-/// hop-by-hop stripping and the forwarded-header policy, which would otherwise each walk the
-/// names or hash a lookup of their own.
+/// whether any forwarded, otherwise spoofable or underscored header is. Taken once per request,
+/// it serves the upgrade and transfer-coding checks, the hop-by-hop stripping and the
+/// forwarded-header policy, which would otherwise each walk the names or hash a lookup of their
+/// own.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct HeaderScan {
     /// `HOP_BY_HOP`'s names, then `Upgrade`.
     hop: [bool; HOP_COUNT + 1],
     forwarded: bool,
+    spoofable: bool,
+    underscore: bool,
 }
 
 impl HeaderScan {
@@ -68,6 +102,8 @@ impl HeaderScan {
             match name_class(name) {
                 NameClass::Hop(i) => scan.hop[i] = true,
                 NameClass::Forwarded => scan.forwarded = true,
+                NameClass::Spoofable => scan.spoofable = true,
+                NameClass::Underscore => scan.underscore = true,
                 NameClass::EndToEnd => {}
             }
         }
@@ -90,9 +126,15 @@ impl HeaderScan {
         self.forwarded
     }
 
+    /// Whether `Transfer-Encoding` is present.
+    pub fn has_transfer_encoding(&self) -> bool {
+        self.hop[TRANSFER_ENCODING_INDEX]
+    }
+
     /// Whether the scanned request asks to switch protocols (HTTP/1.1 `Upgrade` and a
-    /// `Connection` that names `upgrade`); `headers` must be the ones scanned.
-    pub fn is_upgrade_request(&self, headers: &HeaderMap) -> bool {
+    /// `Connection` that names `upgrade`) to nothing but protocols in `allowed`; `headers` must
+    /// be the ones scanned. A request that offers any other is to go upstream as a plain one.
+    pub fn is_upgrade_request(&self, headers: &HeaderMap, allowed: &UpgradeProtocols) -> bool {
         self.hop[UPGRADE_INDEX]
             && self.hop[0]
             && headers
@@ -101,6 +143,66 @@ impl HeaderScan {
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+            && allowed.allows_all(headers)
+    }
+}
+
+/// The protocols a client may switch to (`forwarding.upgrade_protocols`): a tunnel escapes
+/// sign-in interception, so only these may open one.
+#[derive(Debug, Clone)]
+pub struct UpgradeProtocols(Vec<String>);
+
+impl UpgradeProtocols {
+    /// `protocols` as configured, e.g. `["websocket"]`; matched without regard to case.
+    pub fn new(protocols: &[String]) -> Self {
+        Self(protocols.iter().map(|p| p.trim().to_owned()).collect())
+    }
+
+    /// Whether every protocol the `Upgrade` lines of `headers` offer is allowed (and there is
+    /// at least one). An entry without a version (`websocket`) allows every version of it.
+    fn allows_all(&self, headers: &HeaderMap) -> bool {
+        let mut offered = headers
+            .get_all(header::UPGRADE)
+            .iter()
+            .map(|v| v.to_str().ok())
+            .flat_map(|v| v.unwrap_or("\0").split(','))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .peekable();
+        offered.peek().is_some() && offered.all(|t| self.allows(t))
+    }
+
+    fn allows(&self, offered: &str) -> bool {
+        let name = offered.split('/').next().unwrap_or(offered);
+        self.0.iter().any(|entry| {
+            entry.eq_ignore_ascii_case(offered)
+                || (!entry.contains('/') && entry.eq_ignore_ascii_case(name))
+        })
+    }
+}
+
+impl Default for UpgradeProtocols {
+    fn default() -> Self {
+        Self(vec!["websocket".to_owned()])
+    }
+}
+
+/// Refuses transfer codings other than `chunked` alone. hyper's server already answers 400 when
+/// `chunked` is not the last coding; what reaches here (`gzip, chunked`, `chunked, chunked`,
+/// several lines) it has decoded as chunked only, and passing the rest on would hand the
+/// upstream bytes in a coding no longer declared.
+#[cold]
+#[inline(never)]
+pub fn check_transfer_coding(headers: &HeaderMap) -> Result<(), ClientError> {
+    let mut codings = headers
+        .get_all(header::TRANSFER_ENCODING)
+        .iter()
+        .map(|v| v.to_str().ok())
+        .flat_map(|v| v.unwrap_or("\0").split(','))
+        .map(str::trim);
+    match (codings.next(), codings.next()) {
+        (Some(only), None) if only.eq_ignore_ascii_case("chunked") => Ok(()),
+        _ => Err(ClientError::TransferCoding),
     }
 }
 
@@ -232,15 +334,55 @@ impl ClientInfo {
 }
 
 /// The forwarded-header policy from config.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ForwardedPolicy {
     /// Peers whose forwarded headers are kept and extended.
     pub trusted_proxies: Vec<IpNet>,
     /// Whether to send RFC 7239 `Forwarded` too.
     pub forwarded_header: bool,
+    /// Headers dropped from untrusted peers besides the forwarded family, when not the default
+    /// list (which the header scan recognises by name, at no extra cost).
+    pub custom_drop: Option<Vec<HeaderName>>,
+    /// Whether names with an underscore are dropped from untrusted peers.
+    pub drop_underscore: bool,
+}
+
+impl Default for ForwardedPolicy {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            forwarded_header: false,
+            custom_drop: None,
+            drop_underscore: true,
+        }
+    }
 }
 
 impl ForwardedPolicy {
+    /// The policy of `[forwarding]`.
+    pub fn from_config(config: &ForwardingConfig) -> Result<Self, ConfigError> {
+        let mut names = config
+            .untrusted_drop_headers
+            .iter()
+            .map(|n| HeaderName::from_bytes(n.as_bytes()))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError::Invalid {
+                key: "forwarding.untrusted_drop_headers".to_owned(),
+                message: e.to_string(),
+            })?;
+        names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        names.dedup();
+        let mut default: Vec<&str> = DEFAULT_UNTRUSTED_DROP_HEADERS.to_vec();
+        default.sort_unstable();
+        let is_default = names.iter().map(HeaderName::as_str).eq(default);
+        Ok(Self {
+            trusted_proxies: config.trusted_proxies.clone(),
+            forwarded_header: config.forwarded_header,
+            custom_drop: (!is_default).then_some(names),
+            drop_underscore: config.drop_underscore_headers,
+        })
+    }
+
     /// Whether `ip` is a trusted proxy.
     pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = canonical(ip);
@@ -248,22 +390,25 @@ impl ForwardedPolicy {
     }
 
     /// Sets X-Forwarded-For/-Proto/-Host (and `Forwarded` if configured). From an untrusted
-    /// peer every client-supplied forwarded header is dropped first, so it cannot spoof them.
-    /// `host` is the Host the client asked for; `sent_forwarded` is whether the client sent any
-    /// of the forwarded family ([`HeaderScan::forwarded`]). A client that sent none (the usual
+    /// peer every client-supplied forwarded or otherwise spoofable header is dropped first, so
+    /// it cannot spoof them. `host` is the Host the client asked for; `scan` is the scan of
+    /// `headers` taken before any rewrite. A client that sent none of those headers (the usual
     /// case) costs no removals and no lookups.
     pub fn apply(
         &self,
         headers: &mut HeaderMap,
         client: &ClientInfo,
         host: Option<&HeaderValue>,
-        sent_forwarded: bool,
+        scan: &HeaderScan,
     ) {
         let peer_ip = canonical(client.peer.ip());
-        if sent_forwarded && !self.trusts(peer_ip) {
-            for name in &FORWARDED_FAMILY {
-                headers.remove(name);
-            }
+        let sent_forwarded = scan.forwarded;
+        let sent_spoofable = sent_forwarded
+            || scan.spoofable
+            || (scan.underscore && self.drop_underscore)
+            || self.custom_drop.is_some();
+        if sent_spoofable && !self.trusts(peer_ip) {
+            self.drop_spoofable(headers, scan);
         }
         let proto = if client.tls { "https" } else { "http" };
         let prior = if sent_forwarded {
@@ -288,6 +433,41 @@ impl ForwardedPolicy {
         }
         if self.forwarded_header {
             self.append_forwarded(headers, peer_ip, proto, host);
+        }
+    }
+
+    /// Removes what an untrusted peer may not claim: the forwarded family, the configured list
+    /// (by default the names the scan recognised as spoofable) and underscored names.
+    #[cold]
+    #[inline(never)]
+    fn drop_spoofable(&self, headers: &mut HeaderMap, scan: &HeaderScan) {
+        if scan.forwarded {
+            for name in &FORWARDED_FAMILY {
+                headers.remove(name);
+            }
+        }
+        match &self.custom_drop {
+            None if scan.spoofable => {
+                for name in &DEFAULT_SPOOFABLE {
+                    headers.remove(name);
+                }
+            }
+            None => {}
+            Some(names) => {
+                for name in names {
+                    headers.remove(name);
+                }
+            }
+        }
+        if scan.underscore && self.drop_underscore {
+            let underscored: Vec<HeaderName> = headers
+                .keys()
+                .filter(|n| n.as_str().contains('_'))
+                .cloned()
+                .collect();
+            for name in underscored {
+                headers.remove(name);
+            }
         }
     }
 
@@ -387,8 +567,8 @@ mod tests {
         client: &ClientInfo,
         host: Option<&HeaderValue>,
     ) {
-        let sent_forwarded = HeaderScan::of(h).forwarded();
-        policy.apply(h, client, host, sent_forwarded);
+        let scan = HeaderScan::of(h);
+        policy.apply(h, client, host, &scan);
     }
 
     fn client(ip: &str) -> ClientInfo {
@@ -424,7 +604,8 @@ mod tests {
             header::HOST,
             header::CONTENT_LENGTH,
             header::CONTENT_TYPE,
-            HeaderName::from_static("x-forwarded-port"),
+            HeaderName::from_static("x-forwarded"),
+            HeaderName::from_static("x-custom-ip"),
         ] {
             assert_eq!(name_class(&name), NameClass::EndToEnd, "{name}");
         }
@@ -434,12 +615,13 @@ mod tests {
     fn one_scan_tells_upgrade_requests_hop_by_hop_and_forwarded_headers_apart() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("a.example"));
+        let ws = UpgradeProtocols::default();
         let scan = HeaderScan::of(&h);
-        assert!(!scan.any_hop() && !scan.forwarded && !scan.is_upgrade_request(&h));
+        assert!(!scan.any_hop() && !scan.forwarded && !scan.is_upgrade_request(&h, &ws));
 
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         assert!(
-            !HeaderScan::of(&h).is_upgrade_request(&h),
+            !HeaderScan::of(&h).is_upgrade_request(&h, &ws),
             "Upgrade without Connection"
         );
         h.insert(
@@ -447,15 +629,165 @@ mod tests {
             HeaderValue::from_static("keep-alive, Upgrade"),
         );
         let scan = HeaderScan::of(&h);
-        assert!(scan.any_hop() && scan.is_upgrade_request(&h));
+        assert!(scan.any_hop() && scan.is_upgrade_request(&h, &ws));
         h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive"));
         assert!(
-            !HeaderScan::of(&h).is_upgrade_request(&h),
+            !HeaderScan::of(&h).is_upgrade_request(&h, &ws),
             "Connection does not name upgrade"
         );
 
         h.insert(X_REAL_IP, HeaderValue::from_static("192.0.2.1"));
         assert!(HeaderScan::of(&h).forwarded);
+    }
+
+    #[test]
+    fn the_default_drop_list_and_underscored_names_are_classified_by_the_scan() {
+        for name in DEFAULT_UNTRUSTED_DROP_HEADERS {
+            let class = name_class(&HeaderName::from_static(name));
+            assert!(
+                matches!(class, NameClass::Forwarded | NameClass::Spoofable),
+                "{name}: {class:?}"
+            );
+        }
+        for name in &DEFAULT_SPOOFABLE {
+            assert!(
+                DEFAULT_UNTRUSTED_DROP_HEADERS.contains(&name.as_str()),
+                "{name}"
+            );
+        }
+        for name in ["x_forwarded_for", "x-user_id", "_"] {
+            let name = HeaderName::from_bytes(name.as_bytes()).unwrap();
+            assert_eq!(name_class(&name), NameClass::Underscore, "{name}");
+        }
+        assert_eq!(
+            name_class(&HeaderName::from_static("http2-settings")),
+            NameClass::Hop(8)
+        );
+    }
+
+    #[test]
+    fn only_allowed_protocols_make_an_upgrade_request() {
+        let upgrade = |protocols: &[&str], offered: &[&str]| {
+            let allowed = UpgradeProtocols::new(
+                &protocols
+                    .iter()
+                    .map(|p| (*p).to_owned())
+                    .collect::<Vec<_>>(),
+            );
+            let mut h = HeaderMap::new();
+            h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+            for line in offered {
+                h.append(header::UPGRADE, HeaderValue::from_str(line).unwrap());
+            }
+            HeaderScan::of(&h).is_upgrade_request(&h, &allowed)
+        };
+        assert!(upgrade(&["websocket"], &["websocket"]));
+        assert!(upgrade(&["websocket"], &["WebSocket"]));
+        assert!(upgrade(&["websocket"], &["websocket/13"]));
+        assert!(!upgrade(&["websocket/13"], &["websocket/14"]));
+        assert!(!upgrade(&["websocket"], &["h2c"]));
+        assert!(!upgrade(&["websocket"], &["websocket, h2c"]));
+        assert!(!upgrade(&["websocket"], &["websocket", "h2c"]));
+        assert!(!upgrade(&["websocket"], &[" , "]));
+        assert!(!upgrade(&[], &["websocket"]));
+        assert!(upgrade(&["websocket", "h2c"], &["h2c, websocket"]));
+    }
+
+    #[test]
+    fn http2_settings_is_always_stripped() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert(
+            "http2-settings",
+            HeaderValue::from_static("AAMAAABkAAQAAP__"),
+        );
+        strip_hop_by_hop(&mut h, true);
+        assert!(!h.contains_key("http2-settings"));
+        assert_eq!(h[header::UPGRADE], "websocket");
+    }
+
+    #[test]
+    fn only_chunked_alone_is_an_accepted_transfer_coding() {
+        for (lines, ok) in [
+            (&["chunked"][..], true),
+            (&["Chunked"][..], true),
+            (&[" chunked "][..], true),
+            (&["gzip, chunked"][..], false),
+            (&["chunked, chunked"][..], false),
+            (&["identity"][..], false),
+            (&["gzip", "chunked"][..], false),
+            (&[""][..], false),
+        ] {
+            let mut h = HeaderMap::new();
+            for line in lines {
+                h.append(
+                    header::TRANSFER_ENCODING,
+                    HeaderValue::from_str(line).unwrap(),
+                );
+            }
+            assert_eq!(check_transfer_coding(&h).is_ok(), ok, "{lines:?}");
+        }
+    }
+
+    /// Every spoofable header of the default list, an underscored one and an end-to-end one.
+    fn spoofable_headers() -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for name in DEFAULT_UNTRUSTED_DROP_HEADERS {
+            h.insert(name, HeaderValue::from_static("6.6.6.6"));
+        }
+        h.insert("x_forwarded_for", HeaderValue::from_static("6.6.6.6"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        h
+    }
+
+    #[test]
+    fn spoofable_and_underscored_headers_are_dropped_from_untrusted_peers_only() {
+        let policy = ForwardedPolicy {
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            ..ForwardedPolicy::default()
+        };
+        let mut h = spoofable_headers();
+        apply(&policy, &mut h, &client("192.0.2.7"), None);
+        let mut left: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["x-forwarded-for", "x-forwarded-proto", "x-kept"]);
+        assert_eq!(h[&X_FORWARDED_FOR], "192.0.2.7");
+
+        let mut h = spoofable_headers();
+        apply(&policy, &mut h, &client("10.1.2.3"), None);
+        for name in DEFAULT_UNTRUSTED_DROP_HEADERS {
+            assert_eq!(h[name], "6.6.6.6", "{name}");
+        }
+        assert_eq!(h["x_forwarded_for"], "6.6.6.6");
+    }
+
+    #[test]
+    fn a_configured_drop_list_replaces_the_default_and_underscores_can_be_kept() {
+        let mut config = ForwardingConfig {
+            untrusted_drop_headers: vec!["x-tenant".to_owned()],
+            drop_underscore_headers: false,
+            ..ForwardingConfig::default()
+        };
+        let policy = ForwardedPolicy::from_config(&config).unwrap();
+        let mut h = spoofable_headers();
+        h.insert("x-tenant", HeaderValue::from_static("other"));
+        apply(&policy, &mut h, &client("192.0.2.7"), None);
+        assert!(!h.contains_key("x-tenant"));
+        assert!(
+            !h.contains_key(X_REAL_IP),
+            "the forwarded family is always dropped"
+        );
+        assert_eq!(h["x-original-url"], "6.6.6.6");
+        assert_eq!(h["x_forwarded_for"], "6.6.6.6");
+
+        config.untrusted_drop_headers = DEFAULT_UNTRUSTED_DROP_HEADERS
+            .iter()
+            .rev()
+            .map(|n| (*n).to_owned())
+            .collect();
+        let policy = ForwardedPolicy::from_config(&config).unwrap();
+        assert!(policy.custom_drop.is_none(), "the default in another order");
     }
 
     #[test]
@@ -497,6 +829,7 @@ mod tests {
         let policy = ForwardedPolicy {
             trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
             forwarded_header: true,
+            ..ForwardedPolicy::default()
         };
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));
@@ -568,6 +901,7 @@ mod tests {
         let policy = ForwardedPolicy {
             trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
             forwarded_header: false,
+            ..ForwardedPolicy::default()
         };
         let mut h = HeaderMap::new();
         h.insert(X_FORWARDED_FOR, HeaderValue::from_static("1.2.3.4"));

@@ -1,12 +1,14 @@
 //! Forwarding to the legacy upstream over pooled HTTP/1.1 connections: streamed bodies both ways,
-//! hop-by-hop headers stripped, forwarded headers set, protocol upgrades tunnelled, and upstream
-//! failures turned into short 502/504 answers.
+//! hop-by-hop headers stripped, forwarded headers set, allowed protocol upgrades tunnelled,
+//! requests the client got wrong refused (400/408/501), and upstream failures turned into short
+//! 502/504 answers.
 
 mod error;
 pub mod headers;
 mod pool;
 mod timer;
 mod upgrade;
+mod upload;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -21,8 +23,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use pin_project_lite::pin_project;
 use tokio::time::Sleep;
 
-pub use error::UpstreamError;
-pub use headers::{ClientInfo, ForwardedPolicy};
+pub use error::{ClientError, UpstreamError};
+pub use headers::{ClientInfo, ForwardedPolicy, UpgradeProtocols};
 pub(crate) use pool::SendResult;
 use pool::{Exchange, PooledBody};
 
@@ -31,7 +33,8 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::body::{Body, BoxError};
 use crate::config::{Config, ConfigError};
-use crate::server::metrics::HttpMetrics;
+use crate::server::metrics::{ClientErrorCounters, HttpMetrics};
+use upload::{Stage, Upload, WatchedBody};
 
 /// Forwards requests to one upstream.
 #[derive(Clone)]
@@ -40,10 +43,13 @@ pub struct Forwarder {
     authority: Authority,
     base_path: String,
     preserve_host: bool,
-    response_timeout: std::time::Duration,
+    response_timeout: Duration,
+    body_inactivity_timeout: Duration,
     policy: ForwardedPolicy,
+    upgrade_protocols: UpgradeProtocols,
     name: &'static str,
     metrics: HttpMetrics,
+    client_errors: ClientErrorCounters,
 }
 
 impl Forwarder {
@@ -101,11 +107,11 @@ impl Forwarder {
             base_path: uri.path().trim_end_matches('/').to_owned(),
             preserve_host: upstream.preserve_host,
             response_timeout: upstream.response_timeout,
-            policy: ForwardedPolicy {
-                trusted_proxies: config.forwarding.trusted_proxies.clone(),
-                forwarded_header: config.forwarding.forwarded_header,
-            },
+            body_inactivity_timeout: upstream.body_inactivity_timeout,
+            policy: ForwardedPolicy::from_config(&config.forwarding)?,
+            upgrade_protocols: UpgradeProtocols::new(&config.forwarding.upgrade_protocols),
             name,
+            client_errors: metrics.client_errors(),
             metrics,
         })
     }
@@ -130,13 +136,26 @@ impl Forwarder {
         &self.authority
     }
 
-    /// Sends `req` upstream and returns its response, or a short 502/504 answer.
+    /// Sends `req` upstream and returns its response, or a short 400/408/501/502/504 answer.
     pub async fn forward(&self, req: Request<Body>, client: &ClientInfo) -> Response<Body> {
-        let mut forwarding = std::pin::pin!(self.start(req, client, Instant::now()));
-        std::future::poll_fn(|cx| forwarding.as_mut().poll_forward(cx, self, client))
+        let started = Instant::now();
+        let mut forwarding = std::pin::pin!(self.start(req, client, started));
+        std::future::poll_fn(|cx| forwarding.as_mut().poll_forward(cx, self, client, started))
             .await
             .0
             .map(ForwardedBody::boxed)
+    }
+
+    /// Whether `req` is one this forwarder would refuse as the client's fault (Host, transfer
+    /// codings): checked before a sign-in's body is read, since its forwarding comes later.
+    pub fn refuses(&self, req: &Request<Body>) -> bool {
+        let scan = headers::HeaderScan::of(req.headers());
+        let transfer_coding = if scan.has_transfer_encoding() {
+            headers::check_transfer_coding(req.headers())
+        } else {
+            Ok(())
+        };
+        transfer_coding.and(client_host(req).map(drop)).is_err()
     }
 
     /// Starts forwarding `req`, a request that arrived at `started` (a clock reading the caller
@@ -149,25 +168,41 @@ impl Forwarder {
         client: &ClientInfo,
         started: Instant,
     ) -> Forwarding<impl Future<Output = SendResult> + Send + use<>> {
-        // One pass over the header names serves the upgrade check and both rewrites.
+        // One pass over the header names serves the checks, the upgrade test and both rewrites.
         let scan = headers::HeaderScan::of(req.headers());
-        let upgrade = scan.is_upgrade_request(req.headers());
-        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        let upgrade = scan.is_upgrade_request(req.headers(), &self.upgrade_protocols);
         if let Err(err) = self.rewrite_request(&mut req, client, upgrade, &scan) {
-            return Forwarding::Refused {
-                error: Some(err),
-                started,
-            };
+            return Forwarding::Refused { error: Some(err) };
         }
+        let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+        // A body still arriving (not one that came whole with the head, as for most GETs) is
+        // watched, so that the deadline can move to its end.
+        let upload = (!req.body().is_end_stream()).then(|| self.watch_upload(&mut req));
         // The deadline reuses the clock reading taken for the latency metric, and the timer is
-        // the connection's own (`timer`): no timer-wheel update per request.
+        // the connection's own (`timer`): no timer-wheel update per request. For an upload it is
+        // a first look at how the upload fares (`Forwarding::extend`).
         let deadline = tokio::time::Instant::from_std(started) + self.response_timeout;
         Forwarding::Exchanging {
             deadline: Some(client.response_timer.arm(deadline)),
             exchange: self.pool.send(req, started),
             client_upgrade,
-            started,
+            upload,
         }
+    }
+
+    /// Puts the body of `req` under watch ([`upload`]) and returns what it will report.
+    #[cold]
+    #[inline(never)]
+    fn watch_upload(&self, req: &mut Request<Body>) -> Arc<Upload> {
+        let upload = Arc::new(Upload::default());
+        let body = std::mem::take(req.body_mut());
+        *req.body_mut() = crate::body::boxed(WatchedBody::new(
+            body,
+            upload.clone(),
+            self.body_inactivity_timeout,
+            self.client_errors.clone(),
+        ));
+        upload
     }
 
     /// The upstream's response head arrived: counted, tunnelled on 101, hop-by-hop headers
@@ -179,22 +214,32 @@ impl Forwarder {
         started: Instant,
     ) -> (Response<ForwardedBody>, Duration) {
         let elapsed = resp.body().answered_at().saturating_duration_since(started);
-        self.metrics
-            .observe_upstream(self.name, Ok(resp.status()), elapsed);
         let switching = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
-        if let (true, Some(client_upgrade)) = (switching, client_upgrade) {
+        if switching {
+            // Only a request that asked for an allowed protocol may become a tunnel.
+            let Some(client_upgrade) = client_upgrade else {
+                let err =
+                    UpstreamError::Protocol("101 to a request that asked for no upgrade".into());
+                return self.failed(err, started);
+            };
             upgrade::tunnel(client_upgrade, hyper::upgrade::on(&mut resp));
         }
+        self.metrics
+            .observe_upstream(self.name, Ok(resp.status()), elapsed);
         headers::strip_hop_by_hop(resp.headers_mut(), switching);
         (resp.map(ForwardedBody::Upstream), elapsed)
     }
 
-    /// Counts a failed upstream exchange and answers 502/504.
+    /// Counts a failed upstream exchange and answers 502/504; a request the client got wrong
+    /// is answered as such and counted as the client's error, not the upstream's.
     #[cold]
     #[inline(never)]
     fn failed(&self, err: UpstreamError, started: Instant) -> (Response<ForwardedBody>, Duration) {
         let elapsed = started.elapsed();
-        self.metrics.observe_upstream(self.name, Err(&err), elapsed);
+        // A client error was counted where it was found (the refusal, or the body).
+        if !matches!(err, UpstreamError::Client(_)) {
+            self.metrics.observe_upstream(self.name, Err(&err), elapsed);
+        }
         (
             err.into_response(self.name).map(ForwardedBody::Local),
             elapsed,
@@ -225,7 +270,8 @@ impl Forwarder {
     }
 
     /// Rewrites `req` for the upstream, in place rather than taken apart and rebuilt, which
-    /// would move the whole request twice more.
+    /// would move the whole request twice more; refuses it when the client got its Host or its
+    /// transfer coding wrong.
     fn rewrite_request(
         &self,
         req: &mut Request<Body>,
@@ -233,18 +279,15 @@ impl Forwarder {
         upgrade: bool,
         scan: &headers::HeaderScan,
     ) -> Result<(), UpstreamError> {
-        // HTTP/2 clients name the host in the URI authority, HTTP/1 clients in Host.
-        let (host_header, lone_host) = {
-            let mut values = req.headers().get_all(header::HOST).iter();
-            (values.next().cloned(), values.next().is_none())
-        };
+        if scan.has_transfer_encoding() {
+            headers::check_transfer_coding(req.headers())?;
+        }
+        let ClientHost {
+            value: client_host,
+            in_place,
+        } = client_host(req)?;
         // A single Host line that is kept as is needs no rewrite (a lookup and a replace saved).
-        let host_in_place = lone_host && host_header.is_some() && self.preserve_host;
-        let client_host = host_header.or_else(|| {
-            req.uri()
-                .authority()
-                .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        });
+        let host_in_place = in_place && self.preserve_host;
         *req.uri_mut() = self.upstream_uri(req.method(), req.uri())?;
         *req.version_mut() = Version::HTTP_11;
         let headers = req.headers_mut();
@@ -252,7 +295,7 @@ impl Forwarder {
         // The scan predates the stripping: a forwarded header that `Connection` named is gone
         // now, and the policy's lookups find nothing of it, as for a client that sent none.
         self.policy
-            .apply(headers, client, client_host.as_ref(), scan.forwarded());
+            .apply(headers, client, client_host.as_ref(), scan);
         // Unless `Connection` named Host and the stripping took it: then it is set again below.
         if host_in_place && (!scan.has_connection() || headers.contains_key(header::HOST)) {
             return Ok(());
@@ -264,6 +307,49 @@ impl Forwarder {
         };
         headers.insert(header::HOST, host);
         Ok(())
+    }
+}
+
+/// The host a request asked for, and whether its Host line can stay as it is.
+struct ClientHost {
+    value: Option<HeaderValue>,
+    /// A single Host line that names that host.
+    in_place: bool,
+}
+
+/// The host `req` asks for (RFC 9112 §3.2): an absolute-form target's authority over any Host
+/// line, else its single Host line, else (HTTP/2) the `:authority`. HTTP/1.1 without Host, and
+/// any request with more than one Host (several lines, or a list), is refused: a proxy and the
+/// app behind it could read different hosts from it.
+fn client_host(req: &Request<Body>) -> Result<ClientHost, ClientError> {
+    let mut lines = req.headers().get_all(header::HOST).iter();
+    let (first, more) = (lines.next(), lines.next().is_some());
+    if more || first.is_some_and(|h| h.as_bytes().contains(&b',')) {
+        return Err(ClientError::RepeatedHost);
+    }
+    let http1 = req.version() <= Version::HTTP_11;
+    if http1 && first.is_none() && req.version() == Version::HTTP_11 {
+        return Err(ClientError::MissingHost);
+    }
+    match (http1, req.uri().authority(), first) {
+        // Origin form (almost every request): the Host line, kept where it is.
+        (true, None, Some(host)) | (false, _, Some(host)) => Ok(ClientHost {
+            value: Some(host.clone()),
+            in_place: true,
+        }),
+        (_, Some(authority), _) => Ok(target_authority(authority)),
+        (_, None, None) => Ok(ClientHost {
+            value: None,
+            in_place: false,
+        }),
+    }
+}
+
+/// An absolute-form target's (or HTTP/2 `:authority`'s) authority as the host.
+fn target_authority(authority: &Authority) -> ClientHost {
+    ClientHost {
+        value: HeaderValue::from_str(authority.as_str()).ok(),
+        in_place: false,
     }
 }
 
@@ -281,31 +367,36 @@ pin_project! {
             exchange: Exchange<F>,
             deadline: Option<Pin<Box<Sleep>>>,
             client_upgrade: Option<OnUpgrade>,
-            started: Instant,
+            // What the request's body reports while it is still arriving; `None` for a body
+            // that came whole with the head.
+            upload: Option<Arc<Upload>>,
         },
         /// The request cannot go upstream as it is.
         Refused {
             error: Option<UpstreamError>,
-            started: Instant,
         },
     }
 }
 
 impl<F: Future<Output = SendResult>> Forwarding<F> {
-    /// Polls for the response (the upstream's, or a short 502/504 answer) and the upstream
-    /// latency (until the response head arrived, or the exchange failed). `forwarder` and
-    /// `client` are the ones this forwarding was started with.
+    /// Polls for the response (the upstream's, or a short answer of dripgate's) and the
+    /// upstream latency (until the response head arrived, or the exchange failed). `forwarder`,
+    /// `client` and `started` are the ones this forwarding was started with.
     pub(crate) fn poll_forward(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         forwarder: &Forwarder,
         client: &ClientInfo,
+        started: Instant,
     ) -> Poll<(Response<ForwardedBody>, Duration)> {
         match self.project() {
-            ForwardingProj::Refused { error, started } => {
+            ForwardingProj::Refused { error } => {
                 let error = error
                     .take()
                     .unwrap_or_else(|| UpstreamError::BadRequest("already answered".to_owned()));
+                if let UpstreamError::Client(err) = &error {
+                    forwarder.client_errors.count(err.reason());
+                }
                 let resp = error
                     .into_response(forwarder.name)
                     .map(ForwardedBody::Local);
@@ -315,26 +406,75 @@ impl<F: Future<Output = SendResult>> Forwarding<F> {
                 exchange,
                 deadline,
                 client_upgrade,
-                started,
+                upload,
             } => {
                 let sent = match exchange.poll(cx) {
-                    Poll::Ready(sent) => Some(sent),
-                    Poll::Pending => match deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
-                        Some(Poll::Pending) => return Poll::Pending,
-                        Some(Poll::Ready(())) | None => None,
+                    Poll::Ready(sent) => Some(Ok(sent)),
+                    Poll::Pending => loop {
+                        match deadline.as_mut().map(|d| d.as_mut().poll(cx)) {
+                            Some(Poll::Pending) => return Poll::Pending,
+                            // An upload's deadline fired: moved on, or the verdict.
+                            Some(Poll::Ready(())) => match (upload.as_deref(), deadline.as_mut()) {
+                                (Some(upload), Some(timer)) => {
+                                    match extend(upload, timer, forwarder.response_timeout) {
+                                        Ok(()) => continue,
+                                        Err(err) => break Some(Err(err)),
+                                    }
+                                }
+                                _ => break None,
+                            },
+                            None => break None,
+                        }
                     },
                 };
                 if let Some(timer) = deadline.take() {
                     client.response_timer.put_back(timer);
                 }
                 Poll::Ready(match sent {
-                    Some(Ok(resp)) => forwarder.answered(resp, client_upgrade.take(), *started),
-                    Some(Err(err)) => forwarder.failed(err, *started),
+                    Some(Ok(Ok(resp))) => forwarder.answered(resp, client_upgrade.take(), started),
+                    Some(Ok(Err(err))) => forwarder.failed(blame(err, upload.as_deref()), started),
+                    Some(Err(err)) => forwarder.failed(err, started),
                     None => forwarder
-                        .failed(UpstreamError::Timeout(forwarder.response_timeout), *started),
+                        .failed(UpstreamError::Timeout(forwarder.response_timeout), started),
                 })
             }
         }
+    }
+}
+
+/// An upload's response deadline fired: moves it on (`Ok`) or gives the verdict. The
+/// upstream's `response_timeout` runs from the end of the body; while the body arrives, the
+/// client is judged by the body's own inactivity timer, and the upstream by whether it took
+/// any of the body during the last `response_timeout` (as nginx's `proxy_send_timeout`).
+#[cold]
+#[inline(never)]
+fn extend(
+    upload: &Upload,
+    timer: &mut Pin<Box<Sleep>>,
+    response_timeout: Duration,
+) -> Result<(), UpstreamError> {
+    let now = tokio::time::Instant::now();
+    let moved = upload.moved_since_last_look();
+    let until = match upload.stage() {
+        Stage::Ended => upload.ended_at().unwrap_or(now) + response_timeout,
+        Stage::Failed(err) => return Err(UpstreamError::Client(err)),
+        Stage::AwaitingClient => now + response_timeout,
+        Stage::AwaitingUpstream if moved => now + response_timeout,
+        Stage::AwaitingUpstream => return Err(UpstreamError::Timeout(response_timeout)),
+    };
+    if until <= now {
+        return Err(UpstreamError::Timeout(response_timeout));
+    }
+    timer.as_mut().reset(until);
+    Ok(())
+}
+
+/// A failed exchange of a request whose body the client broke (malformed, or stalled): the
+/// client's fault, whatever the upstream connection then reported. The body already counted it.
+fn blame(err: UpstreamError, upload: Option<&Upload>) -> UpstreamError {
+    match upload.map(Upload::stage) {
+        Some(Stage::Failed(client)) => UpstreamError::Client(client),
+        _ => err,
     }
 }
 

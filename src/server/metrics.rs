@@ -167,6 +167,7 @@ pub struct HttpMetrics {
     tls_handshake_errors: IntCounter,
     upstream_errors: IntCounterVec,
     upstream_retries: IntCounterVec,
+    client_errors: IntCounterVec,
 }
 
 impl HttpMetrics {
@@ -212,6 +213,14 @@ impl HttpMetrics {
                 ),
                 &["upstream", "reason"],
             )?,
+            client_errors: IntCounterVec::new(
+                Opts::new(
+                    "dripgate_client_errors_total",
+                    "Requests refused or cut for the client's fault, by reason (bad_host, \
+                     transfer_coding, malformed_body, body_timeout); none is an upstream error.",
+                ),
+                &["reason"],
+            )?,
         };
         registry.register(Box::new(m.connections_open.clone()))?;
         registry.register(Box::new(m.connections.clone()))?;
@@ -219,6 +228,7 @@ impl HttpMetrics {
         registry.register(Box::new(m.tls_handshake_errors.clone()))?;
         registry.register(Box::new(m.upstream_errors.clone()))?;
         registry.register(Box::new(m.upstream_retries.clone()))?;
+        registry.register(Box::new(m.client_errors.clone()))?;
         Ok(m)
     }
 
@@ -322,6 +332,13 @@ impl HttpMetrics {
         }
     }
 
+    /// The counters of requests refused or cut for the client's fault, one per reason.
+    pub fn client_errors(&self) -> ClientErrorCounters {
+        let counter =
+            |reason: ClientErrorReason| self.client_errors.with_label_values(&[reason.as_str()]);
+        ClientErrorCounters(ClientErrorReason::ALL.map(counter))
+    }
+
     /// Counts a failed TLS handshake.
     pub fn tls_handshake_failed(&self) {
         self.tls_handshake_errors.inc();
@@ -344,6 +361,52 @@ impl RetryCounters {
             unsent: IntCounter::new("upstream_retries_unsent", "unregistered")?,
             resent: IntCounter::new("upstream_retries_resent", "unregistered")?,
         })
+    }
+}
+
+/// Why a request was refused or cut as the client's fault: the `reason` label of
+/// `dripgate_client_errors_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientErrorReason {
+    /// No Host, or more than one (HTTP/1.1).
+    BadHost,
+    /// A transfer coding other than `chunked` alone.
+    TransferCoding,
+    /// A request body that could not be decoded (bad chunk framing, truncated).
+    MalformedBody,
+    /// No request body bytes for `upstream.body_inactivity_timeout`.
+    BodyTimeout,
+}
+
+impl ClientErrorReason {
+    const ALL: [Self; 4] = [
+        Self::BadHost,
+        Self::TransferCoding,
+        Self::MalformedBody,
+        Self::BodyTimeout,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadHost => "bad_host",
+            Self::TransferCoding => "transfer_coding",
+            Self::MalformedBody => "malformed_body",
+            Self::BodyTimeout => "body_timeout",
+        }
+    }
+}
+
+/// `dripgate_client_errors_total`, its children resolved once (every series exists from the
+/// start, at 0).
+#[derive(Clone)]
+pub struct ClientErrorCounters([IntCounter; 4]);
+
+impl ClientErrorCounters {
+    /// Counts one request refused or cut for `reason`.
+    pub fn count(&self, reason: ClientErrorReason) {
+        // `ALL` lists the reasons in declaration order, so a reason's discriminant is its index.
+        self.0[reason as usize].inc();
     }
 }
 

@@ -105,7 +105,9 @@ pub(crate) fn handle(
         .then(|| (req.method().clone(), req.uri().path().to_owned()));
     let req = req.map(request_body);
     let route = match class {
-        RouteClass::Signin(route) => {
+        // A sign-in the forwarder would refuse is refused before its body is read (below, by
+        // `start`), so no credentials of it reach the migration engine.
+        RouteClass::Signin(route) if !ctx.legacy.refuses(&req) => {
             let (ctx, conn) = (ctx.clone(), busy.conn().clone());
             Route::Signin {
                 fut: Box::pin(async move {
@@ -119,7 +121,7 @@ pub(crate) fn handle(
         // upstream latency as the request's: each then includes the header rewriting too,
         // microseconds against a smallest histogram bucket of 0.5 ms, and two clock reads per
         // request are saved.
-        RouteClass::Proxy => Route::Proxy {
+        RouteClass::Proxy | RouteClass::Signin(_) => Route::Proxy {
             forwarding: ctx.legacy.start(req, busy.conn().client(), started),
         },
     };
@@ -151,7 +153,7 @@ impl<F: Future<Output = SendResult>> Future for Handling<F> {
                 this.started.elapsed(),
             ),
             RouteProj::Proxy { forwarding } => {
-                ready!(forwarding.poll_forward(cx, &this.ctx.legacy, client))
+                ready!(forwarding.poll_forward(cx, &this.ctx.legacy, client, *this.started))
             }
         };
         let status = resp.status();
