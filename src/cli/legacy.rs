@@ -58,15 +58,9 @@ pub fn run(cmd: LegacyCommand) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match super::command_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("dripgate: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     runtime.block_on(async move {
         let store = match LegacyStore::open_with_caps(&config, &caps, &prometheus::Registry::new())

@@ -197,6 +197,17 @@ pub fn serve_runtime() -> std::io::Result<tokio::runtime::Runtime> {
 pub const EVENT_INTERVAL: u32 = 128;
 
 /// Loads `path` and runs the validation `serve` and `check-config` share.
+/// The one-thread runtime of a one-shot command; on failure the exit code to return.
+fn command_runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| {
+            eprintln!("dripgate: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        })
+}
+
 fn load_for_serving(path: &std::path::Path) -> Result<config::Config, config::ConfigError> {
     let config = config::load_file(path)?;
     config.validate_serving()?;
@@ -213,15 +224,9 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match command_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("dripgate: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     if let Err(e) = runtime.block_on(crate::server::preflight(&config)) {
         eprintln!("dripgate: {e}");
@@ -243,15 +248,9 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 }
 
 fn provider_check(path: &std::path::Path) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match command_runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("dripgate: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     let code = runtime.block_on(crate::provider::check::command(
         path,
