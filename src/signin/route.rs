@@ -133,12 +133,7 @@ impl Router {
 /// `path` as the servers behind dripgate resolve it (see the module documentation). Borrowed
 /// when it is already in that form, as almost every request path is.
 pub fn normalize_path(path: &str) -> Cow<'_, str> {
-    let plain = !path
-        .bytes()
-        .any(|b| matches!(b, b'%' | b'.' | b';' | b'\\'))
-        && !path.contains("//")
-        && (path.len() <= 1 || !path.ends_with('/'));
-    if plain {
+    if is_normal(path) {
         return Cow::Borrowed(path);
     }
     let decoded = decode_unreserved(path);
@@ -162,6 +157,22 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
         out.push('/');
     }
     Cow::Owned(out)
+}
+
+/// Whether `path` is already normalized: no escape, backslash or segment parameter, and no
+/// empty, `.` or `..` segment (a dot inside a name, as in `/app.js`, is fine). A scan without
+/// allocation, so that every proxied request pays only this.
+fn is_normal(path: &str) -> bool {
+    let Some(rest) = path.strip_prefix('/') else {
+        return false;
+    };
+    if rest.is_empty() {
+        return true;
+    }
+    !path.bytes().any(|b| matches!(b, b'%' | b';' | b'\\'))
+        && rest
+            .split('/')
+            .all(|segment| !matches!(segment, "" | "." | ".."))
 }
 
 /// Decodes `%XX` escapes of unreserved characters, `/` and `\` (the ones servers decode
@@ -270,7 +281,12 @@ mod tests {
 
     #[test]
     fn plain_paths_are_borrowed() {
-        assert!(matches!(normalize_path("/a/b"), Cow::Borrowed(_)));
+        for plain in ["/", "/a/b", "/static/app.js", "/a.b/c..d"] {
+            assert!(matches!(normalize_path(plain), Cow::Borrowed(_)), "{plain}");
+        }
+        assert_eq!(normalize_path("/a/"), "/a");
+        assert_eq!(normalize_path("/a/."), "/a");
+        assert_eq!(normalize_path("a"), "/a");
         assert_eq!(normalize_path("/a/./b/../c//"), "/a/c");
         assert_eq!(normalize_path("/.."), "/");
         assert_eq!(normalize_path("/%7euser/%41"), "/~user/A");
