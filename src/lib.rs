@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod migrate;
 pub mod provider;
 pub mod proxy;
+pub mod secret;
 pub mod server;
 pub mod signin;
 

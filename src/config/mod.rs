@@ -3,7 +3,6 @@
 //! redacted. Every key and its default is documented in config/dripgate.example.toml.
 
 mod load;
-mod secret;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,7 +12,10 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 pub use load::{ConfigError, apply_env_overrides, load_file, parse_str};
-pub use secret::{Secret, SecretSource};
+pub use crate::secret::{Secret, SecretSource};
+pub use crate::signin::config::{
+    FailureSignature, LegacyUserBinding, SigninConfig, SigninRoute, UnreadInRoute,
+};
 
 /// The whole dripgate configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -356,228 +358,18 @@ pub enum LogFormat {
     Json,
 }
 
-/// Sign-in interception.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SigninConfig {
-    /// The method + exact path pairs that are sign-ins.
-    pub routes: Vec<SigninRoute>,
-    /// Sign-in bodies up to this size are read; a larger one is forwarded untouched.
-    pub max_body_bytes: usize,
-    /// Time allowed for the client to send a sign-in body.
-    #[serde(with = "humantime_serde")]
-    pub body_timeout: Duration,
-    /// In `route`, what happens to a sign-in request whose credentials dripgate cannot read
-    /// unambiguously, or whose body is over `max_body_bytes`: refused (400 / 413, the
-    /// default), or forwarded to legacy as before, which lets a migrated user whose request
-    /// is crafted that way sign in at legacy.
-    pub unread_in_route: UnreadInRoute,
-    /// Memory all sign-in bodies held at once may take; beyond it a sign-in waits up to
-    /// `buffer_wait` for room, then gets 503.
-    pub buffer_budget_bytes: usize,
-    /// How long a sign-in waits for room in `buffer_budget_bytes`.
-    #[serde(with = "humantime_serde")]
-    pub buffer_wait: Duration,
-}
-
-/// What happens in `route` to a sign-in dripgate cannot read unambiguously.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum UnreadInRoute {
-    /// 400 (413 when too large), never forwarded.
-    #[default]
-    Refuse,
-    /// Forwarded to legacy untouched (never migrated). A migrated user can then sign in at
-    /// legacy by sending such a request.
-    Forward,
-}
-
-impl Default for SigninConfig {
-    fn default() -> Self {
-        Self {
-            routes: vec![SigninRoute {
-                method: "POST".to_owned(),
-                path: "/login".to_owned(),
-                body: crate::signin::extract::BodyKind::Auto,
-                identifier_field: default_identifier_field(),
-                password_field: default_password_field(),
-                legacy_failure: FailureSignature::default(),
-                legacy_user: None,
-                case_insensitive_path: false,
-            }],
-            max_body_bytes: 64 * 1024,
-            body_timeout: Duration::from_secs(10),
-            unread_in_route: UnreadInRoute::Refuse,
-            buffer_budget_bytes: 16 * 1024 * 1024,
-            buffer_wait: Duration::from_secs(1),
-        }
-    }
-}
-
-/// One sign-in route.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct SigninRoute {
-    /// HTTP method, e.g. `POST`.
-    pub method: String,
-    /// Request path, without query, e.g. `/wp-login.php`; compared after normalization
-    /// (see docs/ARCHITECTURE.md, "Sign-in integrity").
-    pub path: String,
-    /// Compare the path without ASCII case (an app on IIS or an Express app with its default
-    /// routing).
-    #[serde(default)]
-    pub case_insensitive_path: bool,
-    /// Body encoding: `auto` (from Content-Type), `form`, `json` or `multipart`.
-    #[serde(default)]
-    pub body: crate::signin::extract::BodyKind,
-    /// Field holding the identifier (for JSON a key or a pointer such as `/user/email`).
-    #[serde(default = "default_identifier_field")]
-    pub identifier_field: String,
-    /// Field holding the password.
-    #[serde(default = "default_password_field")]
-    pub password_field: String,
-    /// What a failed legacy sign-in looks like; only sign-ins legacy accepted are verified.
-    #[serde(default)]
-    pub legacy_failure: FailureSignature,
-    /// Where legacy's answer to a successful sign-in names the user it signed in; when set,
-    /// a sign-in is migrated only if that user is the one dripgate read.
-    #[serde(default)]
-    pub legacy_user: Option<LegacyUserBinding>,
-}
-
-/// Where a legacy success response names the signed-in user: the strongest check that the
-/// session legacy issued is the one of the user dripgate read.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct LegacyUserBinding {
-    /// A response header whose value is the user's login or email (removed before the
-    /// response reaches the client).
-    pub header: Option<String>,
-    /// A `Set-Cookie` name (a trailing `*` matches any suffix, e.g. WordPress's
-    /// `wordpress_logged_in_*`) whose value starts with the user's login or email.
-    pub cookie: Option<String>,
-    /// Where the name ends in the cookie value (WordPress: `|`), after percent-decoding.
-    pub cookie_separator: Option<String>,
-}
-
-impl LegacyUserBinding {
-    /// The user a success response names, taking the header out of `headers`; `None` when
-    /// the configured header and cookie are both missing.
-    pub fn user_named(&self, headers: &mut http::HeaderMap) -> Option<String> {
-        if let Some(name) = &self.header {
-            let value = headers.remove(name.as_str());
-            if let Some(user) = value.as_ref().and_then(|v| v.to_str().ok()) {
-                return Some(user.trim().to_owned());
-            }
-        }
-        let pattern = self.cookie.as_deref()?;
-        headers
-            .get_all(http::header::SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|set| self.cookie_user(pattern, set))
-    }
-
-    fn cookie_user(&self, pattern: &str, set_cookie: &str) -> Option<String> {
-        let pair = set_cookie.split(';').next()?.trim();
-        let (name, value) = pair.split_once('=')?;
-        let matches = match pattern.strip_suffix('*') {
-            Some(prefix) => name.starts_with(prefix),
-            None => name == pattern,
-        };
-        if !matches {
-            return None;
-        }
-        // The value is percent-decoded first: PHP's `setcookie` encodes WordPress's `|` as `%7C`.
-        let value = value.trim_matches('"');
-        let decoded = percent_encoding::percent_decode_str(value)
-            .decode_utf8()
-            .ok()?;
-        let decoded = match self.cookie_separator.as_deref() {
-            Some(sep) => decoded.split(sep).next().unwrap_or("").to_owned(),
-            None => decoded.into_owned(),
-        };
-        (!decoded.is_empty()).then_some(decoded)
-    }
-}
-
-fn default_identifier_field() -> String {
-    "email".to_owned()
-}
-
-fn default_password_field() -> String {
-    "password".to_owned()
-}
-
-/// How to recognise a legacy sign-in that failed. Empty: every sign-in is verified (the hash
-/// check is then the only judge, at the price of CPU spent on wrong guesses).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct FailureSignature {
-    /// Response statuses that mean "wrong credentials", e.g. `[200, 401]` for a form re-shown.
-    pub status: Vec<u16>,
-    /// A `Location` containing this text means failure, e.g. `"/login?error"`.
-    pub location_contains: Option<String>,
-    /// A successful sign-in sets this cookie; its absence means failure.
-    pub success_cookie: Option<String>,
-}
-
-impl FailureSignature {
-    /// Whether a legacy response with this status and headers is a failed sign-in.
-    pub fn is_failure(&self, status: http::StatusCode, headers: &http::HeaderMap) -> bool {
-        if self.status.contains(&status.as_u16()) {
-            return true;
-        }
-        if let Some(needle) = &self.location_contains {
-            let location = headers
-                .get(http::header::LOCATION)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("");
-            if location.contains(needle.as_str()) {
-                return true;
-            }
-        }
-        if let Some(cookie) = &self.success_cookie {
-            let prefix = format!("{cookie}=");
-            let set = headers
-                .get_all(http::header::SET_COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .any(|v| v.trim_start().starts_with(&prefix));
-            if !set {
-                return true;
-            }
-        }
-        false
-    }
-}
-
-/// Whether `phase` can run with what the config (or the running engine) has: `migrate` and
-/// `route` need a provider, `route` a route target. Start-up validation, `check-config`,
-/// `POST /phase` and the SIGHUP reload all ask this one function, so they refuse alike.
+/// [`crate::migrate::phase::check_phase`] as a config error.
 pub fn check_phase(
     phase: crate::migrate::Phase,
     has_provider: bool,
     has_route_target: bool,
 ) -> Result<(), ConfigError> {
-    use crate::migrate::Phase;
-    let invalid = |key: &str, message: &str| ConfigError::Invalid {
-        key: key.to_owned(),
-        message: message.to_owned(),
-    };
-    if phase != Phase::Observe && !has_provider {
-        return Err(invalid(
-            "migration.phase",
-            "phases migrate and route need a [provider] section (observe does not)",
-        ));
-    }
-    if phase == Phase::Route && !has_route_target {
-        return Err(invalid(
-            "migration.route",
-            "phase route needs a route target (mode = \"redirect\" or \"forward\")",
-        ));
-    }
-    Ok(())
+    crate::migrate::phase::check_phase(phase, has_provider, has_route_target).map_err(|e| {
+        ConfigError::Invalid {
+            key: e.key.to_owned(),
+            message: e.message.to_owned(),
+        }
+    })
 }
 
 /// An upstream URL: `http://host[:port]`, with no credentials. dripgate does not authenticate
@@ -818,48 +610,5 @@ mod admin_and_upstream_tests {
             key(check_phase(Phase::Route, true, false)),
             "migration.route"
         );
-    }
-}
-
-#[cfg(test)]
-mod legacy_user_binding_tests {
-    #![allow(clippy::unwrap_used)]
-    use super::LegacyUserBinding;
-    use http::header::{HeaderMap, HeaderValue, SET_COOKIE};
-
-    #[test]
-    fn wordpress_cookie_names_the_login() {
-        let binding = LegacyUserBinding {
-            cookie: Some("wordpress_logged_in_*".into()),
-            cookie_separator: Some("|".into()),
-            ..LegacyUserBinding::default()
-        };
-        let mut headers = HeaderMap::new();
-        headers.append(
-            SET_COOKIE,
-            HeaderValue::from_static("wordpress_test_cookie=WP%20Cookie%20check; path=/"),
-        );
-        headers.append(
-            SET_COOKIE,
-            HeaderValue::from_static(
-                "wordpress_logged_in_0123abcd=j%C3%B6rg%40x.io%7C1700000000%7Ctok%7Chmac; path=/; HttpOnly",
-            ),
-        );
-        // `|` arrives percent-encoded in WordPress's cookie: split after decoding.
-        let named = binding.user_named(&mut headers);
-        assert_eq!(named.as_deref(), Some("jörg@x.io"));
-    }
-
-    #[test]
-    fn header_is_taken_out() {
-        let binding = LegacyUserBinding {
-            header: Some("x-legacy-user".into()),
-            ..LegacyUserBinding::default()
-        };
-        let mut headers = HeaderMap::new();
-        headers.insert("x-legacy-user", HeaderValue::from_static(" al@x.io "));
-        assert_eq!(binding.user_named(&mut headers).as_deref(), Some("al@x.io"));
-        assert!(headers.get("x-legacy-user").is_none());
-        assert_eq!(binding.user_named(&mut headers), None);
     }
 }

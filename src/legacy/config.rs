@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use crate::hash::{DigestEncoding, SaltPosition};
 
 use super::LegacyError;

@@ -16,7 +16,7 @@ use crate::hash::{Password, VerifyError, VerifyPool};
 use crate::ledger::{Claim, Ledger, LedgerError, State};
 use crate::legacy::{LegacyStore, LegacyUser, Lookup};
 use crate::provider::{NewUser, Provider, ProviderError, ProviderUserId};
-use crate::signin::extract::Credentials;
+use super::Credentials;
 
 /// Everything a migration needs; cheap to clone.
 #[derive(Clone)]
@@ -117,14 +117,14 @@ impl Engine {
     /// Changes the phase and canary share at run time (admin API or config reload); every
     /// change is audited with its `actor` (channel, and for the admin API peer and token name).
     /// Returns the previous settings. A phase the engine cannot run is refused by the check
-    /// start-up validation uses (`config::check_phase`): `migrate`/`route` without a provider,
+    /// start-up validation uses (`phase::check_phase`): `migrate`/`route` without a provider,
     /// `route` without a route target (both are read at start-up only).
     pub fn change_settings(
         &self,
         new: RuntimeSettings,
         actor: &Actor,
     ) -> Result<RuntimeSettings, SettingsError> {
-        crate::config::check_phase(
+        super::phase::check_phase(
             new.phase,
             self.inner.provider.is_some(),
             self.inner.config.route.is_some(),
@@ -300,7 +300,7 @@ pub enum SettingsError {
     /// The phase needs what the engine was started without (a provider, a route target); both
     /// are read at start-up only.
     #[error("{0}; [provider] and [migration.route] are read at start-up only, restart with them")]
-    Unsupported(#[from] crate::config::ConfigError),
+    Unsupported(#[from] super::phase::PhaseUnsupported),
 }
 
 enum Claimed {

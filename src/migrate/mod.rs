@@ -2,11 +2,13 @@
 //! their metrics. The sign-in handler (`signin`) decides per request; the [`Engine`] does the
 //! work beside the response.
 
+mod credentials;
 pub mod engine;
 pub mod metrics;
 pub mod outcome;
 pub mod phase;
 
+pub use credentials::Credentials;
 pub use engine::{Engine, EngineParts, SettingsError};
 pub use metrics::{MigrationMetrics, ProgressCollector};
 pub use outcome::{Outcome, Stage};

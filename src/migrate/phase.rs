@@ -76,6 +76,39 @@ pub enum LedgerUnavailable {
     CacheThenDeny,
 }
 
+/// A phase the migration cannot run with what it was started with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid value for {key}: {message}")]
+pub struct PhaseUnsupported {
+    /// The config key that is missing or wrong.
+    pub key: &'static str,
+    /// What is wrong.
+    pub message: &'static str,
+}
+
+/// Whether `phase` can run with what the config (or the running engine) has: `migrate` and
+/// `route` need a provider, `route` a route target. Start-up validation, `check-config`,
+/// `POST /phase` and the SIGHUP reload all ask this one function, so they refuse alike.
+pub fn check_phase(
+    phase: Phase,
+    has_provider: bool,
+    has_route_target: bool,
+) -> Result<(), PhaseUnsupported> {
+    if phase != Phase::Observe && !has_provider {
+        return Err(PhaseUnsupported {
+            key: "migration.phase",
+            message: "phases migrate and route need a [provider] section (observe does not)",
+        });
+    }
+    if phase == Phase::Route && !has_route_target {
+        return Err(PhaseUnsupported {
+            key: "migration.route",
+            message: "phase route needs a route target (mode = \"redirect\" or \"forward\")",
+        });
+    }
+    Ok(())
+}
+
 /// Whether an existing provider user with the same email is adopted or left alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 use serde::{Deserialize, Serialize};
 use url::Url;
 

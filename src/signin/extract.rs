@@ -23,6 +23,8 @@ use http::HeaderMap;
 use http::header::{CONTENT_TYPE, HeaderValue};
 use percent_encoding::percent_decode;
 use secrecy::SecretSlice;
+
+pub use crate::migrate::Credentials;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -44,28 +46,6 @@ pub enum BodyKind {
     Json,
     /// `multipart/form-data`.
     Multipart,
-}
-
-/// The credentials a client submitted.
-pub struct Credentials {
-    /// The identifier as typed, with surrounding whitespace and control characters removed
-    /// (not yet normalized).
-    pub identifier: String,
-    /// The password bytes, zeroized on drop.
-    pub password: SecretSlice<u8>,
-    /// The user legacy's success response named (`legacy_user` of the route), when
-    /// configured: the migration goes ahead only if it is the user read here.
-    pub legacy_user: Option<String>,
-}
-
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Credentials")
-            .field("identifier", &self.identifier)
-            .field("password", &"<redacted>")
-            .field("legacy_user", &self.legacy_user)
-            .finish()
-    }
 }
 
 /// Why no credentials were taken from a sign-in request (a bounded set; a metric label).

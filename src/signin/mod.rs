@@ -3,6 +3,7 @@
 //! bytes are then forwarded to the legacy app unchanged. A body larger than the limit is
 //! forwarded untouched, streamed.
 
+pub mod config;
 pub mod extract;
 
 mod budget;
@@ -18,7 +19,7 @@ use prometheus::Registry;
 
 use crate::audit::{AuditEvent, AuditKind};
 use crate::body::{Body, PrefixedBody, boxed, full};
-use crate::config::{FailureSignature, LegacyUserBinding, SigninConfig, UnreadInRoute};
+use config::{FailureSignature, LegacyUserBinding, SigninConfig, UnreadInRoute};
 use crate::ledger::MigratedUser;
 use crate::legacy::{KeyField, Lookup};
 use crate::migrate::phase::{LedgerUnavailable, RouteTarget, in_route_population};

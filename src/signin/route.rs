@@ -76,7 +76,7 @@ pub struct Router {
 
 impl Router {
     /// A router for the sign-in routes in `config` (validated beforehand).
-    pub fn new(config: &crate::config::SigninConfig) -> Self {
+    pub fn new(config: &super::config::SigninConfig) -> Self {
         let signin = config
             .routes
             .iter()
@@ -205,7 +205,7 @@ fn decode_unreserved(path: &str) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::config::{SigninConfig, SigninRoute};
+    use crate::signin::config::{SigninConfig, SigninRoute};
 
     fn router(path: &str, case_insensitive: bool) -> Router {
         let mut config = SigninConfig::default();
