@@ -5,7 +5,7 @@ use std::time::Duration;
 use http::{Response, StatusCode, header};
 
 use crate::body::{Body, full};
-use crate::server::metrics::ClientErrorReason;
+use super::metrics::ClientErrorReason;
 
 /// A request refused or cut because the client got it wrong; never an upstream error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

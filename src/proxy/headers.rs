@@ -8,7 +8,7 @@ use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
 use super::error::ClientError;
-use crate::config::{ConfigError, DEFAULT_UNTRUSTED_DROP_HEADERS, ForwardingConfig};
+use super::config::{DEFAULT_UNTRUSTED_DROP_HEADERS, ForwardingConfig, ProxyConfigError};
 
 /// Headers that describe one connection and are never forwarded. `HTTP2-Settings` belongs to
 /// an h2c upgrade (RFC 7540 §3.2.1), which is never tunnelled.
@@ -360,13 +360,13 @@ impl Default for ForwardedPolicy {
 
 impl ForwardedPolicy {
     /// The policy of `[forwarding]`.
-    pub fn from_config(config: &ForwardingConfig) -> Result<Self, ConfigError> {
+    pub fn from_config(config: &ForwardingConfig) -> Result<Self, ProxyConfigError> {
         let mut names = config
             .untrusted_drop_headers
             .iter()
             .map(|n| HeaderName::from_bytes(n.as_bytes()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ConfigError::Invalid {
+            .map_err(|e| ProxyConfigError {
                 key: "forwarding.untrusted_drop_headers".to_owned(),
                 message: e.to_string(),
             })?;

@@ -4,8 +4,11 @@
 //! 502/504 answers.
 
 mod error;
+pub mod config;
 pub mod headers;
+pub mod metrics;
 mod pool;
+mod sharded;
 mod timer;
 mod upgrade;
 mod upload;
@@ -32,8 +35,8 @@ use bytes::Bytes;
 use hyper::body::{Body as HttpBody, Frame, SizeHint};
 
 use crate::body::{Body, BoxError};
-use crate::config::{Config, ConfigError};
-use crate::server::metrics::{ClientErrorCounters, HttpMetrics};
+use config::{ForwardingConfig, ProxyConfigError, UpstreamConfig};
+use metrics::{ClientErrorCounters, HttpMetrics};
 use upload::{Stage, Upload, WatchedBody};
 
 /// Forwards requests to one upstream.
@@ -53,13 +56,17 @@ pub struct Forwarder {
 }
 
 impl Forwarder {
-    /// A forwarder to the legacy upstream in `config`.
-    pub fn legacy(config: &Config, metrics: HttpMetrics) -> Result<Self, ConfigError> {
+    /// A forwarder to the legacy upstream of `[upstream]`.
+    pub fn legacy(
+        upstream: &UpstreamConfig,
+        forwarding: &ForwardingConfig,
+        metrics: HttpMetrics,
+    ) -> Result<Self, ProxyConfigError> {
         Self::to(
             "legacy",
             "upstream.url",
-            &config.upstream.url,
-            config,
+            &upstream.url,
+            (upstream, forwarding),
             metrics,
         )
     }
@@ -70,11 +77,10 @@ impl Forwarder {
         name: &'static str,
         key: &str,
         url: &str,
-        config: &Config,
+        (upstream, forwarding): (&UpstreamConfig, &ForwardingConfig),
         metrics: HttpMetrics,
-    ) -> Result<Self, ConfigError> {
-        let upstream = &config.upstream;
-        let invalid = |message: String| ConfigError::Invalid {
+    ) -> Result<Self, ProxyConfigError> {
+        let invalid = |message: String| ProxyConfigError {
             key: key.to_owned(),
             message,
         };
@@ -108,8 +114,8 @@ impl Forwarder {
             preserve_host: upstream.preserve_host,
             response_timeout: upstream.response_timeout,
             body_inactivity_timeout: upstream.body_inactivity_timeout,
-            policy: ForwardedPolicy::from_config(&config.forwarding)?,
-            upgrade_protocols: UpgradeProtocols::new(&config.forwarding.upgrade_protocols),
+            policy: ForwardedPolicy::from_config(forwarding)?,
+            upgrade_protocols: UpgradeProtocols::new(&forwarding.upgrade_protocols),
             name,
             client_errors: metrics.client_errors(),
             metrics,

@@ -27,7 +27,7 @@ use tower_service::Service;
 
 use super::UpstreamError;
 use crate::body::Body;
-use crate::server::metrics::RetryCounters;
+use super::metrics::RetryCounters;
 
 type Sender = http1::SendRequest<Body>;
 

@@ -17,7 +17,7 @@ use tokio::time::{Instant, Sleep};
 
 use super::error::ClientError;
 use crate::body::{Body, BoxError};
-use crate::server::metrics::ClientErrorCounters;
+use super::metrics::ClientErrorCounters;
 
 /// Where an upload stands, as its body last reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -198,7 +198,7 @@ mod tests {
 
     fn counters() -> ClientErrorCounters {
         let registry = prometheus::Registry::new();
-        crate::server::metrics::HttpMetrics::register(&registry)
+        crate::proxy::metrics::HttpMetrics::register(&registry)
             .unwrap()
             .client_errors()
     }

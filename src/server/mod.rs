@@ -9,10 +9,8 @@ mod admin;
 mod admin_guard;
 pub mod health;
 mod listener;
-pub mod metrics;
 mod preflight;
 mod service;
-mod sharded;
 pub mod tls;
 mod watchdog;
 mod wiring;
@@ -31,7 +29,7 @@ use crate::proxy::Forwarder;
 use crate::signin::{Router, SigninHandler};
 use health::Health;
 use listener::{ConnLimits, Phase};
-use metrics::HttpMetrics;
+use crate::proxy::metrics::HttpMetrics;
 use service::RequestContext;
 use tls::{CertStore, TlsError};
 
@@ -104,7 +102,8 @@ impl BoundServer {
         let ctx = Arc::new(RequestContext {
             router: Router::new(&config.signin),
             signin: SigninHandler::new(&config.signin, &registry, engine, new_upstream)?,
-            legacy: Forwarder::legacy(&config, metrics.clone())?,
+            legacy: Forwarder::legacy(&config.upstream, &config.forwarding, metrics.clone())
+                .map_err(ConfigError::from)?,
             metrics,
         });
         let proxy = bind_proxy(config.server.listen, config.server.workers())?;

@@ -11,7 +11,7 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 
-use super::metrics::{HttpMetrics, InFlightGuard};
+use crate::proxy::metrics::{HttpMetrics, InFlightGuard};
 use crate::body::{Body, GuardedBody, request_body};
 use crate::proxy::{ClientInfo, ForwardedBody, Forwarder, Forwarding, SendResult};
 use crate::signin::{RouteClass, Router, SigninHandler};

@@ -4,7 +4,7 @@
 use prometheus::Registry;
 
 use super::ServerError;
-use super::metrics::HttpMetrics;
+use crate::proxy::metrics::HttpMetrics;
 use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::hash::{HashMetrics, VerifyPool};
@@ -71,9 +71,10 @@ pub async fn build(
             "new",
             "migration.route.upstream_url",
             upstream_url,
-            config,
+            (&config.upstream, &config.forwarding),
             http_metrics.clone(),
-        )?),
+        )
+        .map_err(crate::config::ConfigError::from)?),
         _ => None,
     };
     let engine = Engine::new(EngineParts {

@@ -10,7 +10,7 @@ use prometheus::{
 };
 
 use super::sharded::Sharded;
-use crate::proxy::UpstreamError;
+use super::UpstreamError;
 
 /// Latency buckets in seconds, from sub-millisecond proxying to slow sign-ins.
 const LATENCY_BUCKETS: &[f64] = &[
