@@ -10,6 +10,7 @@ mod admin_guard;
 pub mod health;
 mod listener;
 mod preflight;
+mod runtime;
 mod service;
 pub mod tls;
 mod watchdog;
@@ -33,6 +34,7 @@ use crate::proxy::metrics::HttpMetrics;
 use service::RequestContext;
 use tls::{CertStore, TlsError};
 
+pub use runtime::{EVENT_INTERVAL, serve_runtime};
 pub use preflight::preflight;
 
 /// Why the server could not start.
@@ -308,7 +310,7 @@ impl ProxyWorker {
             .name(format!("dripgate-worker-{number}"))
             .spawn(move || {
                 // Built in its own thread: a runtime must not be dropped inside another one.
-                let runtime = match crate::cli::serve_runtime() {
+                let runtime = match serve_runtime() {
                     Ok(runtime) => runtime,
                     Err(e) => {
                         let _ = started.send(Err(e));
