@@ -30,7 +30,7 @@ use tokio::sync::{Notify, watch};
 
 use super::admin_guard::{Caller, Guard};
 use super::health::{DependencyStatus, Health};
-use super::listener::Phase;
+use super::lifecycle::Lifecycle;
 use crate::body::{Body, full};
 use crate::migrate::{Engine, RuntimeSettings};
 
@@ -112,13 +112,13 @@ struct Addrs {
 pub async fn serve(
     listener: TcpListener,
     state: Arc<AdminState>,
-    mut phase: watch::Receiver<Phase>,
+    mut phase: watch::Receiver<Lifecycle>,
 ) {
     let slots = Slots::new(MAX_ADMIN_CONNECTIONS, state.evicted.clone());
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
-            _ = phase.wait_for(|p| *p == Phase::Closed) => return,
+            _ = phase.wait_for(|p| *p == Lifecycle::Closed) => return,
         };
         let Ok((tcp, peer)) = accepted else {
             tokio::time::sleep(Duration::from_millis(50)).await;

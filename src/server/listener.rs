@@ -16,20 +16,10 @@ use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
 use super::service::{RequestContext, handle};
+use super::lifecycle::Lifecycle;
 use super::watchdog::{ConnState, Signal, SignalSeen, Watchdog};
 use crate::config::ServerConfig;
 use crate::proxy::ClientInfo;
-
-/// Where the server is in its life; every connection task watches it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    /// Accepting and serving.
-    Running,
-    /// Not accepting; connections finish their in-flight requests and close.
-    Draining,
-    /// The drain deadline passed: remaining connections are dropped.
-    Closed,
-}
 
 /// Limits applied to every client connection.
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +50,7 @@ pub async fn accept_loop(
     ctx: Arc<RequestContext>,
     limits: ConnLimits,
     permits: Arc<Semaphore>,
-    mut phase: watch::Receiver<Phase>,
+    mut phase: watch::Receiver<Lifecycle>,
 ) {
     let accepted_here = ctx.metrics.worker_accepted(worker);
     let watchdog = Watchdog::spawn(
@@ -71,7 +61,7 @@ pub async fn accept_loop(
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = phase.wait_for(|p| *p != Phase::Running) => return,
+            _ = phase.wait_for(|p| *p != Lifecycle::Running) => return,
         };
         let (tcp, peer) = match accepted {
             Ok(pair) => pair,
@@ -88,7 +78,7 @@ pub async fn accept_loop(
         // accepts nothing more meanwhile, so a worker holds at most one such connection.
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = phase.wait_for(|p| *p != Phase::Running) => return,
+            _ = phase.wait_for(|p| *p != Lifecycle::Running) => return,
         };
         accepted_here.inc();
         let _ = tcp.set_nodelay(true);

@@ -8,6 +8,7 @@
 mod admin;
 mod admin_guard;
 pub mod health;
+mod lifecycle;
 mod listener;
 mod preflight;
 mod runtime;
@@ -29,7 +30,8 @@ use crate::config::{Config, ConfigError};
 use crate::proxy::Forwarder;
 use crate::signin::{Router, SigninHandler};
 use health::Health;
-use listener::{ConnLimits, Phase};
+use lifecycle::Lifecycle;
+use listener::ConnLimits;
 use crate::proxy::metrics::HttpMetrics;
 use service::RequestContext;
 use tls::{CertStore, TlsError};
@@ -164,7 +166,7 @@ impl BoundServer {
             Some(store) => Some(store.acceptor()?),
             None => None,
         };
-        let (phase_tx, phase) = watch::channel(Phase::Running);
+        let (phase_tx, phase) = watch::channel(Lifecycle::Running);
         let (stop_tx, stop) = watch::channel(false);
         if let Some(store) = &self.certs {
             store.spawn_watcher(stop.clone());
@@ -229,7 +231,7 @@ impl BoundServer {
         tokio::time::sleep(shutdown_cfg.delay).await;
 
         tracing::info!(deadline = ?shutdown_cfg.drain_timeout, "draining in-flight requests");
-        let _ = phase_tx.send(Phase::Draining);
+        let _ = phase_tx.send(Lifecycle::Draining);
         let _ = accept.await;
         let all = u32::try_from(max).unwrap_or(u32::MAX);
         let drained =
@@ -238,7 +240,7 @@ impl BoundServer {
             let open = max - permits.available_permits();
             tracing::warn!(open, "drain deadline passed; closing remaining connections");
         }
-        let _ = phase_tx.send(Phase::Closed);
+        let _ = phase_tx.send(Lifecycle::Closed);
         let _ = stop_tx.send(true);
         let _ = admin.await;
         // The workers end once told to drop what is left; their threads exit with them.
@@ -291,7 +293,7 @@ struct ProxyWorker {
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: ConnLimits,
     permits: Arc<Semaphore>,
-    phase: watch::Receiver<Phase>,
+    phase: watch::Receiver<Lifecycle>,
 }
 
 impl ProxyWorker {
@@ -352,7 +354,7 @@ impl ProxyWorker {
             }
         }
         // Its connections drain like every other's; at `Closed` the runtime drops what is left.
-        let _ = phase.wait_for(|p| *p == Phase::Closed).await;
+        let _ = phase.wait_for(|p| *p == Lifecycle::Closed).await;
     }
 }
 

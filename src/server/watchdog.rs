@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures_util::task::AtomicWaker;
 use tokio::sync::watch;
 
-use super::listener::Phase;
+use super::lifecycle::Lifecycle;
 use crate::proxy::ClientInfo;
 
 /// The watchdog never looks more often than this, whatever the timeouts.
@@ -98,11 +98,11 @@ impl Registry {
 
 impl Watchdog {
     /// Starts the watchdog for connections with `idle_timeout` and `header_read_timeout`; it
-    /// runs until `phase` reaches [`Phase::Closed`] (after telling every connection to drop).
+    /// runs until `phase` reaches [`Lifecycle::Closed`] (after telling every connection to drop).
     pub fn spawn(
         idle_timeout: Duration,
         header_read_timeout: Duration,
-        phase: watch::Receiver<Phase>,
+        phase: watch::Receiver<Lifecycle>,
     ) -> Self {
         let tick = (idle_timeout.min(header_read_timeout) / 4).clamp(MIN_TICK, MAX_TICK);
         let shared = Arc::new(Shared {
@@ -183,11 +183,11 @@ impl Shared {
     }
 
     /// Tells every connection, present and future, to follow the shutdown phase.
-    fn broadcast(&self, phase: Phase) {
+    fn broadcast(&self, phase: Lifecycle) {
         let signal = match phase {
-            Phase::Running => return,
-            Phase::Draining => Signal::Close,
-            Phase::Closed => Signal::Drop,
+            Lifecycle::Running => return,
+            Lifecycle::Draining => Signal::Close,
+            Lifecycle::Closed => Signal::Drop,
         };
         let mut registry = self.lock();
         registry.phase_signal = signal as u8;
@@ -197,7 +197,7 @@ impl Shared {
     }
 }
 
-async fn watch_connections(shared: Weak<Shared>, mut phase: watch::Receiver<Phase>) {
+async fn watch_connections(shared: Weak<Shared>, mut phase: watch::Receiver<Lifecycle>) {
     let Some(tick) = shared.upgrade().map(|s| s.tick) else {
         return;
     };
@@ -206,7 +206,7 @@ async fn watch_connections(shared: Weak<Shared>, mut phase: watch::Receiver<Phas
     loop {
         let phase_now = tokio::select! {
             _ = every.tick() => None,
-            changed = phase.changed() => Some(if changed.is_err() { Phase::Closed } else { *phase.borrow() }),
+            changed = phase.changed() => Some(if changed.is_err() { Lifecycle::Closed } else { *phase.borrow() }),
         };
         let Some(shared) = shared.upgrade() else {
             return;
@@ -215,7 +215,7 @@ async fn watch_connections(shared: Weak<Shared>, mut phase: watch::Receiver<Phas
             None => shared.check(),
             Some(p) => {
                 shared.broadcast(p);
-                if p == Phase::Closed {
+                if p == Lifecycle::Closed {
                     return;
                 }
             }
@@ -353,8 +353,8 @@ mod tests {
     const LATE_CHECK: Duration = Duration::from_millis(20);
 
     /// A watchdog with these timeouts, and the sender of its shutdown phase.
-    fn start(idle: Duration, header_read: Duration) -> (watch::Sender<Phase>, Watchdog) {
-        let (tx, phase) = watch::channel(Phase::Running);
+    fn start(idle: Duration, header_read: Duration) -> (watch::Sender<Lifecycle>, Watchdog) {
+        let (tx, phase) = watch::channel(Lifecycle::Running);
         (tx, Watchdog::spawn(idle, header_read, phase))
     }
 
@@ -480,7 +480,7 @@ mod tests {
         // Polled first, as a connection's task is: its waker is left with the watchdog.
         let mut cx = Context::from_waker(std::task::Waker::noop());
         assert!(open.poll_signal(&mut cx, &mut open_seen).is_pending());
-        tx.send(Phase::Draining).unwrap();
+        tx.send(Lifecycle::Draining).unwrap();
         assert_eq!(next_signal(&open, &mut open_seen).await, Signal::Close);
         // Accepted just before the listener stopped, registered after the broadcast.
         let late = register(&watchdog);
@@ -491,7 +491,7 @@ mod tests {
         // On this single-threaded runtime the yield lets the task poll once and leave its
         // waker before the signal is raised.
         tokio::task::yield_now().await;
-        tx.send(Phase::Closed).unwrap();
+        tx.send(Lifecycle::Closed).unwrap();
         assert_eq!(waiting.await.unwrap(), Signal::Drop);
         assert_eq!(next_signal(&late, &mut late_seen).await, Signal::Drop);
     }
