@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use load::{ConfigError, apply_env_overrides, load_file, parse_str};
 pub use crate::proxy::config::{
     DEFAULT_UNTRUSTED_DROP_HEADERS, ForwardingConfig, ProxyConfigError, UpstreamConfig,
 };
@@ -18,6 +17,7 @@ pub use crate::secret::{Secret, SecretSource};
 pub use crate::signin::config::{
     FailureSignature, LegacyUserBinding, SigninConfig, SigninRoute, UnreadInRoute,
 };
+pub use load::{ConfigError, apply_env_overrides, load_file, parse_str};
 
 /// The whole dripgate configuration.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::secret::Secret;
 use crate::hash::{DigestEncoding, SaltPosition};
+use crate::secret::Secret;
 
 use super::LegacyError;
 use super::normalize::NormalizeConfig;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
 
+use super::Credentials;
 use super::metrics::MigrationMetrics;
 use super::outcome::{Outcome, Stage};
 use super::phase::{MigrationConfig, OnExistingUser, Phase, PhaseState, RuntimeSettings};
@@ -16,7 +17,6 @@ use crate::hash::{Password, VerifyError, VerifyPool};
 use crate::ledger::{Claim, Ledger, LedgerError, State};
 use crate::legacy::{LegacyStore, LegacyUser, Lookup};
 use crate::provider::{NewUser, Provider, ProviderError, ProviderUserId};
-use super::Credentials;
 
 /// Everything a migration needs; cheap to clone.
 #[derive(Clone)]

@@ -7,9 +7,11 @@ pub mod engine;
 pub mod metrics;
 pub mod outcome;
 pub mod phase;
+mod routing;
 
 pub use credentials::Credentials;
 pub use engine::{Engine, EngineParts, SettingsError};
 pub use metrics::{MigrationMetrics, ProgressCollector};
 pub use outcome::{Outcome, Stage};
 pub use phase::{MigrationConfig, Phase, PhaseState, RuntimeSettings};
+pub use routing::RouteDecision;

@@ -16,7 +16,6 @@ pub struct ProxyConfigError {
     pub message: String,
 }
 
-
 /// The legacy upstream.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
@@ -116,4 +115,3 @@ fn header_names<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Vec<String>, 
         })
         .collect()
 }
-

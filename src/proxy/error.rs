@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use http::{Response, StatusCode, header};
 
-use crate::body::{Body, full};
 use super::metrics::ClientErrorReason;
+use crate::body::{Body, full};
 
 /// A request refused or cut because the client got it wrong; never an upstream error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

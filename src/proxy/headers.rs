@@ -7,8 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 
-use super::error::ClientError;
 use super::config::{DEFAULT_UNTRUSTED_DROP_HEADERS, ForwardingConfig, ProxyConfigError};
+use super::error::ClientError;
 
 /// Headers that describe one connection and are never forwarded. `HTTP2-Settings` belongs to
 /// an h2c upgrade (RFC 7540 §3.2.1), which is never tunnelled.

@@ -9,8 +9,8 @@ use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
 };
 
-use super::sharded::Sharded;
 use super::UpstreamError;
+use super::sharded::Sharded;
 
 /// Latency buckets in seconds, from sub-millisecond proxying to slow sign-ins.
 const LATENCY_BUCKETS: &[f64] = &[

@@ -3,8 +3,8 @@
 //! requests the client got wrong refused (400/408/501), and upstream failures turned into short
 //! 502/504 answers.
 
-mod error;
 pub mod config;
+mod error;
 pub mod headers;
 pub mod metrics;
 mod pool;

@@ -26,8 +26,8 @@ use pin_project_lite::pin_project;
 use tower_service::Service;
 
 use super::UpstreamError;
-use crate::body::Body;
 use super::metrics::RetryCounters;
+use crate::body::Body;
 
 type Sender = http1::SendRequest<Body>;
 

@@ -16,8 +16,8 @@ use hyper::body::{Body as HttpBody, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 use super::error::ClientError;
-use crate::body::{Body, BoxError};
 use super::metrics::ClientErrorCounters;
+use crate::body::{Body, BoxError};
 
 /// Where an upload stands, as its body last reported.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

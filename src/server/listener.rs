@@ -15,8 +15,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tokio_rustls::TlsAcceptor;
 
-use super::service::{RequestContext, handle};
 use super::lifecycle::Lifecycle;
+use super::service::{RequestContext, handle};
 use super::watchdog::{ConnState, Signal, SignalSeen, Watchdog};
 use crate::config::ServerConfig;
 use crate::proxy::ClientInfo;

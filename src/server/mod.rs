@@ -28,16 +28,16 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::config::{Config, ConfigError};
 use crate::proxy::Forwarder;
+use crate::proxy::metrics::HttpMetrics;
 use crate::signin::{Router, SigninHandler};
 use health::Health;
 use lifecycle::Lifecycle;
 use listener::ConnLimits;
-use crate::proxy::metrics::HttpMetrics;
 use service::RequestContext;
 use tls::{CertStore, TlsError};
 
-pub use runtime::{EVENT_INTERVAL, serve_runtime};
 pub use preflight::preflight;
+pub use runtime::{EVENT_INTERVAL, serve_runtime};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

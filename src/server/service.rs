@@ -11,8 +11,8 @@ use http::{Method, Request, Response};
 use hyper::body::Incoming;
 use pin_project_lite::pin_project;
 
-use crate::proxy::metrics::{HttpMetrics, InFlightGuard};
 use crate::body::{Body, GuardedBody, request_body};
+use crate::proxy::metrics::{HttpMetrics, InFlightGuard};
 use crate::proxy::{ClientInfo, ForwardedBody, Forwarder, Forwarding, SendResult};
 use crate::signin::{RouteClass, Router, SigninHandler};
 

@@ -4,7 +4,6 @@
 use prometheus::Registry;
 
 use super::ServerError;
-use crate::proxy::metrics::HttpMetrics;
 use crate::audit::AuditLog;
 use crate::config::Config;
 use crate::hash::{HashMetrics, VerifyPool};
@@ -16,6 +15,7 @@ use crate::migrate::{
 };
 use crate::provider::ProviderMetrics;
 use crate::proxy::Forwarder;
+use crate::proxy::metrics::HttpMetrics;
 
 /// The engine and, for `route` mode `forward`, the second upstream.
 pub struct Migration {
@@ -67,14 +67,16 @@ pub async fn build(
     let migration = &config.migration;
     metrics.set_phase(migration.phase);
     let new_upstream = match &migration.route {
-        Some(RouteTarget::Forward { upstream_url }) => Some(Forwarder::to(
-            "new",
-            "migration.route.upstream_url",
-            upstream_url,
-            (&config.upstream, &config.forwarding),
-            http_metrics.clone(),
-        )
-        .map_err(crate::config::ConfigError::from)?),
+        Some(RouteTarget::Forward { upstream_url }) => Some(
+            Forwarder::to(
+                "new",
+                "migration.route.upstream_url",
+                upstream_url,
+                (&config.upstream, &config.forwarding),
+                http_metrics.clone(),
+            )
+            .map_err(crate::config::ConfigError::from)?,
+        ),
         _ => None,
     };
     let engine = Engine::new(EngineParts {

@@ -17,15 +17,11 @@ use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use prometheus::Registry;
 
-use crate::audit::{AuditEvent, AuditKind};
 use crate::body::{Body, PrefixedBody, boxed, full};
-use config::{FailureSignature, LegacyUserBinding, SigninConfig, UnreadInRoute};
-use crate::ledger::MigratedUser;
-use crate::legacy::{KeyField, Lookup};
-use crate::migrate::phase::{LedgerUnavailable, RouteTarget, in_route_population};
-use crate::migrate::{Engine, Outcome, Phase};
+use crate::migrate::{Engine, Outcome, Phase, RouteDecision};
 use crate::proxy::{ClientInfo, Forwarder};
 use budget::{BodyBudget, Reservation};
+use config::{FailureSignature, LegacyUserBinding, SigninConfig, UnreadInRoute};
 use extract::{FieldSpec, Unread};
 pub use metrics::SigninMetrics;
 pub use route::{RouteClass, Router, normalize_path};
@@ -115,6 +111,18 @@ pub struct SigninHandler {
     new_upstream: Option<Forwarder>,
 }
 
+impl From<RouteDecision> for Decision {
+    fn from(decision: RouteDecision) -> Self {
+        match decision {
+            RouteDecision::Legacy => Decision::Legacy,
+            RouteDecision::Redirect(location) => Decision::Redirect(location),
+            RouteDecision::NewUpstream => Decision::NewUpstream,
+            RouteDecision::Deny => Decision::Deny,
+            RouteDecision::AmbiguousIdentity => Decision::Refuse(Refusal::AmbiguousIdentity),
+        }
+    }
+}
+
 /// Where a sign-in goes after the routing decision.
 enum Decision {
     Legacy,
@@ -122,13 +130,6 @@ enum Decision {
     NewUpstream,
     Deny,
     Refuse(Refusal),
-}
-
-/// A migrated user a sign-in names, found for routing.
-struct Routed {
-    key: String,
-    email: Option<String>,
-    migrated: MigratedUser,
 }
 
 impl SigninHandler {
@@ -245,7 +246,7 @@ impl SigninHandler {
                     .await;
             }
         };
-        match self.decide(engine, &credentials.identifier).await {
+        match Decision::from(engine.route_decision(&credentials.identifier).await) {
             Decision::Legacy => {}
             Decision::Redirect(location) => {
                 engine.record(Outcome::Routed);
@@ -310,143 +311,6 @@ impl SigninHandler {
             http::HeaderValue::from_static("no-store"),
         );
         resp
-    }
-
-    /// In `route` phase, whether this sign-in goes to the new provider.
-    async fn decide(&self, engine: &Engine, identifier: &str) -> Decision {
-        let settings = engine.phase().get();
-        let config = engine.config();
-        if settings.phase != Phase::Route || config.route.is_none() {
-            return Decision::Legacy;
-        }
-        let routed = match migrated_identity(engine, identifier).await {
-            Ok(Some(routed)) => routed,
-            Ok(None) => return Decision::Legacy,
-            Err(decision) => return decision,
-        };
-        // The domain lists and the login hint need the user's email: where users are keyed
-        // by login, the legacy store names it. A user whose email is unknown is not routed
-        // where domain lists apply.
-        let email = match routed.email {
-            Some(email) => Some(email),
-            None => match engine.legacy().lookup(identifier).await {
-                Ok(Lookup::Found(user)) => Some(engine.legacy().normalize(&user.email)),
-                _ => None,
-            },
-        };
-        let has_domain_lists = !config.allow_domains.is_empty() || !config.deny_domains.is_empty();
-        if email.is_none() && has_domain_lists {
-            return Decision::Legacy;
-        }
-        let population_email = email.as_deref().unwrap_or(&routed.key);
-        if !in_route_population(
-            config,
-            settings.canary_percent,
-            &routed.key,
-            population_email,
-        ) {
-            return Decision::Legacy;
-        }
-        engine.audit().emit(
-            AuditEvent::new(
-                AuditKind::RoutedToProvider,
-                Some(&routed.key),
-                settings.phase.as_str(),
-                engine.replica(),
-            )
-            .provider_user(Some(routed.migrated.provider_user_id.as_str())),
-        );
-        match &config.route {
-            // The provider knows the user by the email dripgate created it with, not by the
-            // login name that may have been typed.
-            Some(RouteTarget::Redirect { url_template }) => {
-                let hint: String =
-                    form_urlencoded::byte_serialize(email.unwrap_or_default().as_bytes()).collect();
-                Decision::Redirect(url_template.replace("{login_hint}", &hint))
-            }
-            Some(RouteTarget::Forward { .. }) => Decision::NewUpstream,
-            None => Decision::Legacy,
-        }
-    }
-}
-
-/// The migrated user a sign-in names, if any: by the typed key first, then by every legacy
-/// user the store itself matches for what was typed. The store's comparison is the legacy
-/// app's (a database collation may match `Alicé@x.io` or a login name to a user keyed
-/// otherwise), so a sign-in the legacy app would resolve to a migrated user is never left to
-/// it; one that matches several users, one of them migrated, is refused.
-async fn migrated_identity(engine: &Engine, identifier: &str) -> Result<Option<Routed>, Decision> {
-    let legacy = engine.legacy();
-    let key = legacy.normalize(identifier);
-    // Where the ledger is unreachable and the typed key is not cached, the store may still
-    // name a cached user; denial waits until no candidate is found.
-    let mut denied = false;
-    match migrated_user(engine, &key).await {
-        Ok(Some(migrated)) => {
-            let email = (legacy.key_field() == KeyField::Email).then(|| key.clone());
-            return Ok(Some(Routed {
-                key,
-                email,
-                migrated,
-            }));
-        }
-        Ok(None) => {}
-        Err(Deny) => denied = true,
-    }
-    let candidates = match legacy.candidates(identifier).await {
-        Ok(candidates) => candidates,
-        Err(e) => {
-            tracing::warn!(error = %e, "legacy store unreachable while routing");
-            return match engine.config().on_ledger_unavailable {
-                LedgerUnavailable::CacheThenDeny => Err(Decision::Deny),
-                LedgerUnavailable::CacheThenLegacy if denied => Err(Decision::Deny),
-                LedgerUnavailable::CacheThenLegacy => Ok(None),
-            };
-        }
-    };
-    let mut found = None;
-    for user in candidates.iter().filter(|u| u.key != key) {
-        match migrated_user(engine, &user.key).await {
-            Ok(Some(_)) if found.is_some() => {
-                return Err(Decision::Refuse(Refusal::AmbiguousIdentity));
-            }
-            Ok(Some(migrated)) => {
-                found = Some(Routed {
-                    key: user.key.clone(),
-                    email: Some(legacy.normalize(&user.email)),
-                    migrated,
-                });
-            }
-            Ok(None) => {}
-            Err(Deny) => denied = true,
-        }
-    }
-    if found.is_some() && candidates.len() > 1 {
-        return Err(Decision::Refuse(Refusal::AmbiguousIdentity));
-    }
-    if found.is_none() && denied {
-        return Err(Decision::Deny);
-    }
-    Ok(found)
-}
-
-/// The ledger could not be read and `on_ledger_unavailable = "cache_then_deny"` applies.
-struct Deny;
-
-/// Whether `key` is migrated: the ledger (read-through cache), or only the cache when the
-/// ledger is unreachable.
-async fn migrated_user(engine: &Engine, key: &str) -> Result<Option<MigratedUser>, Deny> {
-    match engine.ledger().is_migrated(key).await {
-        Ok(found) => Ok(found),
-        Err(e) => {
-            tracing::warn!(error = %e, "ledger unreachable while routing; using the cache");
-            let cached = engine.ledger().cached_migrated(key).await;
-            let deny = engine.config().on_ledger_unavailable == LedgerUnavailable::CacheThenDeny;
-            if cached.is_none() && deny {
-                return Err(Deny);
-            }
-            Ok(cached)
-        }
     }
 }
 
