@@ -4,6 +4,7 @@
 //! first successful sign-in it verifies the password against the legacy hash store, provisions
 //! the user in the new identity provider and records the migration. See docs/ARCHITECTURE.md.
 
+pub mod architecture;
 pub mod audit;
 pub mod body;
 pub mod cli;

@@ -5,8 +5,8 @@ mod provider_common;
 
 use std::io::Write;
 
+use dripgate::cli::provider_check as check;
 use dripgate::provider::ProviderConfig;
-use dripgate::provider::check;
 use provider_common::*;
 
 fn write_config(text: &str) -> tempfile::NamedTempFile {

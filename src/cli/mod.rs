@@ -3,6 +3,7 @@
 pub mod hash;
 mod health;
 pub mod legacy;
+pub mod provider_check;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -226,10 +227,7 @@ fn provider_check(path: &std::path::Path) -> ExitCode {
         Ok(rt) => rt,
         Err(code) => return code,
     };
-    let code = runtime.block_on(crate::provider::check::command(
-        path,
-        &mut std::io::stdout(),
-    ));
+    let code = runtime.block_on(provider_check::command(path, &mut std::io::stdout()));
     ExitCode::from(code)
 }
 

@@ -14,7 +14,6 @@ use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 pub mod authgear;
-pub mod check;
 pub mod config;
 mod der;
 pub mod error;

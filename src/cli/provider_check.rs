@@ -4,7 +4,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use super::{CheckReport, ProviderConfig, ProviderError};
+use crate::provider::{CheckReport, ProviderConfig, ProviderError};
 
 /// Loads the config file (with environment overrides and secrets) and returns `[provider]`.
 pub fn load_config(path: &Path) -> Result<ProviderConfig, ProviderError> {
@@ -17,7 +17,7 @@ pub fn load_config(path: &Path) -> Result<ProviderConfig, ProviderError> {
 
 /// Runs the check against the configured provider.
 pub async fn run(config: &ProviderConfig) -> CheckReport {
-    match super::build(config, None, None) {
+    match crate::provider::build(config, None, None) {
         Ok(provider) => provider.check_credentials().await,
         Err(e) => CheckReport {
             lines: vec![("config".into(), Err(e.to_string()))],
