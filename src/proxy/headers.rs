@@ -58,26 +58,58 @@ const DEFAULT_SPOOFABLE: [HeaderName; 8] = [
 /// a few byte comparisons, so an end-to-end name costs about one comparison, and a byte scan
 /// for an underscore (CGI maps `X_Forwarded_For` and `X-Forwarded-For` to the same variable).
 fn name_class(name: &HeaderName) -> NameClass {
-    match name.as_str() {
-        "connection" => NameClass::Hop(0),
-        "keep-alive" => NameClass::Hop(1),
-        "proxy-connection" => NameClass::Hop(2),
-        "proxy-authenticate" => NameClass::Hop(3),
-        "proxy-authorization" => NameClass::Hop(4),
-        "te" => NameClass::Hop(5),
-        "trailer" => NameClass::Hop(6),
-        "transfer-encoding" => NameClass::Hop(TRANSFER_ENCODING_INDEX),
-        "http2-settings" => NameClass::Hop(8),
-        "upgrade" => NameClass::Hop(UPGRADE_INDEX),
+    let name = name.as_str();
+    if let Some(i) = hop_index(name) {
+        return NameClass::Hop(i);
+    }
+    match name {
         "x-forwarded-for" | "x-forwarded-proto" | "x-forwarded-host" | "x-real-ip"
         | "forwarded" => NameClass::Forwarded,
         "x-forwarded-port" | "x-forwarded-prefix" | "x-forwarded-server" | "x-client-ip"
         | "true-client-ip" | "cf-connecting-ip" | "x-original-url" | "x-rewrite-url" => {
             NameClass::Spoofable
         }
-        other if other.as_bytes().contains(&b'_') => NameClass::Underscore,
+        other if contains_byte(other.as_bytes(), b'_') => NameClass::Underscore,
         _ => NameClass::EndToEnd,
     }
+}
+
+/// The index of a hop-by-hop name in `HOP_BY_HOP` ([`UPGRADE_INDEX`] for `Upgrade`): all a
+/// response's names are checked for, since the forwarded-header policy applies to requests.
+fn hop_index(name: &str) -> Option<usize> {
+    Some(match name {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-connection" => 2,
+        "proxy-authenticate" => 3,
+        "proxy-authorization" => 4,
+        "te" => 5,
+        "trailer" => 6,
+        "transfer-encoding" => TRANSFER_ENCODING_INDEX,
+        "http2-settings" => 8,
+        "upgrade" => UPGRADE_INDEX,
+        _ => return None,
+    })
+}
+
+/// Whether `haystack` holds `needle`, eight bytes at a step: header names and values are short,
+/// and a byte-at-a-time loop over every name of every request was a measurable share of the
+/// per-request instructions.
+pub(crate) fn contains_byte(haystack: &[u8], needle: u8) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    let pattern = u64::from_ne_bytes([needle; 8]);
+    let mut words = haystack.chunks_exact(8);
+    for word in &mut words {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        // A byte of `x` is zero where the word holds `needle`; the classic zero-byte test.
+        let x = u64::from_ne_bytes(bytes) ^ pattern;
+        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
+            return true;
+        }
+    }
+    words.remainder().contains(&needle)
 }
 
 /// What one pass over a message's header names found: which hop-by-hop headers are present and
@@ -95,6 +127,18 @@ pub struct HeaderScan {
 }
 
 impl HeaderScan {
+    /// Scans the hop-by-hop names of a response's `headers` (the forwarded-header classes
+    /// are for requests only).
+    pub fn of_response(headers: &HeaderMap) -> Self {
+        let mut scan = Self::default();
+        for name in headers.keys() {
+            if let Some(i) = hop_index(name.as_str()) {
+                scan.hop[i] = true;
+            }
+        }
+        scan
+    }
+
     /// Scans the names of `headers`.
     pub fn of(headers: &HeaderMap) -> Self {
         let mut scan = Self::default();
@@ -223,7 +267,7 @@ const FORWARDED_FAMILY: [HeaderName; 5] = [
 /// set (a WebSocket or other protocol upgrade being tunnelled), `Connection: upgrade` and
 /// `Upgrade` are kept.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    strip_scanned(headers, &HeaderScan::of(headers), keep_upgrade);
+    strip_scanned(headers, &HeaderScan::of_response(headers), keep_upgrade);
 }
 
 /// [`strip_hop_by_hop`] with the names already scanned (`scan` must be of `headers`).

@@ -327,10 +327,11 @@ struct ClientHost {
 /// line, else its single Host line, else (HTTP/2) the `:authority`. HTTP/1.1 without Host, and
 /// any request with more than one Host (several lines, or a list), is refused: a proxy and the
 /// app behind it could read different hosts from it.
+#[inline]
 fn client_host(req: &Request<Body>) -> Result<ClientHost, ClientError> {
     let mut lines = req.headers().get_all(header::HOST).iter();
     let (first, more) = (lines.next(), lines.next().is_some());
-    if more || first.is_some_and(|h| h.as_bytes().contains(&b',')) {
+    if more || first.is_some_and(|h| headers::contains_byte(h.as_bytes(), b',')) {
         return Err(ClientError::RepeatedHost);
     }
     let http1 = req.version() <= Version::HTTP_11;
