@@ -6,8 +6,10 @@ pub mod engine;
 pub mod metrics;
 pub mod outcome;
 pub mod phase;
+pub mod transfer;
 
 pub use engine::{Engine, EngineParts, SettingsError};
 pub use metrics::{MigrationMetrics, ProgressCollector};
 pub use outcome::{Outcome, Stage};
 pub use phase::{MigrationConfig, Phase, PhaseState, RuntimeSettings};
+pub use transfer::TransferMetrics;
