@@ -8,6 +8,7 @@ pub mod audit;
 pub mod body;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod hash;
 pub mod ledger;
@@ -19,5 +20,7 @@ pub mod provider;
 pub mod proxy;
 pub mod server;
 pub mod signin;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use server::{BoundServer, run};

@@ -16,7 +16,7 @@ use common::Dripgate;
 use dripgate::config::Config;
 use dripgate::hash::SaltPosition;
 use dripgate::provider::config::PasswordTransfer;
-use dripgate::provider::fake::Fault;
+use dripgate::testkit::Fault;
 use md5::Digest;
 use migration_common::*;
 

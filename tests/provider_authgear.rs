@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dripgate::provider::authgear::{AuthgearClient, user_node_id, user_raw_id};
-use dripgate::provider::fake::Fault;
-use dripgate::provider::fake::authgear::FakeAuthgear;
 use dripgate::provider::{ErrorClass, NewUser, Password, Provider, ProviderError, ProviderUserId};
+use dripgate::testkit::Fault;
+use dripgate::testkit::authgear::FakeAuthgear;
 use provider_common::*;
 use secrecy::SecretString;
 

@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dripgate::provider::config::PasswordTransfer;
-use dripgate::provider::fake::Fault;
-use dripgate::provider::fake::kinde::{FakeKinde, FakeKindeOptions};
 use dripgate::provider::kinde::KindeClient;
 use dripgate::provider::{
     BlockingHasher, ErrorClass, HashingMethod, ImportedHash, NewUser, Password, PasswordHasher,
     Provider, ProviderError, ProviderMetrics, SaltPlacement,
 };
+use dripgate::testkit::Fault;
+use dripgate::testkit::kinde::{FakeKinde, FakeKindeOptions};
 use provider_common::*;
 use secrecy::SecretString;
 

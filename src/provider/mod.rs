@@ -1,5 +1,5 @@
 //! New identity providers behind one trait: Kinde and Authgear clients, their token caches,
-//! client-side rate limits and retries, and faithful fake servers for tests and the demo.
+//! client-side rate limits and retries. Their fakes are in `testkit` (cargo feature `testkit`).
 //!
 //! The migration sequence the caller runs (see docs/PROVIDERS.md):
 //! find by email → create (Authgear sets the password in the same call) → set password
@@ -16,9 +16,8 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 pub mod authgear;
 pub mod check;
 pub mod config;
-mod der;
+pub(crate) mod der;
 pub mod error;
-pub mod fake;
 pub mod hasher;
 mod http;
 pub mod import;
