@@ -1,8 +1,13 @@
 //! The Kinde fake's passwords: what `SetUserPassword` stores (`hashed_password` +
-//! `hashing_method`, or the plaintext body when allowed) and how a stored password is checked.
+//! `hashing_method` with its salt and parameters, or the plaintext body when allowed) and how a
+//! stored password is checked: bcrypt, crypt, md5, sha256 and wordpress with dripgate's own
+//! verifiers (`crate::hash`), pbkdf2 as FusionAuth's variants compute it.
 
-use md5::Digest;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
+
+use crate::hash::{DigestEncoding, Format, HashConfig, LegacyHash, SaltPosition};
 
 use super::routes::{errors, not_found};
 use super::{FakeKinde, Shared, State};
@@ -19,12 +24,17 @@ pub struct StoredPassword {
     pub salt: Option<String>,
     /// `salt_position`.
     pub salt_position: Option<String>,
+    /// `iterations` (pbkdf2).
+    pub iterations: Option<u32>,
+    /// `variant` (pbkdf2).
+    pub variant: Option<String>,
     /// `is_temporary_password`.
     pub temporary: bool,
 }
 
 impl FakeKinde {
-    /// Whether `plaintext` signs in as the user with `email` (bcrypt, md5, sha256, plaintext).
+    /// Whether `plaintext` signs in as the user with `email`, as Kinde would check the stored
+    /// password (every `hashing_method` dripgate sends, and the plaintext body).
     pub fn verify_password(&self, email: &str, plaintext: &[u8]) -> bool {
         let Some(pw) = self.user_by_email(email).and_then(|u| u.password) else {
             return false;
@@ -34,22 +44,77 @@ impl FakeKinde {
 }
 
 pub(super) fn verify(pw: &StoredPassword, plaintext: &[u8]) -> bool {
-    let salted = |salt: &Option<String>, pos: &Option<String>| -> Vec<u8> {
-        let salt = salt.as_deref().unwrap_or_default().as_bytes();
-        match pos.as_deref() {
-            Some("suffix") => [plaintext, salt].concat(),
-            _ => [salt, plaintext].concat(),
+    let with = |format| LegacyHash::new(format, pw.hash.as_str());
+    let digest = |format| {
+        let h = with(format).with_encoding(Some(DigestEncoding::Hex));
+        match (&pw.salt, pw.salt_position.as_deref()) {
+            (Some(salt), Some("suffix")) => h.salted(salt.as_bytes(), SaltPosition::Suffix),
+            (Some(salt), _) => h.salted(salt.as_bytes(), SaltPosition::Prefix),
+            (None, _) => h,
         }
     };
-    match pw.method.as_str() {
-        "bcrypt" => bcrypt::verify(plaintext, &pw.hash).unwrap_or(false),
-        "md5" => hex::encode(md5::Md5::digest(salted(&pw.salt, &pw.salt_position)))
-            .eq_ignore_ascii_case(&pw.hash),
-        "sha256" => hex::encode(sha2::Sha256::digest(salted(&pw.salt, &pw.salt_position)))
-            .eq_ignore_ascii_case(&pw.hash),
-        "plaintext" => pw.hash.as_bytes() == plaintext,
-        _ => false,
+    let hash = match pw.method.as_str() {
+        "bcrypt" => with(Format::Bcrypt),
+        "crypt" => with(Format::Crypt),
+        "wordpress" => with(Format::Wordpress),
+        "md5" => digest(Format::Md5),
+        "sha256" => digest(Format::Sha256),
+        "pbkdf2" => return verify_pbkdf2(pw, plaintext),
+        "plaintext" => return pw.hash.as_bytes() == plaintext,
+        _ => return false,
+    };
+    crate::hash::verify(&hash, plaintext, &HashConfig::default()).unwrap_or(false)
+}
+
+/// FusionAuth's PBKDF2 variants: `salted-pbkdf2-hmac-sha256` (32-byte key),
+/// `salted-pbkdf2-hmac-sha256-512` and `salted-pbkdf2-hmac-sha512-512` (64-byte keys); base64
+/// salt and hash; 24 000 iterations when none are given.
+fn verify_pbkdf2(pw: &StoredPassword, plaintext: &[u8]) -> bool {
+    let (Some(salt), Ok(want)) = (
+        pw.salt.as_deref().and_then(|s| STANDARD.decode(s).ok()),
+        STANDARD.decode(&pw.hash),
+    ) else {
+        return false;
+    };
+    let rounds = pw.iterations.unwrap_or(24_000);
+    let mut key = vec![0u8; want.len()];
+    match (pw.variant.as_deref(), want.len()) {
+        (Some("salted-pbkdf2-hmac-sha256"), 32) | (Some("salted-pbkdf2-hmac-sha256-512"), 64) => {
+            pbkdf2::pbkdf2_hmac::<sha2::Sha256>(plaintext, &salt, rounds, &mut key);
+        }
+        (Some("salted-pbkdf2-hmac-sha512-512"), 64) => {
+            pbkdf2::pbkdf2_hmac::<sha2::Sha512>(plaintext, &salt, rounds, &mut key);
+        }
+        _ => return false,
     }
+    key == want
+}
+
+/// The spec's pbkdf2 rules: `variant` and a base64 `salt` required, `iterations` and `variant`
+/// for pbkdf2 only. The text of a violation, if any.
+fn pbkdf2_violation(method: &str, body: &Value) -> Option<&'static str> {
+    let has = |field: &str| body.get(field).is_some();
+    if method != "pbkdf2" {
+        return (has("iterations") || has("variant"))
+            .then_some("iterations and variant are for pbkdf2 only");
+    }
+    let salt_ok = body
+        .get("salt")
+        .and_then(Value::as_str)
+        .is_some_and(|s| STANDARD.decode(s).is_ok());
+    if !salt_ok {
+        return Some("pbkdf2 needs a base64 salt");
+    }
+    let variant = body.get("variant").and_then(Value::as_str);
+    (!matches!(
+        variant,
+        Some(
+            "salted-pbkdf2-hmac-sha256"
+                | "salted-pbkdf2-hmac-sha256-512"
+                | "salted-pbkdf2-hmac-sha512-512"
+        )
+    ))
+    .then_some("pbkdf2 needs a variant")
 }
 
 const METHODS: [&str; 8] = [
@@ -112,6 +177,10 @@ pub(super) fn set_password(
                     ),
                 );
             }
+            if let Some(violation) = pbkdf2_violation(method, body) {
+                st.knobs.violation(format!("SetUserPassword: {violation}"));
+                return json_response(400, &errors("INVALID_REQUEST", violation));
+            }
             // Kinde rewrites $2b$ to $2a$ (same algorithm).
             let hash = hash
                 .strip_prefix("$2b$")
@@ -122,6 +191,14 @@ pub(super) fn set_password(
                 hash,
                 salt,
                 salt_position,
+                iterations: body
+                    .get("iterations")
+                    .and_then(Value::as_u64)
+                    .and_then(|i| u32::try_from(i).ok()),
+                variant: body
+                    .get("variant")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 temporary,
             }
         }
@@ -130,6 +207,8 @@ pub(super) fn set_password(
             hash: plain.to_string(),
             salt: None,
             salt_position: None,
+            iterations: None,
+            variant: None,
             temporary,
         },
         _ => {
