@@ -138,10 +138,11 @@ impl KindeClient {
     async fn create(&self, user: &NewUser) -> Result<CreatedUser, ProviderError> {
         let op = Operation::CreateUser;
         let email = super::normalize_email(&user.email);
-        let profile = (user.given_name.is_some() || user.family_name.is_some()).then(|| Profile {
-            given_name: user.given_name.as_deref(),
-            family_name: user.family_name.as_deref(),
-        });
+        let profile =
+            (user.given_name.is_some() || user.family_name.is_some()).then_some(Profile {
+                given_name: user.given_name.as_deref(),
+                family_name: user.family_name.as_deref(),
+            });
         let body = serde_json::to_vec(&CreateUserRequest {
             profile,
             identities: [Identity {
