@@ -4,7 +4,8 @@
 //! `legacy_hash` is counted in `dripgate_password_transfer_total{provider,format,method,result}`.
 //!
 //! [`importable`] is the one conversion from `hash`'s parsed [`LegacyHash`] to the provider's
-//! wire form ([`ImportedHash`](crate::provider::ImportedHash)); the live migration uses it here, a bulk hand-off can too.
+//! wire form ([`ImportedHash`](crate::provider::ImportedHash)); the live migration uses it here,
+//! a bulk hand-off can too.
 
 use prometheus::{IntCounterVec, Opts, Registry};
 
