@@ -32,9 +32,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use dripgate::provider::fake::Fault;
-use dripgate::provider::fake::kinde::{FakeKinde, FakeKindeOptions};
 use dripgate::server::BoundServer;
+use dripgate::testkit::Fault;
+use dripgate::testkit::kinde::{FakeKinde, FakeKindeOptions};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};

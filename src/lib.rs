@@ -9,6 +9,7 @@ pub mod audit;
 pub mod body;
 pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod hash;
 pub mod ledger;
@@ -21,5 +22,7 @@ pub mod proxy;
 pub mod secret;
 pub mod server;
 pub mod signin;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 pub use server::{BoundServer, run};

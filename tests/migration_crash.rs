@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dripgate::ledger::State;
-use dripgate::provider::fake::Fault;
+use dripgate::testkit::Fault;
 use migration_common::*;
 
 /// The child's config: a short lease, generous provider timeouts (the hanging call must not

@@ -21,7 +21,7 @@ use dripgate::ledger::State;
 use dripgate::legacy::KeyField;
 use dripgate::migrate::Phase;
 use dripgate::migrate::phase::LedgerUnavailable;
-use dripgate::provider::fake::Fault;
+use dripgate::testkit::Fault;
 use migration_common::*;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};

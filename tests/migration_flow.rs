@@ -14,7 +14,7 @@ use dripgate::config::FailureSignature;
 use dripgate::ledger::State;
 use dripgate::migrate::Phase;
 use dripgate::migrate::phase::{OnExistingUser, RouteTarget};
-use dripgate::provider::fake::Fault;
+use dripgate::testkit::Fault;
 use migration_common::*;
 
 /// `dripgate_migration_progress` on a running dripgate.

@@ -7,9 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dripgate::provider::authgear::{AuthgearClient, user_node_id, user_raw_id};
-use dripgate::provider::fake::Fault;
-use dripgate::provider::fake::authgear::FakeAuthgear;
 use dripgate::provider::{ErrorClass, NewUser, Password, Provider, ProviderError, ProviderUserId};
+use dripgate::testkit::Fault;
+use dripgate::testkit::authgear::FakeAuthgear;
 use provider_common::*;
 use secrecy::SecretString;
 
@@ -56,7 +56,7 @@ async fn migrates_a_user_in_one_call_and_the_password_works_at_the_fake() {
     assert_eq!(found.email.as_deref(), Some("ada@example.com"));
 
     let new = SecretString::from("another good password");
-    c.set_password(&created.id, Password::from_secret_string(&new), None)
+    c.set_password(&created.id, Password::from_secret_string(&new))
         .await
         .unwrap();
     assert!(fake.verify_password("ada@example.com", b"another good password"));
@@ -186,7 +186,7 @@ async fn policy_rejection_is_typed_and_rolls_back() {
         .unwrap()
         .id;
     match c
-        .set_password(&id, Password::from_secret_string(&good), None)
+        .set_password(&id, Password::from_secret_string(&good))
         .await
     {
         Err(ProviderError::PasswordRejected { reasons, .. }) => {
@@ -197,7 +197,7 @@ async fn policy_rejection_is_typed_and_rolls_back() {
     fake.fail_next("resetPassword", 1, Fault::PasswordPolicy);
     let other = SecretString::from("yet another good password");
     let err = c
-        .set_password(&id, Password::from_secret_string(&other), None)
+        .set_password(&id, Password::from_secret_string(&other))
         .await
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::PasswordRejected);

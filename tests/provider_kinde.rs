@@ -7,13 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dripgate::provider::config::PasswordTransfer;
-use dripgate::provider::fake::Fault;
-use dripgate::provider::fake::kinde::{FakeKinde, FakeKindeOptions};
 use dripgate::provider::kinde::KindeClient;
 use dripgate::provider::{
-    ErrorClass, LegacyHash, LegacyHashMethod, NewUser, Password, Provider, ProviderError,
-    ProviderMetrics, SaltPosition,
+    BlockingHasher, ErrorClass, HashingMethod, ImportedHash, NewUser, Password, PasswordHasher,
+    Provider, ProviderError, ProviderMetrics, SaltPlacement,
 };
+use dripgate::testkit::Fault;
+use dripgate::testkit::kinde::{FakeKinde, FakeKindeOptions};
 use provider_common::*;
 use secrecy::SecretString;
 
@@ -50,7 +50,7 @@ async fn migrates_a_user_end_to_end_and_the_password_works_at_the_fake() {
         !created.password_set,
         "Kinde creates and sets the password in two calls"
     );
-    c.set_password(&created.id, Password::from_secret_string(&secret), None)
+    c.set_password(&created.id, Password::from_secret_string(&secret))
         .await
         .unwrap();
     c.require_password_change(&created.id).await.unwrap();
@@ -225,7 +225,7 @@ async fn policy_rejection_is_typed() {
     fake.fail_next("SetUserPassword", 1, Fault::PasswordPolicy);
     let secret = SecretString::from("pw");
     let err = c
-        .set_password(&id, Password::from_secret_string(&secret), None)
+        .set_password(&id, Password::from_secret_string(&secret))
         .await
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::PasswordRejected);
@@ -233,42 +233,98 @@ async fn policy_rejection_is_typed() {
 }
 
 #[tokio::test]
-async fn legacy_hash_transfer_sends_the_verified_hash() {
+async fn imported_hash_is_sent_in_the_spec_fields_and_signs_in_at_the_fake() {
     let fake = kinde_fake().await;
     let mut cfg = kinde_config(&fake);
+    assert!(
+        !client(&fake).capabilities().prefers_legacy_hash,
+        "bcrypt is the default transfer"
+    );
     cfg.password_transfer = PasswordTransfer::LegacyHash;
     let c = KindeClient::new(&cfg, &http(Duration::from_secs(5)), &fast_limits(), None).unwrap();
+    let caps = c.capabilities();
+    assert!(caps.prefers_legacy_hash);
+    assert!(caps.imports(HashingMethod::Md5) && caps.imports(HashingMethod::Pbkdf2));
     let id = c.create_user(&ada(), None).await.unwrap().id;
     // md5("x9Q" + "hunter2"), salt as a prefix.
     use md5::Digest;
-    let hash = hex::encode(md5::Md5::digest(b"x9Qhunter2"));
-    let legacy = LegacyHash {
-        method: LegacyHashMethod::Md5,
-        hash: hash.into(),
-        salt: Some("x9Q".into()),
-        salt_position: Some(SaltPosition::Prefix),
-        iterations: None,
-        variant: None,
-    };
-    let secret = SecretString::from("hunter2");
-    c.set_password(&id, Password::from_secret_string(&secret), Some(&legacy))
-        .await
+    let mut hash = ImportedHash::new(
+        HashingMethod::Md5,
+        hex::encode(md5::Md5::digest(b"x9Qhunter2")),
+    );
+    hash.salt = Some("x9Q".to_string().into());
+    hash.salt_position = Some(SaltPlacement::Prefix);
+    c.import_legacy_hash(&id, &hash).await.unwrap();
+    let stored = fake
+        .user_by_email("ada@example.com")
+        .unwrap()
+        .password
         .unwrap();
     assert_eq!(
-        fake.user_by_email("ada@example.com")
-            .unwrap()
-            .password
-            .unwrap()
-            .method,
-        "md5"
+        (stored.method.as_str(), stored.salt_position.as_deref()),
+        ("md5", Some("prefix"))
     );
     assert!(fake.verify_password("ada@example.com", b"hunter2"));
-    assert!(!format!("{legacy:?}").contains("x9Q"));
+    assert!(!fake.verify_password("ada@example.com", b"hunter3"));
+    assert!(!format!("{hash:?}").contains("x9Q"));
     assert!(
         fake.spec_violations().is_empty(),
         "{:?}",
         fake.spec_violations()
     );
+
+    // The fallback of `legacy_hash`: set_password sends a fresh bcrypt of the password.
+    let secret = SecretString::from("hunter2");
+    c.set_password(&id, Password::from_secret_string(&secret))
+        .await
+        .unwrap();
+    let stored = fake.user_by_email("ada@example.com").unwrap().password;
+    assert_eq!(stored.unwrap().method, "bcrypt");
+    assert!(fake.verify_password("ada@example.com", b"hunter2"));
+}
+
+#[tokio::test]
+async fn a_refused_import_is_invalid_not_a_policy_rejection() {
+    let fake = kinde_fake().await;
+    let c = client(&fake);
+    let id = c.create_user(&ada(), None).await.unwrap().id;
+    // Kinde answers a bcrypt method with a non-bcrypt value with 400 INVALID_PASSWORD_HASH.
+    let hash = ImportedHash::new(HashingMethod::Bcrypt, "$2x$05$not-a-hash-kinde-takes");
+    let err = c.import_legacy_hash(&id, &hash).await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::Invalid, "{err}");
+    assert!(!err.to_string().contains("not-a-hash"), "{err}");
+}
+
+/// A hasher that counts its calls, to show where the bcrypt runs.
+#[derive(Debug, Default)]
+struct CountingHasher(std::sync::atomic::AtomicUsize);
+
+impl PasswordHasher for CountingHasher {
+    fn bcrypt(
+        &self,
+        password: zeroize::Zeroizing<Vec<u8>>,
+        cost: u32,
+    ) -> futures_util::future::BoxFuture<
+        'static,
+        Result<zeroize::Zeroizing<String>, dripgate::provider::HasherError>,
+    > {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        BlockingHasher.bcrypt(password, cost)
+    }
+}
+
+#[tokio::test]
+async fn the_bcrypt_runs_on_the_hasher_it_is_given() {
+    let fake = kinde_fake().await;
+    let hasher = Arc::new(CountingHasher::default());
+    let c = client(&fake).with_hasher(hasher.clone());
+    let id = c.create_user(&ada(), None).await.unwrap().id;
+    let secret = SecretString::from("on the pool");
+    c.set_password(&id, Password::from_secret_string(&secret))
+        .await
+        .unwrap();
+    assert_eq!(hasher.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert!(fake.verify_password("ada@example.com", b"on the pool"));
 }
 
 #[tokio::test]
@@ -281,7 +337,7 @@ async fn plaintext_transfer_breaks_the_spec_unless_the_account_accepts_it() {
     let id = c.create_user(&ada(), None).await.unwrap().id;
     let secret = SecretString::from("hunter2hunter2");
     let err = c
-        .set_password(&id, Password::from_secret_string(&secret), None)
+        .set_password(&id, Password::from_secret_string(&secret))
         .await
         .unwrap_err();
     assert_eq!(err.class(), ErrorClass::Invalid);
@@ -301,7 +357,7 @@ async fn plaintext_transfer_breaks_the_spec_unless_the_account_accepts_it() {
     cfg.password_transfer = PasswordTransfer::Plaintext;
     let c = KindeClient::new(&cfg, &http(Duration::from_secs(5)), &fast_limits(), None).unwrap();
     let id = c.create_user(&ada(), None).await.unwrap().id;
-    c.set_password(&id, Password::from_secret_string(&secret), None)
+    c.set_password(&id, Password::from_secret_string(&secret))
         .await
         .unwrap();
     assert!(lenient.verify_password("ada@example.com", b"hunter2hunter2"));

@@ -66,6 +66,7 @@ pub enum Command {
     #[command(
         after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data"
     )]
+    #[cfg(feature = "demo")]
     Demo {
         /// dripgate's listen address.
         #[arg(long, default_value = "127.0.0.1:8080")]
@@ -80,6 +81,14 @@ pub enum Command {
         /// instead of a temporary directory removed at exit.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+    },
+    /// Not in this build: it was built without the `demo` cargo feature.
+    #[cfg(not(feature = "demo"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Demo {
+        /// Whatever was given; ignored.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<String>,
     },
     /// Probe an admin endpoint (for images without curl): exit 0 on a 2xx answer, else 1.
     #[command(after_help = "Example:\n  dripgate health --url http://127.0.0.1:9090/readyz")]
@@ -115,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Hash(cmd) => hash::run(cmd),
         Command::Legacy(cmd) => legacy::run(cmd),
+        #[cfg(feature = "demo")]
         Command::Demo {
             listen,
             admin,
@@ -126,6 +136,11 @@ pub fn main() -> ExitCode {
             users,
             data_dir,
         }),
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => {
+            eprintln!("dripgate: this build has no demo (built without the `demo` cargo feature)");
+            ExitCode::from(EXIT_USAGE)
+        }
         Command::Health { url, timeout_secs } => health::probe(&url, timeout_secs),
         Command::Provider {
             command: ProviderCommand::Check { config },
@@ -231,6 +246,7 @@ fn provider_check(path: &std::path::Path) -> ExitCode {
     ExitCode::from(code)
 }
 
+#[cfg(feature = "demo")]
 fn demo(options: crate::demo::DemoOptions) -> ExitCode {
     crate::logging::init(&config::LogConfig {
         level: "warn".into(),

@@ -1,12 +1,11 @@
 //! `dripgate demo`: a complete local migration in one process, on loopback, with no setup.
 //!
 //! It starts a sample legacy app with a sign-in form and a few thousand generated users in a
-//! SQLite file ([`app`], [`users`]), the Kinde fake as the new provider with a hosted sign-in
+//! SQLite file ([`users`], [`LegacyApp`]), the Kinde fake as the new provider with a hosted sign-in
 //! page of its own, and dripgate in front of the app in `route` phase. Signing in once through
 //! dripgate migrates the user; the next sign-in is redirected to the provider's page, which
 //! accepts the same password.
 
-pub mod app;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -15,9 +14,10 @@ use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::provider::fake::kinde::{FakeKinde, FakeKindeOptions};
-use crate::provider::fake::signin_page;
 use crate::server::{BoundServer, ServerError};
+use crate::testkit::kinde::{FakeKinde, FakeKindeOptions};
+use crate::testkit::legacy_app::LegacyApp;
+use crate::testkit::signin_page;
 pub use users::SampleUser;
 
 /// Default number of generated legacy users.
@@ -80,7 +80,7 @@ pub struct DemoHandle {
     stop: oneshot::Sender<()>,
     server: JoinHandle<Result<(), ServerError>>,
     provider: FakeKinde,
-    app: app::LegacyApp,
+    app: LegacyApp,
     remove_data_dir: bool,
 }
 
@@ -104,7 +104,9 @@ pub async fn start(options: DemoOptions) -> Result<DemoHandle, DemoError> {
         let _ = std::fs::remove_file(stale);
     }
     let samples = users::generate(&legacy_db, options.users).await?;
-    let app = app::LegacyApp::start(&legacy_db).await?;
+    let app = LegacyApp::start(&legacy_db)
+        .await
+        .map_err(|e| DemoError::Setup(e.to_string()))?;
     let provider = FakeKinde::start("127.0.0.1:0", FakeKindeOptions::default())
         .await
         .map_err(|e| DemoError::Setup(format!("provider fake: {e}")))?;

@@ -12,6 +12,7 @@ use super::Credentials;
 use super::metrics::MigrationMetrics;
 use super::outcome::{Outcome, Stage};
 use super::phase::{MigrationConfig, OnExistingUser, Phase, PhaseState, RuntimeSettings};
+use super::transfer::{self, TransferMetrics};
 use crate::audit::{Actor, AuditEvent, AuditKind, AuditLog};
 use crate::hash::{Password, VerifyError, VerifyPool};
 use crate::ledger::{Claim, Ledger, LedgerError, State};
@@ -33,6 +34,7 @@ struct Inner {
     phase: PhaseState,
     audit: AuditLog,
     metrics: MigrationMetrics,
+    transfer_metrics: TransferMetrics,
     replica: String,
     /// One permit per admitted job (running or queued).
     admission: Arc<Semaphore>,
@@ -58,6 +60,8 @@ pub struct EngineParts {
     pub audit: AuditLog,
     /// Migration metrics.
     pub metrics: MigrationMetrics,
+    /// How passwords reached the provider (`dripgate_password_transfer_total`).
+    pub transfer_metrics: TransferMetrics,
     /// This replica's id (audit events, lease owner).
     pub replica: String,
 }
@@ -79,6 +83,7 @@ impl Engine {
                 phase: parts.phase,
                 audit: parts.audit,
                 metrics: parts.metrics,
+                transfer_metrics: parts.transfer_metrics,
                 replica: parts.replica,
             }),
         }
@@ -361,9 +366,7 @@ impl Run<'_> {
                 Err(e) => return self.ledger_failed(&e).await,
             }
         }
-        if !password_set
-            && let Err(e) = self.provider.set_password(&id, self.password(), None).await
-        {
+        if !password_set && let Err(e) = self.transfer_password(&id).await {
             return self.provider_failed(&e, Some(&id)).await;
         }
         match ledger
@@ -388,6 +391,20 @@ impl Run<'_> {
         } else {
             Outcome::Migrated
         }
+    }
+
+    /// The password the user just proved, to the provider: the verified legacy hash where the
+    /// provider is configured for it and takes it, else the password (`migrate::transfer`).
+    async fn transfer_password(&self, id: &ProviderUserId) -> Result<(), ProviderError> {
+        transfer::transfer(
+            self.provider,
+            id,
+            self.password(),
+            &self.user.hash,
+            self.user.format,
+            &self.engine.inner.transfer_metrics,
+        )
+        .await
     }
 
     /// Find-by-email first (it also finds a user created by an attempt that crashed), then

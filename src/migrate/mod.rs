@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod outcome;
 pub mod phase;
 mod routing;
+pub mod transfer;
 
 pub use credentials::Credentials;
 pub use engine::{Engine, EngineParts, SettingsError};
@@ -15,3 +16,4 @@ pub use metrics::{MigrationMetrics, ProgressCollector};
 pub use outcome::{Outcome, Stage};
 pub use phase::{MigrationConfig, Phase, PhaseState, RuntimeSettings};
 pub use routing::RouteDecision;
+pub use transfer::TransferMetrics;

@@ -25,7 +25,7 @@ use super::http::{Answer, build_client, send};
 use super::limit::{Idempotency, Limiter};
 use super::token::{Token, TokenCache};
 use super::{
-    Capabilities, CheckReport, CreatedUser, LegacyHash, NewUser, Operation, Password, Provider,
+    Capabilities, CheckReport, CreatedUser, ImportedHash, NewUser, Operation, Password, Provider,
     ProviderError, ProviderKind, ProviderMetrics, ProviderUser, ProviderUserId,
 };
 
@@ -503,7 +503,8 @@ impl Provider for AuthgearClient {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             atomic_create_with_password: true,
-            imports_legacy_hashes: false,
+            imports: &[],
+            prefers_legacy_hash: false,
             stores_legacy_id: false,
         }
     }
@@ -527,7 +528,6 @@ impl Provider for AuthgearClient {
         &'a self,
         id: &'a ProviderUserId,
         password: Password<'a>,
-        _legacy: Option<&'a LegacyHash>,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
         self.reset_password(id, password).boxed()
     }
@@ -542,7 +542,7 @@ impl Provider for AuthgearClient {
     fn import_legacy_hash<'a>(
         &'a self,
         _id: &'a ProviderUserId,
-        _hash: &'a LegacyHash,
+        _hash: &'a ImportedHash,
     ) -> BoxFuture<'a, Result<(), ProviderError>> {
         async {
             Err(ProviderError::Unsupported {

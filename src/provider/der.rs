@@ -1,7 +1,7 @@
 //! Just enough DER to turn PEM RSA keys into the PKCS#1 forms jsonwebtoken's aws-lc backend takes.
 
+use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{PrivateKeyDer, SubjectPublicKeyInfoDer};
 
 /// Reads one TLV at the start of `input`: (tag, contents, rest).
 fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
@@ -52,8 +52,9 @@ pub(crate) fn rsa_private_pkcs1(pem: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// PKCS#1 DER of an RSA public key given as SPKI PEM (`PUBLIC KEY`).
+#[cfg(feature = "testkit")]
 pub(crate) fn rsa_public_pkcs1(pem: &[u8]) -> Option<Vec<u8>> {
-    let spki = SubjectPublicKeyInfoDer::from_pem_slice(pem).ok()?;
+    let spki = rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(pem).ok()?;
     let (0x30, seq, _) = tlv(spki.as_ref())? else {
         return None;
     };

@@ -1,5 +1,5 @@
 //! New identity providers behind one trait: Kinde and Authgear clients, their token caches,
-//! client-side rate limits and retries, and faithful fake servers for tests and the demo.
+//! client-side rate limits and retries. Their fakes are in `testkit` (cargo feature `testkit`).
 //!
 //! The migration sequence the caller runs (see docs/PROVIDERS.md):
 //! find by email → create (Authgear sets the password in the same call) → set password
@@ -15,10 +15,11 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 pub mod authgear;
 pub mod config;
-mod der;
+pub(crate) mod der;
 pub mod error;
-pub mod fake;
+pub mod hasher;
 mod http;
+pub mod import;
 pub mod kinde;
 pub mod limit;
 pub mod metrics;
@@ -26,6 +27,8 @@ pub mod token;
 
 pub use config::ProviderConfig;
 pub use error::{ErrorClass, ProviderError};
+pub use hasher::{BlockingHasher, HasherError, PasswordHasher};
+pub use import::{HashingMethod, ImportedHash, Pbkdf2Params, SaltPlacement};
 pub use metrics::ProviderMetrics;
 
 /// Which identity provider.
@@ -184,86 +187,17 @@ impl fmt::Debug for Password<'_> {
     }
 }
 
-/// Legacy hash methods a provider may accept as-is (Kinde's `hashing_method` values).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LegacyHashMethod {
-    /// bcrypt (`$2a$`/`$2b$`/`$2y$`).
-    Bcrypt,
-    /// crypt(3) family.
-    Crypt,
-    /// md5 hex digest, optionally salted.
-    Md5,
-    /// sha256 hex digest, optionally salted.
-    Sha256,
-    /// WordPress phpass (`$P$`).
-    Wordpress,
-    /// PBKDF2 (needs `variant`, optional `iterations`).
-    Pbkdf2,
-    /// Firebase's modified scrypt.
-    FirebaseScrypt,
-    /// ASP.NET Identity v2 (base64 `PasswordHash` as-is).
-    AspnetIdentityV2,
-}
-
-impl LegacyHashMethod {
-    /// Kinde's `hashing_method` value for this method.
-    pub fn kinde_name(self) -> &'static str {
-        match self {
-            Self::Bcrypt => "bcrypt",
-            Self::Crypt => "crypt",
-            Self::Md5 => "md5",
-            Self::Sha256 => "sha256",
-            Self::Wordpress => "wordpress",
-            Self::Pbkdf2 => "pbkdf2",
-            Self::FirebaseScrypt => "firebase-scrypt",
-            Self::AspnetIdentityV2 => "aspnet-identity-v2",
-        }
-    }
-}
-
-/// Where a salt goes relative to the password.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SaltPosition {
-    /// salt + password.
-    Prefix,
-    /// password + salt.
-    Suffix,
-}
-
-/// A verified legacy hash in a form a provider can import.
-pub struct LegacyHash {
-    /// The method.
-    pub method: LegacyHashMethod,
-    /// The hash string in the provider's expected encoding (hex for md5/sha256).
-    pub hash: SecretString,
-    /// The salt, if separate from the hash.
-    pub salt: Option<SecretString>,
-    /// Where the salt goes.
-    pub salt_position: Option<SaltPosition>,
-    /// PBKDF2 iterations.
-    pub iterations: Option<u32>,
-    /// PBKDF2 variant (e.g. `salted-pbkdf2-hmac-sha256`).
-    pub variant: Option<String>,
-}
-
-impl fmt::Debug for LegacyHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LegacyHash")
-            .field("method", &self.method)
-            .field("hash", &"<redacted>")
-            .field("salt", &self.salt.as_ref().map(|_| "<redacted>"))
-            .field("salt_position", &self.salt_position)
-            .finish()
-    }
-}
-
 /// What a provider can do, so the caller can pick the sequence.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
     /// create_user sets the password atomically in the same call.
     pub atomic_create_with_password: bool,
-    /// import_legacy_hash works (for at least some methods).
-    pub imports_legacy_hashes: bool,
+    /// The hashing methods [`Provider::import_legacy_hash`] accepts (empty: none).
+    pub imports: &'static [HashingMethod],
+    /// Configured to receive a verified legacy hash instead of the password where it takes the
+    /// hash's method (Kinde `password_transfer = "legacy_hash"`); the caller falls back to
+    /// [`Provider::set_password`] otherwise.
+    pub prefers_legacy_hash: bool,
     /// Where a legacy id is stored (None: the provider has no field for it).
     pub stores_legacy_id: bool,
 }
@@ -273,6 +207,13 @@ pub struct Capabilities {
 pub struct CheckReport {
     /// `(aspect, Ok(detail) | Err(detail))` lines, in order.
     pub lines: Vec<(String, Result<String, String>)>,
+}
+
+impl Capabilities {
+    /// Whether `import_legacy_hash` takes this method.
+    pub fn imports(&self, method: HashingMethod) -> bool {
+        self.imports.contains(&method)
+    }
 }
 
 impl CheckReport {
@@ -305,13 +246,12 @@ pub trait Provider: Send + Sync + fmt::Debug {
         password: Option<Password<'a>>,
     ) -> BoxFuture<'a, Result<CreatedUser, ProviderError>>;
 
-    /// Sets the user's password to the one the user just proved (with the verified legacy hash,
-    /// which providers that import hashes may use instead, depending on config).
+    /// Sets the user's password to the one the user just proved (Kinde: a fresh bcrypt of it,
+    /// or the plaintext body with `password_transfer = "plaintext"`).
     fn set_password<'a>(
         &'a self,
         id: &'a ProviderUserId,
         password: Password<'a>,
-        legacy: Option<&'a LegacyHash>,
     ) -> BoxFuture<'a, Result<(), ProviderError>>;
 
     /// Makes the user choose a new password at the next sign-in.
@@ -320,23 +260,24 @@ pub trait Provider: Send + Sync + fmt::Debug {
         id: &'a ProviderUserId,
     ) -> BoxFuture<'a, Result<(), ProviderError>>;
 
-    /// Imports a legacy hash for a user (for users who never sign in).
+    /// Gives the user a verified legacy hash as their password (a method listed in
+    /// [`Capabilities::imports`]); the live migration uses it under `prefers_legacy_hash`.
     fn import_legacy_hash<'a>(
         &'a self,
         id: &'a ProviderUserId,
-        hash: &'a LegacyHash,
+        hash: &'a ImportedHash,
     ) -> BoxFuture<'a, Result<(), ProviderError>>;
 
     /// Obtains credentials and makes one cheap read call.
     fn check_credentials(&self) -> BoxFuture<'_, CheckReport>;
 }
 
-/// Builds the configured provider client; password hashing it needs runs on `hash_pool` when
+/// Builds the configured provider client; password hashing it needs runs on `hasher` when
 /// given (tokio's blocking pool otherwise).
 pub fn build(
     config: &ProviderConfig,
     metrics: Option<ProviderMetrics>,
-    hash_pool: Option<crate::hash::VerifyPool>,
+    hasher: Option<Arc<dyn PasswordHasher>>,
 ) -> Result<Arc<dyn Provider>, ProviderError> {
     config.validate()?;
     match config.kind {
@@ -345,8 +286,8 @@ pub fn build(
                 ProviderError::Config("kind = \"kinde\" needs a [kinde] section".into())
             })?;
             let client = kinde::KindeClient::new(section, &config.http, &config.limits, metrics)?;
-            Ok(Arc::new(match hash_pool {
-                Some(pool) => client.with_hash_pool(pool),
+            Ok(Arc::new(match hasher {
+                Some(hasher) => client.with_hasher(hasher),
                 None => client,
             }))
         }

@@ -1,7 +1,12 @@
 //! Building the migration engine from the config: legacy store, hash pool, provider, ledger,
 //! audit log and metrics, all registered in the one registry `/metrics` exposes.
 
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use prometheus::Registry;
+use zeroize::Zeroizing;
 
 use super::ServerError;
 use crate::audit::AuditLog;
@@ -12,8 +17,9 @@ use crate::legacy::LegacyStore;
 use crate::migrate::phase::RouteTarget;
 use crate::migrate::{
     Engine, EngineParts, MigrationMetrics, PhaseState, ProgressCollector, RuntimeSettings,
+    TransferMetrics,
 };
-use crate::provider::ProviderMetrics;
+use crate::provider::{HasherError, PasswordHasher, ProviderMetrics};
 use crate::proxy::Forwarder;
 use crate::proxy::metrics::HttpMetrics;
 
@@ -48,7 +54,7 @@ pub async fn build(
             crate::provider::build(
                 p,
                 Some(ProviderMetrics::register(registry)?),
-                Some(verifier.clone()),
+                Some(Arc::new(PoolHasher(verifier.clone()))),
             )
             .map_err(|e| dependency("provider", &e))?,
         ),
@@ -91,6 +97,7 @@ pub async fn build(
         }),
         audit,
         metrics,
+        transfer_metrics: TransferMetrics::register(registry)?,
         replica: replica_id(migration.replica_id.as_deref()),
     });
     Ok(Some(Migration {
@@ -111,4 +118,25 @@ fn replica_id(configured: Option<&str>) -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "dripgate".to_owned());
     format!("{host}-{}", std::process::id())
+}
+
+/// The provider's bcrypt of a password, on the hash pool's threads: bounded, at background
+/// priority, never on the async workers (the provider does not depend on `hash`).
+#[derive(Debug)]
+struct PoolHasher(VerifyPool);
+
+impl PasswordHasher for PoolHasher {
+    fn bcrypt(
+        &self,
+        password: Zeroizing<Vec<u8>>,
+        cost: u32,
+    ) -> BoxFuture<'static, Result<Zeroizing<String>, HasherError>> {
+        let pool = self.0.clone();
+        async move {
+            pool.run(move || crate::provider::hasher::bcrypt_now(&password, cost))
+                .await
+                .map_err(|_| HasherError::Aborted)?
+        }
+        .boxed()
+    }
 }

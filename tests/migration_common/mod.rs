@@ -15,11 +15,11 @@ use dripgate::config::{Config, FailureSignature, Secret, SigninRoute};
 use dripgate::ledger::{Ledger, LedgerConfig, State};
 use dripgate::legacy::{LegacyConfig, Preset};
 use dripgate::migrate::phase::RouteTarget;
-use dripgate::provider::fake::Fault;
-use dripgate::provider::fake::authgear::{FakeAuthgear, FakeAuthgearOptions};
-use dripgate::provider::fake::kinde::FakeKinde;
 use dripgate::provider::{ProviderConfig, ProviderKind};
 use dripgate::signin::extract::BodyKind;
+use dripgate::testkit::Fault;
+use dripgate::testkit::authgear::{FakeAuthgear, FakeAuthgearOptions};
+use dripgate::testkit::kinde::FakeKinde;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
 use crate::common::legacy_app::LegacyApp;

@@ -8,9 +8,9 @@ use std::time::Duration;
 use dripgate::provider::config::{
     AuthgearConfig, HttpConfig, KindeConfig, LimitsConfig, PasswordTransfer,
 };
-use dripgate::provider::fake::Validator;
-use dripgate::provider::fake::authgear::{FakeAuthgear, FakeAuthgearOptions};
-use dripgate::provider::fake::kinde::{FakeKinde, FakeKindeOptions};
+use dripgate::testkit::Validator;
+use dripgate::testkit::authgear::{FakeAuthgear, FakeAuthgearOptions};
+use dripgate::testkit::kinde::{FakeKinde, FakeKindeOptions};
 use serde_json::{Map, Value};
 
 pub fn spec_path(name: &str) -> PathBuf {

@@ -1,9 +1,11 @@
-//! Fake providers: real HTTP servers on loopback that follow the providers' published contracts,
-//! hold state in memory, and take fault knobs per operation. Used by tests and the local demo.
+//! The test kit (cargo feature `testkit`): provider fakes, real HTTP servers on loopback that
+//! follow the providers' published contracts, hold state in memory, and take fault knobs per
+//! operation; the hosted sign-in page the fakes serve; and a sample legacy app. Used by the
+//! tests, the benches and `dripgate demo`; a build without the feature carries none of it.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
-//! use dripgate::provider::fake::kinde::{FakeKinde, FakeKindeOptions};
+//! use dripgate::testkit::kinde::{FakeKinde, FakeKindeOptions};
 //! let fake = FakeKinde::start("127.0.0.1:0", FakeKindeOptions::default()).await?;
 //! println!("Kinde fake at {}", fake.base_url());
 //! # Ok(()) }
@@ -24,8 +26,8 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub mod authgear;
-pub mod graphql;
 pub mod kinde;
+pub mod legacy_app;
 pub mod signin_page;
 
 /// A fault to inject into the next call(s) of one operation.

@@ -15,11 +15,14 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use rand::Rng;
 use serde_json::{Map, Value, json};
 
-use super::graphql::{self, Field, OperationKind, Selection};
 use super::{
     Fault, Incoming_, Knobs, Reply, ServerHandle, Validator, json_response, response, serve,
 };
 use crate::provider::authgear::{user_node_id, user_raw_id};
+
+mod graphql;
+
+use graphql::{Field, OperationKind, Selection};
 
 /// Fake settings.
 #[derive(Debug, Clone)]

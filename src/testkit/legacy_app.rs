@@ -12,10 +12,9 @@ use rand::Rng;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 
-use super::DemoError;
+use super::signin_page::{escape, form_fields, html};
+use super::{Incoming_, Reply, ServerHandle, response, serve};
 use crate::hash::{HashConfig, LegacyHash, SaltPosition, verify};
-use crate::provider::fake::signin_page::{escape, form_fields, html};
-use crate::provider::fake::{Incoming_, Reply, ServerHandle, response, serve};
 
 /// A running legacy app; stops when dropped.
 pub struct LegacyApp {
@@ -32,13 +31,14 @@ struct App {
 
 impl LegacyApp {
     /// Serves the app on `127.0.0.1:0`, reading users from the SQLite file at `db`.
-    pub async fn start(db: &Path) -> Result<Self, DemoError> {
+    /// Errors name the step that failed (`legacy app database: …`).
+    pub async fn start(db: &Path) -> std::io::Result<Self> {
         let options = SqliteConnectOptions::new().filename(db).read_only(true);
         let users = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await
-            .map_err(|e| DemoError::Setup(format!("legacy app database: {e}")))?;
+            .map_err(|e| std::io::Error::other(format!("legacy app database: {e}")))?;
         let app = Arc::new(App {
             users,
             sessions: Mutex::new(HashMap::new()),
@@ -46,16 +46,16 @@ impl LegacyApp {
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
-            .map_err(|e| DemoError::Setup(format!("legacy app listener: {e}")))?;
+            .map_err(|e| std::io::Error::other(format!("legacy app listener: {e}")))?;
         let url = listener
             .local_addr()
             .map(|a| format!("http://{a}"))
-            .map_err(|e| DemoError::Setup(format!("legacy app listener: {e}")))?;
+            .map_err(|e| std::io::Error::other(format!("legacy app listener: {e}")))?;
         let server = serve(listener, move |req| {
             let app = app.clone();
             async move { Reply::Send(app.handle(req).await) }
         })
-        .map_err(|e| DemoError::Setup(format!("legacy app: {e}")))?;
+        .map_err(|e| std::io::Error::other(format!("legacy app: {e}")))?;
         Ok(Self {
             url,
             _server: server,
