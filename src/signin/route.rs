@@ -108,17 +108,18 @@ impl Router {
             return RouteClass::Proxy;
         }
         let path = normalize_path(uri.path());
-        let mut on_path = self
-            .signin
-            .iter()
-            .enumerate()
-            .filter(|(_, r)| r.path_matches(&path));
-        let Some((first, _)) = on_path.clone().next() else {
+        let mut first = None;
+        for (i, r) in self.signin.iter().enumerate() {
+            if r.path_matches(&path) {
+                if r.method == method {
+                    return RouteClass::Signin(i);
+                }
+                first = first.or(Some(i));
+            }
+        }
+        let Some(first) = first else {
             return RouteClass::Proxy;
         };
-        if let Some((i, _)) = on_path.find(|(_, r)| r.method == method) {
-            return RouteClass::Signin(i);
-        }
         let names_a_field = uri
             .query()
             .is_some_and(|q| query_has_field(&self.signin[first].fields, q.as_bytes()));
@@ -163,16 +164,25 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
 /// empty, `.` or `..` segment (a dot inside a name, as in `/app.js`, is fine). A scan without
 /// allocation, so that every proxied request pays only this.
 fn is_normal(path: &str) -> bool {
-    let Some(rest) = path.strip_prefix('/') else {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
         return false;
-    };
-    if rest.is_empty() {
-        return true;
     }
-    !path.bytes().any(|b| matches!(b, b'%' | b';' | b'\\'))
-        && rest
-            .split('/')
-            .all(|segment| !matches!(segment, "" | "." | ".."))
+    // One pass: `prev` is the byte before, `dots` counts dots since the last slash (a segment
+    // of only one or two dots is `.` or `..`).
+    let (mut prev, mut dots, mut segment_len) = (b'/', 0usize, 0usize);
+    for &b in &bytes[1..] {
+        match b {
+            b'%' | b';' | b'\\' => return false,
+            b'/' if prev == b'/' || (dots == segment_len && dots <= 2) => return false,
+            b'/' => (dots, segment_len) = (0, 0),
+            b'.' => (dots, segment_len) = (dots + 1, segment_len + 1),
+            _ => segment_len += 1,
+        }
+        prev = b;
+    }
+    // The last segment: not empty (a trailing slash) unless the path is `/`, not `.` or `..`.
+    bytes.len() == 1 || (prev != b'/' && !(dots == segment_len && dots <= 2))
 }
 
 /// Decodes `%XX` escapes of unreserved characters, `/` and `\` (the ones servers decode
@@ -281,8 +291,17 @@ mod tests {
 
     #[test]
     fn plain_paths_are_borrowed() {
-        for plain in ["/", "/a/b", "/static/app.js", "/a.b/c..d"] {
+        for plain in ["/", "/a/b", "/static/app.js", "/a.b/c..d", "/...", "/.a/b."] {
             assert!(matches!(normalize_path(plain), Cow::Borrowed(_)), "{plain}");
+        }
+        for not_plain in [
+            "", "a", "//", "/a//b", "/a/", "/.", "/..", "/./a", "/a/../b", "/a/.", "/%41", "/a;b",
+            "/a\\b",
+        ] {
+            assert!(
+                matches!(normalize_path(not_plain), Cow::Owned(_)),
+                "{not_plain}"
+            );
         }
         assert_eq!(normalize_path("/a/"), "/a");
         assert_eq!(normalize_path("/a/."), "/a");
