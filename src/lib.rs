@@ -9,6 +9,7 @@ pub mod body;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod failure;
 pub mod hash;
 pub mod ledger;
 pub mod legacy;
