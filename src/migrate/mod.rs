@@ -9,5 +9,5 @@ pub mod phase;
 
 pub use engine::{Engine, EngineParts, SettingsError};
 pub use metrics::{MigrationMetrics, ProgressCollector};
-pub use outcome::{Outcome, Stage};
+pub use outcome::{Cause, Exit, Outcome, Stage};
 pub use phase::{MigrationConfig, Phase, PhaseState, RuntimeSettings};

@@ -19,10 +19,11 @@ use prometheus::Registry;
 use crate::audit::{AuditEvent, AuditKind};
 use crate::body::{Body, PrefixedBody, boxed, full};
 use crate::config::{FailureSignature, LegacyUserBinding, SigninConfig, UnreadInRoute};
+use crate::failure::{Blame, Classified, Retry};
 use crate::ledger::MigratedUser;
 use crate::legacy::{KeyField, Lookup};
 use crate::migrate::phase::{LedgerUnavailable, RouteTarget, in_route_population};
-use crate::migrate::{Engine, Outcome, Phase};
+use crate::migrate::{Engine, Exit, Outcome, Phase};
 use crate::proxy::{ClientInfo, Forwarder};
 use budget::{BodyBudget, Reservation};
 use extract::{FieldSpec, Unread};
@@ -90,6 +91,29 @@ impl Refusal {
             Self::TooLarge => "the sign-in request is too large",
             Self::AmbiguousIdentity => "the identifier matches more than one account",
         }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// A refusal is the request's doing: the same request is refused again.
+impl Classified for Refusal {
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+
+    fn retry(&self) -> Retry {
+        Retry::Never
+    }
+
+    fn label(&self) -> &'static str {
+        self.as_str()
     }
 }
 
@@ -175,6 +199,15 @@ impl SigninHandler {
         self.engine.as_ref()
     }
 
+    /// Records how a sign-in ended: counted with the engine's metrics when migration is
+    /// configured, logged either way ([`Exit::record`]).
+    fn record(&self, exit: impl Into<Exit>) {
+        match &self.engine {
+            Some(engine) => engine.record(exit),
+            None => exit.into().record(None),
+        }
+    }
+
     /// Whether a sign-in the legacy app could read differently is refused now: in `route`
     /// (with a route target), unless the operator chose to forward such requests.
     fn strict(&self) -> bool {
@@ -200,28 +233,31 @@ impl SigninHandler {
             if strict {
                 return self.refuse(Refusal::TooLarge);
             }
+            self.record(Outcome::TooLarge);
             return legacy
                 .forward(Request::from_parts(parts, body), client)
                 .await;
         }
         let mut room = self.budget.reservation();
         let read = read_limited(body, self.max_body_bytes, declared, &mut room);
-        let bytes = match tokio::time::timeout(self.body_timeout, read).await {
-            Err(_) => return plain(StatusCode::REQUEST_TIMEOUT),
-            Ok(Err(ReadError::BudgetFull)) => return plain(StatusCode::SERVICE_UNAVAILABLE),
-            Ok(Err(ReadError::Body(e))) => {
-                tracing::debug!(error = %e, "client sign-in body failed");
-                return plain(StatusCode::BAD_REQUEST);
+        let read = tokio::time::timeout(self.body_timeout, read)
+            .await
+            .unwrap_or(Err(ReadError::Timeout));
+        let bytes = match read {
+            Err(e) => {
+                self.record(Exit::with(e.outcome(), &e));
+                return plain(e.status());
             }
-            Ok(Ok(SigninBody::Oversized(_))) if strict => {
+            Ok(SigninBody::Oversized(_)) if strict => {
                 return self.refuse(Refusal::TooLarge);
             }
-            Ok(Ok(SigninBody::Oversized(body))) => {
+            Ok(SigninBody::Oversized(body)) => {
+                self.record(Outcome::TooLarge);
                 return legacy
                     .forward(Request::from_parts(parts, body), client)
                     .await;
             }
-            Ok(Ok(SigninBody::Buffered(bytes))) => bytes,
+            Ok(SigninBody::Buffered(bytes)) => bytes,
         };
         let (Some(engine), Some(spec)) = (&self.engine, self.routes.get(route)) else {
             return legacy
@@ -234,11 +270,9 @@ impl SigninHandler {
             Err(reason) => {
                 self.metrics.unread(reason);
                 if strict && reason.is_ambiguous() {
-                    engine.record(Outcome::Refused);
                     return self.refuse(Refusal::Unread(reason));
                 }
-                tracing::debug!(reason = reason.as_str(), "sign-in credentials not read");
-                engine.record(Outcome::Unread);
+                engine.record(Exit::with(Outcome::Unread, &reason));
                 return legacy
                     .forward(Request::from_parts(parts, full(bytes)), client)
                     .await;
@@ -262,10 +296,7 @@ impl SigninHandler {
                 engine.record(Outcome::Denied);
                 return plain(StatusCode::SERVICE_UNAVAILABLE);
             }
-            Decision::Refuse(refusal) => {
-                engine.record(Outcome::Refused);
-                return self.refuse(refusal);
-            }
+            Decision::Refuse(refusal) => return self.refuse(refusal),
         }
         let mut resp = legacy
             .forward(Request::from_parts(parts, full(bytes)), client)
@@ -287,10 +318,10 @@ impl SigninHandler {
         resp
     }
 
-    /// A short refusal, counted and logged (never with the body).
+    /// A short refusal, counted and recorded as `refused` (never with the body).
     fn refuse(&self, refusal: Refusal) -> Response<Body> {
         self.metrics.refused(refusal);
-        tracing::info!(reason = refusal.as_str(), "sign-in refused in route phase");
+        self.record(Exit::with(Outcome::Refused, &refusal));
         let status = refusal.status();
         let text = format!(
             "{} {}: {}\n",
@@ -463,11 +494,59 @@ fn redirect(location: &str) -> Response<Body> {
 }
 
 /// Why a sign-in body could not be read.
+#[derive(Debug, thiserror::Error)]
 enum ReadError {
     /// The client's body failed (a reset, a malformed chunk).
+    #[error("sign-in body failed: {0}")]
     Body(crate::body::BoxError),
+    /// The body did not arrive within `signin.body_timeout`.
+    #[error("sign-in body not received in time")]
+    Timeout,
     /// No room in the sign-in body budget.
+    #[error("sign-in body budget full")]
     BudgetFull,
+}
+
+impl ReadError {
+    /// The sign-in's exit.
+    fn outcome(&self) -> Outcome {
+        match self {
+            Self::Body(_) => Outcome::BodyError,
+            Self::Timeout => Outcome::BodyTimeout,
+            Self::BudgetFull => Outcome::BudgetFull,
+        }
+    }
+
+    /// The status the client gets.
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::Body(_) => StatusCode::BAD_REQUEST,
+            Self::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Self::BudgetFull => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// A failed or slow body is the client's; a full budget is dripgate's capacity, free again
+/// as other sign-ins finish.
+impl Classified for ReadError {
+    fn blame(&self) -> Blame {
+        match self {
+            Self::Body(_) | Self::Timeout => Blame::Client,
+            Self::BudgetFull => Blame::Capacity,
+        }
+    }
+
+    fn retry(&self) -> Retry {
+        match self {
+            Self::Body(_) => Retry::Never,
+            Self::Timeout | Self::BudgetFull => Retry::Later,
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        self.outcome().as_str()
+    }
 }
 
 /// The request's `Content-Length`, when it has one valid value.
