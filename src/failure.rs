@@ -123,24 +123,4 @@ pub trait Classified: std::error::Error {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn labels_are_unique() {
-        let mut labels: Vec<_> = Blame::ALL.iter().map(|b| b.as_str()).collect();
-        labels.sort_unstable();
-        labels.dedup();
-        assert_eq!(labels.len(), Blame::ALL.len());
-    }
-
-    #[test]
-    fn only_a_reused_connection_is_retried_at_once() {
-        assert!(Retry::OnReusedConnection.now_on(true));
-        assert!(!Retry::OnReusedConnection.now_on(false));
-        for retry in [Retry::Never, Retry::Later] {
-            assert!(!retry.now_on(true) && !retry.now_on(false));
-        }
-    }
-}
+mod tests;

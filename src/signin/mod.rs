@@ -5,19 +5,19 @@
 
 pub mod extract;
 
+mod body;
 mod budget;
 mod metrics;
 mod route;
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Request, Response, StatusCode, header};
-use http_body_util::BodyExt;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
 use prometheus::Registry;
 
 use crate::audit::{AuditEvent, AuditKind};
-use crate::body::{Body, PrefixedBody, boxed, full};
+use crate::body::{Body, full};
 use crate::config::{FailureSignature, LegacyUserBinding, SigninConfig, UnreadInRoute};
 use crate::failure::{Blame, Classified, Retry};
 use crate::ledger::MigratedUser;
@@ -25,18 +25,12 @@ use crate::legacy::{KeyField, Lookup};
 use crate::migrate::phase::{LedgerUnavailable, RouteTarget, in_route_population};
 use crate::migrate::{Engine, Exit, Outcome, Phase};
 use crate::proxy::{ClientInfo, Forwarder};
-use budget::{BodyBudget, Reservation};
+pub use body::SigninBody;
+use body::{ReadError, content_length, read_limited};
+use budget::BodyBudget;
 use extract::{FieldSpec, Unread};
 pub use metrics::SigninMetrics;
 pub use route::{RouteClass, Router, normalize_path};
-
-/// What reading a sign-in body produced.
-pub enum SigninBody {
-    /// The whole body, within the size limit.
-    Buffered(Bytes),
-    /// Too large to inspect: the part read so far followed by the rest, to forward untouched.
-    Oversized(Body),
-}
 
 /// Why a sign-in was refused in `route` rather than forwarded to legacy: the legacy app could
 /// read it as a sign-in of a migrated user that dripgate cannot see (a bounded set; a label).
@@ -491,100 +485,6 @@ fn redirect(location: &str) -> Response<Body> {
         http::HeaderValue::from_static("no-store"),
     );
     resp
-}
-
-/// Why a sign-in body could not be read.
-#[derive(Debug, thiserror::Error)]
-enum ReadError {
-    /// The client's body failed (a reset, a malformed chunk).
-    #[error("sign-in body failed: {0}")]
-    Body(crate::body::BoxError),
-    /// The body did not arrive within `signin.body_timeout`.
-    #[error("sign-in body not received in time")]
-    Timeout,
-    /// No room in the sign-in body budget.
-    #[error("sign-in body budget full")]
-    BudgetFull,
-}
-
-impl ReadError {
-    /// The sign-in's exit.
-    fn outcome(&self) -> Outcome {
-        match self {
-            Self::Body(_) => Outcome::BodyError,
-            Self::Timeout => Outcome::BodyTimeout,
-            Self::BudgetFull => Outcome::BudgetFull,
-        }
-    }
-
-    /// The status the client gets.
-    fn status(&self) -> StatusCode {
-        match self {
-            Self::Body(_) => StatusCode::BAD_REQUEST,
-            Self::Timeout => StatusCode::REQUEST_TIMEOUT,
-            Self::BudgetFull => StatusCode::SERVICE_UNAVAILABLE,
-        }
-    }
-}
-
-/// A failed or slow body is the client's; a full budget is dripgate's capacity, free again
-/// as other sign-ins finish.
-impl Classified for ReadError {
-    fn blame(&self) -> Blame {
-        match self {
-            Self::Body(_) | Self::Timeout => Blame::Client,
-            Self::BudgetFull => Blame::Capacity,
-        }
-    }
-
-    fn retry(&self) -> Retry {
-        match self {
-            Self::Body(_) => Retry::Never,
-            Self::Timeout | Self::BudgetFull => Retry::Later,
-        }
-    }
-
-    fn label(&self) -> &'static str {
-        self.outcome().as_str()
-    }
-}
-
-/// The request's `Content-Length`, when it has one valid value.
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-}
-
-/// Reads `body` until it ends or exceeds `limit` bytes, reserving room in the budget first
-/// (for the declared length at once, else as the bytes arrive).
-async fn read_limited(
-    mut body: Body,
-    limit: usize,
-    declared: Option<u64>,
-    room: &mut Reservation,
-) -> Result<SigninBody, ReadError> {
-    let declared = declared.map_or(0, |len| usize::try_from(len).unwrap_or(usize::MAX));
-    room.grow_to(declared)
-        .await
-        .map_err(|_| ReadError::BudgetFull)?;
-    let mut buf = BytesMut::with_capacity(declared);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(ReadError::Body)?;
-        if let Some(data) = frame.data_ref() {
-            if buf.len() + data.len() > limit {
-                buf.extend_from_slice(data);
-                let rest = PrefixedBody::new(buf.freeze(), body);
-                return Ok(SigninBody::Oversized(boxed(rest)));
-            }
-            room.grow_to(buf.len() + data.len())
-                .await
-                .map_err(|_| ReadError::BudgetFull)?;
-            buf.extend_from_slice(data);
-        }
-    }
-    Ok(SigninBody::Buffered(buf.freeze()))
 }
 
 fn plain(status: StatusCode) -> Response<Body> {
