@@ -393,6 +393,85 @@ mod tests {
         assert_eq!(Outcome::QueueFull.migration_result(), None);
     }
 
+    /// A `MakeWriter` into a shared buffer.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn an_exit_is_counted_and_logged_once() {
+        let registry = prometheus::Registry::new();
+        let metrics = MigrationMetrics::register(&registry).unwrap();
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let fenced = crate::ledger::LedgerError::Fenced;
+            Exit::failed(Stage::Ledger, &fenced).record(Some(&metrics));
+            Exit::failed(Stage::Ledger, &crate::ledger::LedgerError::Timeout)
+                .record(Some(&metrics));
+            Exit::from(Outcome::QueueFull).record(Some(&metrics));
+            Exit::from(Outcome::Routed).record(None);
+        });
+        let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+        let logged: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let field = |i: usize, name: &str| logged[i]["fields"][name].as_str().map(str::to_owned);
+        assert_eq!(logged.len(), 4, "one line per exit: {text}");
+        assert_eq!(field(0, "outcome").as_deref(), Some("in_progress"));
+        assert_eq!(field(0, "blame").as_deref(), Some("contention"));
+        assert_eq!(field(1, "outcome").as_deref(), Some("fallback"));
+        assert_eq!(field(1, "stage").as_deref(), Some("ledger"));
+        assert_eq!(field(1, "retry").as_deref(), Some("later"));
+        assert_eq!(field(1, "kind").as_deref(), Some("timeout"));
+        assert_eq!(logged[1]["level"], "WARN");
+        assert_eq!(field(2, "outcome").as_deref(), Some("queue_full"));
+        assert_eq!(field(3, "outcome").as_deref(), Some("routed"));
+        assert_eq!(logged[3]["level"], "DEBUG");
+
+        let count = |name: &str, label: &str, value: &str| -> u64 {
+            let families = registry.gather();
+            let family = families.iter().find(|f| f.name() == name).unwrap();
+            family
+                .get_metric()
+                .iter()
+                .find(|m| {
+                    m.get_label()
+                        .iter()
+                        .any(|l| l.name() == label && l.value() == value)
+                })
+                .map_or(0, |m| m.get_counter().get_value() as u64)
+        };
+        assert_eq!(count("dripgate_signins_total", "outcome", "in_progress"), 1);
+        assert_eq!(count("dripgate_signins_total", "outcome", "fallback"), 1);
+        assert_eq!(count("dripgate_signins_total", "outcome", "queue_full"), 1);
+        assert_eq!(
+            count("dripgate_signins_total", "outcome", "hash_pool_full"),
+            0
+        );
+        assert_eq!(count("dripgate_fallbacks_total", "stage", "ledger"), 1);
+        assert_eq!(
+            count("dripgate_migrations_total", "result", "ledger_failed"),
+            1
+        );
+    }
+
     #[test]
     fn failures_map_to_outcomes_by_blame() {
         assert_eq!(
