@@ -171,6 +171,19 @@ pub enum AuditError {
     Metrics(#[from] prometheus::Error),
 }
 
+impl crate::failure::Classified for AuditError {
+    fn blame(&self) -> crate::failure::Blame {
+        match self {
+            Self::Open { .. } => crate::failure::Blame::Config,
+            Self::Metrics(_) => crate::failure::Blame::Internal,
+        }
+    }
+
+    fn retry(&self) -> crate::failure::Retry {
+        crate::failure::Retry::Never
+    }
+}
+
 /// Sends audit events to the writer thread.
 #[derive(Clone)]
 pub struct AuditLog {

@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
+pub mod failure;
 pub mod hash;
 pub mod ledger;
 pub mod legacy;

@@ -98,7 +98,7 @@ async fn full_migration_queue_sheds_the_work_never_the_signin() {
     // Every sign-in ends with one outcome: shed at once, or migrated once the provider answers.
     wait_total(&dg, 10).await;
     let (_, page) = common::get_text(&dg.admin_url("/metrics")).await;
-    let shed = outcome_in(&page, "shed");
+    let shed = outcome_in(&page, "queue_full");
     let migrated = outcome_in(&page, "migrated");
     assert!(shed > 0, "the full queue shed work: {page}");
     assert!(migrated >= 1, "admitted jobs still migrated");

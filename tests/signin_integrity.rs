@@ -305,8 +305,14 @@ async fn route_cannot_be_walked_around() {
 
     // Over the size limit: 413, never forwarded.
     let big = format!("email={v}&password={vp}&pad={}", "x".repeat(5000));
+    let refused = sample(&dg, r#"dripgate_signins_total{outcome="refused"}"#).await;
     let via = raw_post(dg.addr, "/signin", FORM, big.as_bytes()).await;
     assert_eq!(via.status, 413);
+    assert_eq!(
+        sample(&dg, r#"dripgate_signins_total{outcome="refused"}"#).await,
+        refused + 1,
+        "a refused body over the limit is a sign-in outcome"
+    );
     // A multipart part another parser would name differently.
     let multipart = format!(
         "--B\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\n{me}\r\n--B\r\nContent-Disposition: form-data; name*=utf-8''email\r\n\r\n{victim}\r\n--B\r\nContent-Disposition: form-data; name=\"password\"\r\n\r\n{victim_pw}\r\n--B--\r\n"
@@ -459,6 +465,11 @@ async fn sign_in_bodies_share_a_memory_budget() {
     assert_eq!(
         sample(&dg, "dripgate_signin_budget_exhausted_total").await,
         1
+    );
+    assert_eq!(
+        sample(&dg, r#"dripgate_signins_total{outcome="budget_full"}"#).await,
+        1,
+        "the 503 is a sign-in outcome"
     );
     let (status, _) = common::get_text(&dg.url("/echo")).await;
     assert_eq!(status, 200, "pass-through is not held back");

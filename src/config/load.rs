@@ -56,6 +56,17 @@ pub enum ConfigError {
     Render(String),
 }
 
+/// The operator's to fix; reading the same file again gives the same answer.
+impl crate::failure::Classified for ConfigError {
+    fn blame(&self) -> crate::failure::Blame {
+        crate::failure::Blame::Config
+    }
+
+    fn retry(&self) -> crate::failure::Retry {
+        crate::failure::Retry::Never
+    }
+}
+
 /// Loads, overlays the process environment onto, and validates the config at `path`.
 pub fn load_file(path: &Path) -> Result<Config, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -59,6 +59,19 @@ pub enum DemoError {
     Server(#[from] ServerError),
 }
 
+impl crate::failure::Classified for DemoError {
+    fn blame(&self) -> crate::failure::Blame {
+        match self {
+            Self::Setup(_) => crate::failure::Blame::Internal,
+            Self::Server(e) => e.blame(),
+        }
+    }
+
+    fn retry(&self) -> crate::failure::Retry {
+        crate::failure::Retry::Never
+    }
+}
+
 /// The running demo: its addresses, sample credentials, and a way to stop it.
 pub struct DemoHandle {
     /// dripgate's URL: sign in at `<proxy_url>/login`.

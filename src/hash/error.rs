@@ -1,6 +1,7 @@
 //! Typed errors of hash verification. They never carry a hash value or a password.
 
 use super::Format;
+use crate::failure::{Blame, Classified, Retry};
 
 /// Why a stored hash could not be checked. A wrong password is `Ok(false)`, never an error.
 ///
@@ -105,5 +106,29 @@ impl HashError {
             HashError::Settings { .. } => "settings",
             HashError::Internal { .. } => "internal",
         }
+    }
+}
+
+/// A stored hash dripgate cannot check is the legacy data's doing and stays so until the user's
+/// hash changes; a password over the limit is the client's.
+impl Classified for HashError {
+    fn blame(&self) -> Blame {
+        match self {
+            Self::Malformed { .. }
+            | Self::Unsupported { .. }
+            | Self::CostTooHigh { .. }
+            | Self::Undetected => Blame::Legacy,
+            Self::PasswordTooLong { .. } => Blame::Client,
+            Self::Settings { .. } => Blame::Config,
+            Self::Internal { .. } => Blame::Internal,
+        }
+    }
+
+    fn retry(&self) -> Retry {
+        Retry::Never
+    }
+
+    fn label(&self) -> &'static str {
+        self.kind()
     }
 }

@@ -109,6 +109,17 @@ impl fmt::Display for Format {
 )]
 pub struct UnknownFormat;
 
+/// A format named in the config or on the command line.
+impl crate::failure::Classified for UnknownFormat {
+    fn blame(&self) -> crate::failure::Blame {
+        crate::failure::Blame::Config
+    }
+
+    fn retry(&self) -> crate::failure::Retry {
+        crate::failure::Retry::Never
+    }
+}
+
 impl FromStr for Format {
     type Err = UnknownFormat;
 

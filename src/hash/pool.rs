@@ -9,6 +9,7 @@ use tokio::sync::{Semaphore, oneshot};
 
 use super::metrics::UNKNOWN_FORMAT;
 use super::{HashConfig, HashError, HashMetrics, LegacyHash, Password, verify};
+use crate::failure::{Blame, Classified, Retry};
 
 /// Why the pool did not produce an answer.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +26,33 @@ pub enum VerifyError {
     /// The hashing threads could not be started.
     #[error("hash pool threads could not start: {0}")]
     Start(#[from] rayon::ThreadPoolBuildError),
+}
+
+impl Classified for VerifyError {
+    fn blame(&self) -> Blame {
+        match self {
+            Self::Shed => Blame::Capacity,
+            Self::Hash(e) => e.blame(),
+            Self::Aborted | Self::Start(_) => Blame::Internal,
+        }
+    }
+
+    fn retry(&self) -> Retry {
+        match self {
+            Self::Shed | Self::Aborted => Retry::Later,
+            Self::Hash(e) => e.retry(),
+            Self::Start(_) => Retry::Never,
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Shed => "shed",
+            Self::Hash(e) => e.label(),
+            Self::Aborted => "aborted",
+            Self::Start(_) => "start",
+        }
+    }
 }
 
 struct Inner {

@@ -1,5 +1,7 @@
 //! Typed ledger errors: the caller tells "the ledger is unreachable" apart from "you lost the lease".
 
+use crate::failure::{Blame, Classified, Retry};
+
 /// Why a ledger operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -39,7 +41,7 @@ impl LedgerError {
     /// True when the ledger could not be reached in time: callers fall back (e.g. to the cache
     /// of migrated users or to legacy) instead of treating it as a bug.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::Unavailable(_) | Self::Timeout)
+        self.retry() == Retry::Later
     }
 
     /// A short, bounded label for metrics and logs.
@@ -55,6 +57,34 @@ impl LedgerError {
             Self::Invalid(_) => "invalid",
             Self::Metrics(_) => "metrics",
         }
+    }
+}
+
+/// A fenced write is no failure of the ledger's: another holder owns the user, and this one
+/// must stop. Only an unreachable or slow database may answer later.
+impl Classified for LedgerError {
+    fn blame(&self) -> Blame {
+        match self {
+            Self::Unavailable(_)
+            | Self::Timeout
+            | Self::Database(_)
+            | Self::Migration(_)
+            | Self::Corrupt(_) => Blame::Ledger,
+            Self::Fenced => Blame::Contention,
+            Self::Config(_) => Blame::Config,
+            Self::Invalid(_) | Self::Metrics(_) => Blame::Internal,
+        }
+    }
+
+    fn retry(&self) -> Retry {
+        match self {
+            Self::Unavailable(_) | Self::Timeout => Retry::Later,
+            _ => Retry::Never,
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        self.kind()
     }
 }
 

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+use crate::failure::{Blame, Classified, Retry};
+
 /// Why the legacy store could not answer. A user who cannot be migrated is not an error
 /// (see [`super::Lookup::NotMigratable`]).
 #[derive(Debug, thiserror::Error)]
@@ -123,5 +125,27 @@ impl LegacyError {
                 message: other.to_string(),
             },
         }
+    }
+}
+
+/// Classified from [`ErrorKind`], which stays the finer label (`dripgate_legacy_*` series).
+impl Classified for LegacyError {
+    fn blame(&self) -> Blame {
+        match self {
+            Self::Metrics(_) => Blame::Internal,
+            _ if self.kind() == ErrorKind::Config => Blame::Config,
+            _ => Blame::LegacyStore,
+        }
+    }
+
+    fn retry(&self) -> Retry {
+        match self.kind() {
+            ErrorKind::Timeout | ErrorKind::Unavailable => Retry::Later,
+            ErrorKind::Config | ErrorKind::Query => Retry::Never,
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        self.kind().as_str()
     }
 }

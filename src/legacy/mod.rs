@@ -25,6 +25,7 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use secrecy::ExposeSecret;
 
+use crate::failure::Classified;
 use crate::hash::HashConfig;
 
 pub use census::Census;
@@ -203,7 +204,7 @@ impl LegacyStore {
             Ok(Lookup::Found(_)) => m.lookup("found", "none", seconds),
             Ok(Lookup::NotFound) => m.lookup("not_found", "none", seconds),
             Ok(Lookup::NotMigratable(r)) => m.lookup("not_migratable", r.as_str(), seconds),
-            Err(e) => m.lookup("error", e.kind().as_str(), seconds),
+            Err(e) => m.lookup("error", e.label(), seconds),
         }
         result
     }
@@ -296,7 +297,7 @@ impl LegacyStore {
                 Ok(n)
             }
             Err(e) => {
-                m.refresh(e.kind().as_str());
+                m.refresh(e.label());
                 Err(e)
             }
         }

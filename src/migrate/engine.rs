@@ -10,11 +10,12 @@ use tokio::sync::Semaphore;
 
 use super::Credentials;
 use super::metrics::MigrationMetrics;
-use super::outcome::{Outcome, Stage};
+use super::outcome::{Exit, Outcome, Stage};
 use super::phase::{MigrationConfig, OnExistingUser, Phase, PhaseState, RuntimeSettings};
 use super::transfer::{self, TransferMetrics};
 use crate::audit::{Actor, AuditEvent, AuditKind, AuditLog};
-use crate::hash::{Password, VerifyError, VerifyPool};
+use crate::failure::Classified;
+use crate::hash::{Password, VerifyPool};
 use crate::ledger::{Claim, Ledger, LedgerError, State};
 use crate::legacy::{LegacyStore, LegacyUser, Lookup};
 use crate::provider::{NewUser, Provider, ProviderError, ProviderUserId};
@@ -165,16 +166,16 @@ impl Engine {
         Ok(old)
     }
 
-    /// Records an outcome decided on the request path.
-    pub fn record(&self, outcome: Outcome) {
-        self.inner.metrics.record(outcome);
+    /// Records an exit (counted and logged once, [`Exit::record`]).
+    pub fn record(&self, exit: impl Into<Exit>) {
+        exit.into().record(Some(&self.inner.metrics));
     }
 
     /// Queues the migration of the user who just signed in at legacy. Never waits: when the
     /// queue is full the work is shed (and counted); the sign-in is not affected either way.
     pub fn submit(&self, credentials: Credentials) {
         let Ok(admitted) = self.inner.admission.clone().try_acquire_owned() else {
-            self.record(Outcome::Shed);
+            self.record(Outcome::QueueFull);
             return;
         };
         let engine = self.clone();
@@ -183,57 +184,51 @@ impl Engine {
             let Ok(_running) = engine.inner.running.clone().acquire_owned().await else {
                 return;
             };
-            let outcome = engine.migrate(credentials).await;
-            engine.record(outcome);
+            let exit = engine.attempt(credentials).await;
+            engine.record(exit);
         });
     }
 
-    /// Runs one migration to its outcome.
+    /// Runs one migration to its outcome (not recorded; [`Engine::submit`] records it).
     pub async fn migrate(&self, credentials: Credentials) -> Outcome {
+        self.attempt(credentials).await.outcome
+    }
+
+    /// Runs one migration to its exit: the outcome and, when a step failed, why.
+    async fn attempt(&self, credentials: Credentials) -> Exit {
         let this = &self.inner;
         let user = match this.legacy.lookup(&credentials.identifier).await {
             Ok(Lookup::Found(user)) => user,
-            Ok(Lookup::NotFound) => return Outcome::UnknownUser,
+            Ok(Lookup::NotFound) => return Outcome::UnknownUser.into(),
             Ok(Lookup::NotMigratable(reason)) => {
                 tracing::debug!(reason = reason.as_str(), "legacy user not migratable");
-                return Outcome::NotMigratable;
+                return Outcome::NotMigratable.into();
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "legacy store lookup failed");
-                return Outcome::Fallback(Stage::LegacyStore);
-            }
+            Err(e) => return Exit::failed(Stage::LegacyStore, &e),
         };
         if let Some(named) = &credentials.legacy_user
             && !this.legacy.names_user(named, &user)
         {
-            tracing::warn!(user = %user.key, "legacy signed in another user than the one read; not migrated");
-            return Outcome::IdentityMismatch;
+            return Outcome::IdentityMismatch.into();
         }
         let password = Password::from_slice(credentials.password.expose_secret());
         match this.verifier.verify(user.hash.clone(), password).await {
             Ok(true) => {}
-            Ok(false) => return Outcome::WrongPassword,
-            Err(VerifyError::Shed) => return Outcome::Shed,
-            Err(e) => {
-                tracing::warn!(user = %user.key, format = user.format.as_str(), error = %e, "legacy hash not verified");
-                return Outcome::Fallback(Stage::Hash);
-            }
+            Ok(false) => return Outcome::WrongPassword.into(),
+            Err(e) => return Exit::failed(Stage::Hash, &e),
         }
         let phase = this.phase.get().phase;
         if phase == Phase::Observe {
-            return Outcome::WouldMigrate;
+            return Outcome::WouldMigrate.into();
         }
         let Some(provider) = this.provider.clone() else {
-            return Outcome::Fallback(Stage::Provider);
+            return Outcome::Fallback(Stage::Provider).into();
         };
         let fingerprint = this.ledger.fingerprint(user.hash.hash().as_bytes());
         let (claim, resync) = match self.claim(&user, &fingerprint).await {
             Ok(Claimed::Go(claim, resync)) => (claim, resync),
-            Ok(Claimed::Done(outcome)) => return outcome,
-            Err(e) => {
-                tracing::warn!(user = %user.key, error = %e, "ledger claim failed");
-                return Outcome::Fallback(Stage::Ledger);
-            }
+            Ok(Claimed::Done(outcome)) => return outcome.into(),
+            Err(e) => return Exit::failed(Stage::Ledger, &e),
         };
         let run = Run {
             engine: self,
@@ -308,6 +303,17 @@ pub enum SettingsError {
     Unsupported(#[from] super::phase::PhaseUnsupported),
 }
 
+/// A phase the engine was not started for: the operator's to change.
+impl Classified for SettingsError {
+    fn blame(&self) -> crate::failure::Blame {
+        crate::failure::Blame::Config
+    }
+
+    fn retry(&self) -> crate::failure::Retry {
+        crate::failure::Retry::Never
+    }
+}
+
 enum Claimed {
     Go(Claim, bool),
     Done(Outcome),
@@ -339,7 +345,7 @@ impl Run<'_> {
         crate::provider::Password::from_secret_bytes(&self.credentials.password)
     }
 
-    async fn provision(&self, resync: bool) -> Outcome {
+    async fn provision(&self, resync: bool) -> Exit {
         let fingerprint = self.fingerprint;
         let ledger = self.engine.ledger();
         let mut adopted = false;
@@ -355,41 +361,37 @@ impl Run<'_> {
                     password_set = set;
                     id
                 }
-                Ok(Found::Stop(outcome)) => return outcome,
+                Ok(Found::Stop(exit)) => return exit,
                 Err(e) => return self.provider_failed(&e, None).await,
             },
         };
-        if self.claim.provider_user_id.is_none() {
-            match ledger.mark_created(self.claim, id.as_str()).await {
-                Ok(()) => {}
-                Err(LedgerError::Fenced) => return Outcome::InProgress,
-                Err(e) => return self.ledger_failed(&e).await,
-            }
+        if self.claim.provider_user_id.is_none()
+            && let Err(e) = ledger.mark_created(self.claim, id.as_str()).await
+        {
+            return self.failed(Stage::Ledger, &e).await;
         }
         if !password_set && let Err(e) = self.transfer_password(&id).await {
             return self.provider_failed(&e, Some(&id)).await;
         }
-        match ledger
+        if let Err(e) = ledger
             .mark_migrated(self.claim, id.as_str(), fingerprint)
             .await
         {
-            Ok(_) => {}
-            Err(LedgerError::Fenced) => return Outcome::InProgress,
-            Err(e) => return self.ledger_failed(&e).await,
+            return self.failed(Stage::Ledger, &e).await;
         }
         let audit = self.engine.audit();
         if resync {
             audit.emit(self.audit(AuditKind::PasswordResynced, Some(id.as_str())));
-            return Outcome::Resynced;
+            return Outcome::Resynced.into();
         }
         if adopted {
             audit.emit(self.audit(AuditKind::AdoptedExisting, Some(id.as_str())));
         }
         audit.emit(self.audit(AuditKind::Migrated, Some(id.as_str())));
         if adopted {
-            Outcome::Adopted
+            Outcome::Adopted.into()
         } else {
-            Outcome::Migrated
+            Outcome::Migrated.into()
         }
     }
 
@@ -437,32 +439,31 @@ impl Run<'_> {
         }
     }
 
-    async fn conflict(&self, id: &ProviderUserId) -> Outcome {
+    async fn conflict(&self, id: &ProviderUserId) -> Exit {
         let ledger = self.engine.ledger();
         if let Err(e) = ledger
             .mark_terminal(self.claim, State::Conflict, "existing_provider_user")
             .await
         {
-            return self.ledger_failed(&e).await;
+            return self.failed(Stage::Ledger, &e).await;
         }
         self.engine.audit().emit(
             self.audit(AuditKind::Conflict, Some(id.as_str()))
                 .reason("existing_provider_user"),
         );
-        Outcome::Conflict
+        Outcome::Conflict.into()
     }
 
-    async fn provider_failed(&self, error: &ProviderError, id: Option<&ProviderUserId>) -> Outcome {
+    /// A refused password is the provider's answer, not a failure: the user is blocked until
+    /// the legacy password changes. Anything else is a failure of the provider stage.
+    async fn provider_failed(&self, error: &ProviderError, id: Option<&ProviderUserId>) -> Exit {
         if let ProviderError::PasswordRejected { .. } = error {
             return self.blocked_by_policy(id).await;
         }
-        let reason = error.class().as_str();
-        tracing::warn!(user = %self.user.key, error = %error, "provider call failed; the next sign-in retries");
-        self.fail(reason).await;
-        Outcome::Fallback(Stage::Provider)
+        self.failed(Stage::Provider, error).await
     }
 
-    async fn blocked_by_policy(&self, id: Option<&ProviderUserId>) -> Outcome {
+    async fn blocked_by_policy(&self, id: Option<&ProviderUserId>) -> Exit {
         let ledger = self.engine.ledger();
         if let Err(e) = ledger
             .mark_terminal_with_fingerprint(
@@ -473,7 +474,7 @@ impl Run<'_> {
             )
             .await
         {
-            return self.ledger_failed(&e).await;
+            return self.failed(Stage::Ledger, &e).await;
         }
         if let (true, Some(id)) = (self.engine.config().require_change_on_policy_block, id)
             && let Err(e) = self.provider.require_password_change(id).await
@@ -487,13 +488,18 @@ impl Run<'_> {
             )
             .reason("password_policy"),
         );
-        Outcome::BlockedByPolicy
+        Outcome::BlockedByPolicy.into()
     }
 
-    async fn ledger_failed(&self, error: &LedgerError) -> Outcome {
-        tracing::warn!(user = %self.user.key, error = %error, "ledger write failed; the next sign-in retries");
-        self.fail(error.kind()).await;
-        Outcome::Fallback(Stage::Ledger)
+    /// The exit of a failed `stage`, from the error's classification: when the run falls back,
+    /// the failure is recorded on the claim (which frees it for the next sign-in to retry) and
+    /// audited; when another holder owns the user (a fenced write), it is left to them.
+    async fn failed(&self, stage: Stage, error: &(dyn Classified + Sync)) -> Exit {
+        let exit = Exit::failed(stage, error);
+        if let Outcome::Fallback(_) = exit.outcome {
+            self.fail(error.label()).await;
+        }
+        exit
     }
 
     async fn fail(&self, reason: &str) {
@@ -507,5 +513,5 @@ impl Run<'_> {
 enum Found {
     Existing(ProviderUserId),
     Created(ProviderUserId, bool),
-    Stop(Outcome),
+    Stop(Exit),
 }

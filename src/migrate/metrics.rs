@@ -62,12 +62,7 @@ impl MigrationMetrics {
         {
             migrations.with_label_values(&[result]);
         }
-        for stage in [
-            Stage::LegacyStore,
-            Stage::Hash,
-            Stage::Provider,
-            Stage::Ledger,
-        ] {
+        for stage in Stage::ALL {
             fallbacks.with_label_values(&[stage.as_str()]);
         }
         Ok(Self {

@@ -13,7 +13,7 @@ pub mod transfer;
 pub use credentials::Credentials;
 pub use engine::{Engine, EngineParts, SettingsError};
 pub use metrics::{MigrationMetrics, ProgressCollector};
-pub use outcome::{Outcome, Stage};
+pub use outcome::{Cause, Exit, Outcome, Stage};
 pub use phase::{MigrationConfig, Phase, PhaseState, RuntimeSettings};
 pub use routing::RouteDecision;
 pub use transfer::TransferMetrics;

@@ -7,6 +7,7 @@ use std::fmt;
 use std::time::Duration;
 
 use super::{Operation, ProviderKind, ProviderUserId};
+use crate::failure::{Blame, Classified, Retry};
 
 /// The class of a provider error: what the caller should do about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -170,10 +171,35 @@ impl ProviderError {
 
     /// True when retrying the same request later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self.class(),
-            ErrorClass::Transient | ErrorClass::RateLimited
-        )
+        self.retry() == Retry::Later
+    }
+}
+
+/// Classified from [`ErrorClass`], which stays the finer label (`dripgate_provider_*` series,
+/// the ledger's `last_error`).
+impl Classified for ProviderError {
+    fn blame(&self) -> Blame {
+        match self.class() {
+            ErrorClass::Auth | ErrorClass::Config => Blame::Config,
+            ErrorClass::RateLimited
+            | ErrorClass::AlreadyExists
+            | ErrorClass::PasswordRejected
+            | ErrorClass::NotFound
+            | ErrorClass::Unsupported
+            | ErrorClass::Invalid
+            | ErrorClass::Transient => Blame::Provider,
+        }
+    }
+
+    fn retry(&self) -> Retry {
+        match self.class() {
+            ErrorClass::Transient | ErrorClass::RateLimited => Retry::Later,
+            _ => Retry::Never,
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        self.class().as_str()
     }
 }
 

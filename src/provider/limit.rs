@@ -13,6 +13,7 @@ use tokio::time::Instant;
 
 use super::config::LimitsConfig;
 use super::{Operation, ProviderError, ProviderKind, ProviderMetrics};
+use crate::failure::{Classified, Retry};
 
 /// Whether an operation may be sent again after a failure whose outcome is unknown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +181,10 @@ impl Limiter {
                 Ok(v) => return Ok(v),
                 Err(e) => e,
             };
+            // Only what the classification says may work later is retried; then the wait
+            // and whether resending is safe depend on the failure.
             let wait = match &err {
+                _ if err.retry() == Retry::Never => None,
                 ProviderError::RateLimited { retry_after, .. } => {
                     let wait = retry_after
                         .map(|d| d.min(self.limits.max_retry_after))

@@ -6,6 +6,7 @@ use http::{Response, StatusCode, header};
 
 use super::metrics::ClientErrorReason;
 use crate::body::{Body, full};
+use crate::failure::{Blame, Classified, Retry};
 
 /// A request refused or cut because the client got it wrong; never an upstream error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -45,6 +46,24 @@ impl ClientError {
             Self::MalformedBody => ClientErrorReason::MalformedBody,
             Self::BodyTimeout => ClientErrorReason::BodyTimeout,
         }
+    }
+}
+
+/// The client's doing; a stalled body may arrive in time on another try.
+impl Classified for ClientError {
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+
+    fn retry(&self) -> Retry {
+        match self {
+            Self::BodyTimeout => Retry::Later,
+            _ => Retry::Never,
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        self.reason().as_str()
     }
 }
 
@@ -129,6 +148,31 @@ impl UpstreamError {
             http::HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         resp
+    }
+}
+
+/// What reaches the client is final: the pool already sent again what its rule allows
+/// ([`Retry::OnReusedConnection`]), so a failed exchange is not retried, while an upstream
+/// that could not be reached or was slow may answer a later request.
+impl Classified for UpstreamError {
+    fn blame(&self) -> Blame {
+        match self {
+            Self::Connect(_) | Self::Timeout(_) | Self::Protocol(_) => Blame::Upstream,
+            Self::BadRequest(_) => Blame::Client,
+            Self::Client(e) => e.blame(),
+        }
+    }
+
+    fn retry(&self) -> Retry {
+        match self {
+            Self::Connect(_) | Self::Timeout(_) => Retry::Later,
+            Self::Protocol(_) | Self::BadRequest(_) => Retry::Never,
+            Self::Client(e) => e.retry(),
+        }
+    }
+
+    fn label(&self) -> &'static str {
+        self.kind()
     }
 }
 

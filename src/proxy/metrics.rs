@@ -11,6 +11,7 @@ use prometheus::{
 
 use super::UpstreamError;
 use super::sharded::Sharded;
+use crate::failure::Classified;
 
 /// Latency buckets in seconds, from sub-millisecond proxying to slow sign-ins.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -297,7 +298,7 @@ impl HttpMetrics {
             .with_label_values(&[upstream, "error"])
             .inc();
         self.upstream_errors
-            .with_label_values(&[upstream, err.kind()])
+            .with_label_values(&[upstream, err.label()])
             .inc();
     }
 

@@ -72,6 +72,24 @@ pub enum ServerError {
     },
 }
 
+/// Start-up failures: the operator acts (a dependency that could not be set up is named in its
+/// message; `check-config` tells more).
+impl crate::failure::Classified for ServerError {
+    fn blame(&self) -> crate::failure::Blame {
+        use crate::failure::Blame;
+        match self {
+            Self::Bind { .. } | Self::Dependency(_) => Blame::Config,
+            Self::Tls(e) => e.blame(),
+            Self::Config(e) => e.blame(),
+            Self::Metrics(_) | Self::Worker { .. } => Blame::Internal,
+        }
+    }
+
+    fn retry(&self) -> crate::failure::Retry {
+        crate::failure::Retry::Never
+    }
+}
+
 /// A server whose listeners are bound but not yet serving.
 pub struct BoundServer {
     config: Config,

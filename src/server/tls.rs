@@ -53,6 +53,17 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
 }
 
+/// The certificate and key files are the operator's (a failed reload keeps the old pair).
+impl crate::failure::Classified for TlsError {
+    fn blame(&self) -> crate::failure::Blame {
+        crate::failure::Blame::Config
+    }
+
+    fn retry(&self) -> crate::failure::Retry {
+        crate::failure::Retry::Never
+    }
+}
+
 /// The crypto provider every TLS use in dripgate shares.
 pub fn crypto_provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::aws_lc_rs::default_provider())

@@ -132,6 +132,22 @@ impl Unread {
     }
 }
 
+/// Credentials dripgate could not read are the request's doing; the same bytes read the same
+/// way again.
+impl crate::failure::Classified for Unread {
+    fn blame(&self) -> crate::failure::Blame {
+        crate::failure::Blame::Client
+    }
+
+    fn retry(&self) -> crate::failure::Retry {
+        crate::failure::Retry::Never
+    }
+
+    fn label(&self) -> &'static str {
+        self.as_str()
+    }
+}
+
 /// Field names and body kind of one sign-in route.
 #[derive(Debug, Clone)]
 pub struct FieldSpec {

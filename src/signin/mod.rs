@@ -6,33 +6,28 @@
 pub mod config;
 pub mod extract;
 
+mod body;
 mod budget;
 mod metrics;
 mod route;
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use http::{HeaderMap, Request, Response, StatusCode, header};
-use http_body_util::BodyExt;
+use bytes::Bytes;
+use http::{Request, Response, StatusCode, header};
 use prometheus::Registry;
 
-use crate::body::{Body, PrefixedBody, boxed, full};
-use crate::migrate::{Engine, Outcome, Phase, RouteDecision};
+use crate::body::{Body, full};
+use crate::failure::{Blame, Classified, Retry};
+use crate::migrate::{Engine, Exit, Outcome, Phase, RouteDecision};
 use crate::proxy::{ClientInfo, Forwarder};
-use budget::{BodyBudget, Reservation};
+pub use body::SigninBody;
+use body::{ReadError, content_length, read_limited};
+use budget::BodyBudget;
 use config::{FailureSignature, LegacyUserBinding, SigninConfig, UnreadInRoute};
 use extract::{FieldSpec, Unread};
 pub use metrics::SigninMetrics;
 pub use route::{RouteClass, Router, normalize_path};
-
-/// What reading a sign-in body produced.
-pub enum SigninBody {
-    /// The whole body, within the size limit.
-    Buffered(Bytes),
-    /// Too large to inspect: the part read so far followed by the rest, to forward untouched.
-    Oversized(Body),
-}
 
 /// Why a sign-in was refused in `route` rather than forwarded to legacy: the legacy app could
 /// read it as a sign-in of a migrated user that dripgate cannot see (a bounded set; a label).
@@ -87,6 +82,29 @@ impl Refusal {
             Self::TooLarge => "the sign-in request is too large",
             Self::AmbiguousIdentity => "the identifier matches more than one account",
         }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.message())
+    }
+}
+
+impl std::error::Error for Refusal {}
+
+/// A refusal is the request's doing: the same request is refused again.
+impl Classified for Refusal {
+    fn blame(&self) -> Blame {
+        Blame::Client
+    }
+
+    fn retry(&self) -> Retry {
+        Retry::Never
+    }
+
+    fn label(&self) -> &'static str {
+        self.as_str()
     }
 }
 
@@ -177,6 +195,15 @@ impl SigninHandler {
         self.engine.as_ref()
     }
 
+    /// Records how a sign-in ended: counted with the engine's metrics when migration is
+    /// configured, logged either way ([`Exit::record`]).
+    fn record(&self, exit: impl Into<Exit>) {
+        match &self.engine {
+            Some(engine) => engine.record(exit),
+            None => exit.into().record(None),
+        }
+    }
+
     /// Whether a sign-in the legacy app could read differently is refused now: in `route`
     /// (with a route target), unless the operator chose to forward such requests.
     fn strict(&self) -> bool {
@@ -202,28 +229,31 @@ impl SigninHandler {
             if strict {
                 return self.refuse(Refusal::TooLarge);
             }
+            self.record(Outcome::TooLarge);
             return legacy
                 .forward(Request::from_parts(parts, body), client)
                 .await;
         }
         let mut room = self.budget.reservation();
         let read = read_limited(body, self.max_body_bytes, declared, &mut room);
-        let bytes = match tokio::time::timeout(self.body_timeout, read).await {
-            Err(_) => return plain(StatusCode::REQUEST_TIMEOUT),
-            Ok(Err(ReadError::BudgetFull)) => return plain(StatusCode::SERVICE_UNAVAILABLE),
-            Ok(Err(ReadError::Body(e))) => {
-                tracing::debug!(error = %e, "client sign-in body failed");
-                return plain(StatusCode::BAD_REQUEST);
+        let read = tokio::time::timeout(self.body_timeout, read)
+            .await
+            .unwrap_or(Err(ReadError::Timeout));
+        let bytes = match read {
+            Err(e) => {
+                self.record(Exit::with(e.outcome(), &e));
+                return plain(e.status());
             }
-            Ok(Ok(SigninBody::Oversized(_))) if strict => {
+            Ok(SigninBody::Oversized(_)) if strict => {
                 return self.refuse(Refusal::TooLarge);
             }
-            Ok(Ok(SigninBody::Oversized(body))) => {
+            Ok(SigninBody::Oversized(body)) => {
+                self.record(Outcome::TooLarge);
                 return legacy
                     .forward(Request::from_parts(parts, body), client)
                     .await;
             }
-            Ok(Ok(SigninBody::Buffered(bytes))) => bytes,
+            Ok(SigninBody::Buffered(bytes)) => bytes,
         };
         let (Some(engine), Some(spec)) = (&self.engine, self.routes.get(route)) else {
             return legacy
@@ -236,11 +266,9 @@ impl SigninHandler {
             Err(reason) => {
                 self.metrics.unread(reason);
                 if strict && reason.is_ambiguous() {
-                    engine.record(Outcome::Refused);
                     return self.refuse(Refusal::Unread(reason));
                 }
-                tracing::debug!(reason = reason.as_str(), "sign-in credentials not read");
-                engine.record(Outcome::Unread);
+                engine.record(Exit::with(Outcome::Unread, &reason));
                 return legacy
                     .forward(Request::from_parts(parts, full(bytes)), client)
                     .await;
@@ -264,10 +292,7 @@ impl SigninHandler {
                 engine.record(Outcome::Denied);
                 return plain(StatusCode::SERVICE_UNAVAILABLE);
             }
-            Decision::Refuse(refusal) => {
-                engine.record(Outcome::Refused);
-                return self.refuse(refusal);
-            }
+            Decision::Refuse(refusal) => return self.refuse(refusal),
         }
         let mut resp = legacy
             .forward(Request::from_parts(parts, full(bytes)), client)
@@ -289,10 +314,10 @@ impl SigninHandler {
         resp
     }
 
-    /// A short refusal, counted and logged (never with the body).
+    /// A short refusal, counted and recorded as `refused` (never with the body).
     fn refuse(&self, refusal: Refusal) -> Response<Body> {
         self.metrics.refused(refusal);
-        tracing::info!(reason = refusal.as_str(), "sign-in refused in route phase");
+        self.record(Exit::with(Outcome::Refused, &refusal));
         let status = refusal.status();
         let text = format!(
             "{} {}: {}\n",
@@ -325,52 +350,6 @@ fn redirect(location: &str) -> Response<Body> {
         http::HeaderValue::from_static("no-store"),
     );
     resp
-}
-
-/// Why a sign-in body could not be read.
-enum ReadError {
-    /// The client's body failed (a reset, a malformed chunk).
-    Body(crate::body::BoxError),
-    /// No room in the sign-in body budget.
-    BudgetFull,
-}
-
-/// The request's `Content-Length`, when it has one valid value.
-fn content_length(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-}
-
-/// Reads `body` until it ends or exceeds `limit` bytes, reserving room in the budget first
-/// (for the declared length at once, else as the bytes arrive).
-async fn read_limited(
-    mut body: Body,
-    limit: usize,
-    declared: Option<u64>,
-    room: &mut Reservation,
-) -> Result<SigninBody, ReadError> {
-    let declared = declared.map_or(0, |len| usize::try_from(len).unwrap_or(usize::MAX));
-    room.grow_to(declared)
-        .await
-        .map_err(|_| ReadError::BudgetFull)?;
-    let mut buf = BytesMut::with_capacity(declared);
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(ReadError::Body)?;
-        if let Some(data) = frame.data_ref() {
-            if buf.len() + data.len() > limit {
-                buf.extend_from_slice(data);
-                let rest = PrefixedBody::new(buf.freeze(), body);
-                return Ok(SigninBody::Oversized(boxed(rest)));
-            }
-            room.grow_to(buf.len() + data.len())
-                .await
-                .map_err(|_| ReadError::BudgetFull)?;
-            buf.extend_from_slice(data);
-        }
-    }
-    Ok(SigninBody::Buffered(buf.freeze()))
 }
 
 fn plain(status: StatusCode) -> Response<Body> {
