@@ -50,7 +50,7 @@ pub const ALLOWED: &[(&str, &[&str])] = &[
         "demo",
         &[
             "testkit", "server", "config", "hash", "provider", "legacy", "migrate", "secret",
-            "logging",
+            "logging", "failure",
         ],
     ),
     (
