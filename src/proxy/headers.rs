@@ -9,6 +9,7 @@ use ipnet::IpNet;
 
 use super::config::{DEFAULT_UNTRUSTED_DROP_HEADERS, ForwardingConfig, ProxyConfigError};
 use super::error::ClientError;
+pub(crate) use super::scan::contains_byte;
 
 /// Headers that describe one connection and are never forwarded. `HTTP2-Settings` belongs to
 /// an h2c upgrade (RFC 7540 §3.2.1), which is never tunnelled.
@@ -90,26 +91,6 @@ fn hop_index(name: &str) -> Option<usize> {
         "upgrade" => UPGRADE_INDEX,
         _ => return None,
     })
-}
-
-/// Whether `haystack` holds `needle`, eight bytes at a step: header names and values are short,
-/// and a byte-at-a-time loop over every name of every request was a measurable share of the
-/// per-request instructions.
-pub(crate) fn contains_byte(haystack: &[u8], needle: u8) -> bool {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let pattern = u64::from_ne_bytes([needle; 8]);
-    let mut words = haystack.chunks_exact(8);
-    for word in &mut words {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(word);
-        // A byte of `x` is zero where the word holds `needle`; the classic zero-byte test.
-        let x = u64::from_ne_bytes(bytes) ^ pattern;
-        if x.wrapping_sub(ONES) & !x & HIGHS != 0 {
-            return true;
-        }
-    }
-    words.remainder().contains(&needle)
 }
 
 /// What one pass over a message's header names found: which hop-by-hop headers are present and

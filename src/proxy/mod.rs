@@ -8,6 +8,7 @@ mod error;
 pub mod headers;
 pub mod metrics;
 mod pool;
+mod scan;
 mod sharded;
 mod timer;
 mod upgrade;
