@@ -10,6 +10,9 @@
 - The dashboard has a `datasource` variable of type prometheus, and every panel and query uses
   it.
 
+With `--dashboard-rules FILE` it also writes the dashboard's panel queries (dashboard variables
+replaced by sample values) as a rules file, for `promtool check rules FILE` to parse the PromQL.
+
 Prints nothing and exits 0 when all is well; prints every finding and exits 1 otherwise.
 """
 
@@ -93,6 +96,22 @@ def dashboard_queries(node, into):
             dashboard_queries(value, into)
 
 
+# Sample values for the dashboard's variables, so that its PromQL parses.
+VARIABLES = {"$__rate_interval": "5m", "$job": ".*", "$target": "80"}
+
+
+def dashboard_rules(dash):
+    """The dashboard's panel queries as recording rules (JSON is YAML)."""
+    rules = []
+    for panel in dash.get("panels", []):
+        for i, target in enumerate(panel.get("targets", [])):
+            expr = target.get("expr", "")
+            for var, value in VARIABLES.items():
+                expr = expr.replace(var, value)
+            rules.append({"record": f"dashboard:panel{panel.get('id')}:{i}", "expr": expr})
+    return {"groups": [{"name": "dripgate-dashboard-queries", "rules": rules}]}
+
+
 def main():
     findings = []
     registered = registered_metrics()
@@ -154,6 +173,10 @@ def main():
             findings.append(f"dashboard panel {title!r}: no queries")
         if not panel.get("description"):
             findings.append(f"dashboard panel {title!r}: no description")
+
+    if "--dashboard-rules" in sys.argv[1:]:
+        out = Path(sys.argv[sys.argv.index("--dashboard-rules") + 1])
+        out.write_text(json.dumps(dashboard_rules(dash), indent=1), encoding="utf-8")
 
     for finding in findings:
         print(f"deploy/check.py: {finding}", file=sys.stderr)
