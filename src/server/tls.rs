@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use rustls::crypto::CryptoProvider;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
@@ -76,6 +76,7 @@ pub struct CertStore {
     provider: Arc<CryptoProvider>,
     loaded_mtimes: ArcSwap<(Option<SystemTime>, Option<SystemTime>)>,
     reloads: IntCounterVec,
+    expiry: IntGauge,
 }
 
 impl fmt::Debug for CertStore {
@@ -99,14 +100,23 @@ impl CertStore {
             &["result"],
         )
         .map_err(|e| TlsError::Config(rustls::Error::General(e.to_string())))?;
-        // A second listener in the same registry reuses the existing counter.
+        let expiry = IntGauge::new(
+            "dripgate_tls_certificate_expiry_timestamp_seconds",
+            "Not-after time of the certificate being served (the leaf), in Unix seconds; \
+             0 when it cannot be read.",
+        )
+        .map_err(|e| TlsError::Config(rustls::Error::General(e.to_string())))?;
+        expiry.set(not_after(&key));
+        // A second listener in the same registry reuses the existing counter and gauge.
         let _ = registry.register(Box::new(reloads.clone()));
+        let _ = registry.register(Box::new(expiry.clone()));
         Ok(Arc::new(Self {
             current: ArcSwap::from_pointee(key),
             loaded_mtimes: ArcSwap::from_pointee(mtimes(config)),
             config: config.clone(),
             provider,
             reloads,
+            expiry,
         }))
     }
 
@@ -116,6 +126,7 @@ impl CertStore {
         let stamp = mtimes(&self.config);
         match load_certified_key(&self.config, &self.provider) {
             Ok(key) => {
+                self.expiry.set(not_after(&key));
                 self.current.store(Arc::new(key));
                 self.loaded_mtimes.store(Arc::new(stamp));
                 self.reloads.with_label_values(&["success"]).inc();
@@ -216,6 +227,23 @@ pub fn check_files(config: &TlsConfig) -> Result<(), TlsError> {
     load_certified_key(config, &crypto_provider()).map(|_| ())
 }
 
+/// The leaf certificate's not-after time in Unix seconds, or 0 (logged) when it cannot be read:
+/// the expiry alert then fires rather than staying silent.
+fn not_after(key: &CertifiedKey) -> i64 {
+    let parsed = key
+        .end_entity_cert()
+        .map_err(|e| e.to_string())
+        .and_then(|der| {
+            x509_parser::parse_x509_certificate(der.as_ref())
+                .map(|(_, cert)| cert.validity().not_after.timestamp())
+                .map_err(|e| e.to_string())
+        });
+    parsed.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the certificate's expiry time");
+        0
+    })
+}
+
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
     let err = |message: String| TlsError::Cert {
         path: path.to_owned(),
@@ -262,4 +290,58 @@ async fn recv_hangup(hup: &mut Hangup) {
 #[cfg(not(unix))]
 async fn recv_hangup(_hup: &mut Hangup) {
     std::future::pending().await
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use rcgen::{CertificateParams, KeyPair, date_time_ymd};
+
+    /// Writes a self-signed certificate valid until `year`-01-02 and its key into `dir`.
+    fn write_pair(dir: &Path, year: i32) -> TlsConfig {
+        let mut params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.not_before = date_time_ymd(2020, 1, 1);
+        params.not_after = date_time_ymd(year, 1, 2);
+        let key = KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let config = TlsConfig {
+            cert_file: dir.join("cert.pem"),
+            key_file: dir.join("key.pem"),
+            reload_interval: Duration::ZERO,
+        };
+        std::fs::write(&config.cert_file, cert.pem()).unwrap();
+        std::fs::write(&config.key_file, key.serialize_pem()).unwrap();
+        config
+    }
+
+    /// The gauge's value on the scrape page.
+    fn expiry_in(registry: &Registry) -> Option<f64> {
+        let page = crate::metrics::render(registry).unwrap();
+        page.lines().find_map(|l| {
+            l.strip_prefix("dripgate_tls_certificate_expiry_timestamp_seconds ")
+                .and_then(|v| v.parse().ok())
+        })
+    }
+
+    #[test]
+    fn expiry_gauge_follows_the_served_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let registry = Registry::new();
+        let config = write_pair(dir.path(), 2031);
+        let store = CertStore::load(&config, &registry).unwrap();
+        // 2031-01-02T00:00:00Z
+        assert_eq!(expiry_in(&registry), Some(1_925_078_400.0));
+
+        write_pair(dir.path(), 2032);
+        store.reload().unwrap();
+        // 2032-01-02T00:00:00Z
+        assert_eq!(expiry_in(&registry), Some(1_956_614_400.0));
+
+        // A failed reload keeps the old certificate, and so its expiry.
+        std::fs::write(&config.cert_file, "not a certificate").unwrap();
+        assert!(store.reload().is_err());
+        assert_eq!(expiry_in(&registry), Some(1_956_614_400.0));
+    }
 }
