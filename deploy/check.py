@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "deploy/prometheus/dripgate.rules.yml"
 DASHBOARD = ROOT / "deploy/grafana/dripgate.json"
 OPERATIONS = ROOT / "docs/OPERATIONS.md"
-RUNBOOK_BASE = "https://github.com/dripgate/dripgate/blob/main/docs/OPERATIONS.md#"
+RUNBOOK_BASE = "docs/OPERATIONS.md#"
 
 NAME = re.compile(r"(?<![A-Za-z0-9_:])dripgate_[a-z0-9_]+")
 SUFFIXES = ("_bucket", "_sum", "_count")
