@@ -22,7 +22,7 @@ fn run(args: &[&str], stdin: &[u8]) -> (i32, String) {
 
 #[test]
 fn jsonl_over_the_fixtures() {
-    let input = include_str!("fixtures/hash-vectors.jsonl");
+    let input = include_str!("../fixtures/hash-vectors.jsonl");
     let (code, out) = run(&["hash", "verify", "--jsonl"], input.as_bytes());
     assert_eq!(code, 0);
     let lines: Vec<&str> = out.lines().collect();

@@ -6,7 +6,7 @@
 //! fault; Host rules (RFC 9112 §3.2); spoofable headers dropped from untrusted peers.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

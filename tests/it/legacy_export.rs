@@ -2,7 +2,7 @@
 //! change (a broken new file keeps the old index), and the background count gauge.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod legacy_support;
+use crate::legacy_support;
 
 use std::time::Duration;
 

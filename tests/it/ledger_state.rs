@@ -2,7 +2,7 @@
 //! PostgreSQL when configured).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod ledger_common;
+use crate::ledger_common;
 
 use std::time::Duration;
 

@@ -255,7 +255,7 @@ impl Rng {
 
 #[test]
 fn parsing_never_panics_on_mutated_or_random_input() {
-    let text = include_str!("fixtures/hash-vectors.jsonl");
+    let text = include_str!("../fixtures/hash-vectors.jsonl");
     let seeds: Vec<String> = text
         .lines()
         .map(|l| {

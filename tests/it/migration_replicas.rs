@@ -4,10 +4,9 @@
 //! unset.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod ledger_common;
-mod migration_common;
-mod provider_common;
+use crate::common;
+use crate::ledger_common;
+use crate::migration_common;
 
 use common::Dripgate;
 use dripgate::ledger::State;

@@ -5,10 +5,9 @@
 //! connection open across it; Kinde's password policy; sign-ins by login name. Every test ends
 //! with the state machine's invariants and searches every output for its unique passwords.
 
-mod common;
-mod ledger_common;
-mod migration_common;
-mod provider_common;
+use crate::common;
+use crate::ledger_common;
+use crate::migration_common;
 
 use std::net::SocketAddr;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! process's peak RSS belongs to this test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use bytes::Bytes;
 use common::legacy_app::LegacyApp;

@@ -1,7 +1,7 @@
 //! Admin endpoints and graceful shutdown, in-process.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -189,8 +189,7 @@ async fn drain_deadline_closes_stuck_connections() {
 
 // ---- The admin guard: token, origin, host, content type; the audited caller. ----
 
-mod migration_common;
-mod provider_common;
+use crate::migration_common;
 
 use dripgate::config::{FailureSignature, Secret};
 use migration_common::World;

@@ -4,7 +4,7 @@
 //! rows, duplicates, census, and the user-count gauge.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod legacy_support;
+use crate::legacy_support;
 
 use dripgate::hash::{self, HashConfig};
 use dripgate::legacy::{LegacyConfig, LegacyStore, Lookup, Preset, Reason};

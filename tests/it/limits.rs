@@ -1,7 +1,7 @@
 //! Limits against bad clients: slowloris, oversized heads, idle connections, connection cap.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! with the database URL given as a secret from the environment.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod legacy_support;
+use crate::legacy_support;
 
 use std::process::Command;
 

@@ -2,7 +2,7 @@
 //! sign-in routes, WebSocket upgrades, clients that leave mid-request.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -4,9 +4,8 @@
 //! searched for the password too.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod common;
-mod migration_common;
-mod provider_common;
+use crate::common;
+use crate::migration_common;
 
 use std::process::Command;
 use std::sync::{Arc, Mutex};

@@ -5,10 +5,8 @@
 //! user it signed in) and through dripgate; a test fails if dripgate migrates or routes anyone
 //! other than the user legacy reads, or lets legacy sign in a migrated user in `route`.
 
-mod common;
-mod ledger_common;
-mod migration_common;
-mod provider_common;
+use crate::common;
+use crate::migration_common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;

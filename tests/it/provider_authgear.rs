@@ -1,7 +1,7 @@
 //! Contract tests: the Authgear client against the Authgear fake (queries validated against the SDL).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod provider_common;
+use crate::provider_common;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! `dripgate provider check` and the provider config: loading, redaction, exit codes.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod provider_common;
+use crate::provider_common;
 
 use std::io::Write;
 

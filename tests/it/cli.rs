@@ -1,7 +1,7 @@
 //! The `dripgate` binary: check-config, --version/--help, health, serve with SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

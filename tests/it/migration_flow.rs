@@ -4,9 +4,8 @@
 //! provider accepts, legacy's answer unchanged outside `route`, the password nowhere).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod migration_common;
-mod provider_common;
+use crate::common;
+use crate::migration_common;
 
 use common::Dripgate;
 use common::legacy_app::LegacyApp;

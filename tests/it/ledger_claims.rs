@@ -1,7 +1,7 @@
 //! The claim/lease/epoch protocol on real databases (SQLite, and PostgreSQL when configured).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod ledger_common;
+use crate::ledger_common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! and a certificate reload while a connection stays open.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
