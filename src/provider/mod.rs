@@ -16,7 +16,7 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 pub mod authgear;
 pub mod check;
 pub mod config;
-pub(crate) mod der;
+mod der;
 pub mod error;
 mod http;
 pub mod kinde;
