@@ -26,6 +26,12 @@ use crate::common::legacy_app::LegacyApp;
 use crate::common::{Dripgate, config_for, metric};
 use crate::provider_common;
 
+mod child;
+mod fake;
+
+pub use child::ChildDripgate;
+pub use fake::Fake;
+
 /// Every log line of this test binary (all tests), captured by a global subscriber.
 static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
 
@@ -66,132 +72,6 @@ pub fn logs() -> String {
 pub fn canary_password(test: &str) -> String {
     let n: u64 = rand::random();
     format!("Canary-{test}-{n:016x}!")
-}
-
-/// A provider fake of either kind.
-pub enum Fake {
-    Kinde(FakeKinde),
-    Authgear(FakeAuthgear),
-}
-
-impl Fake {
-    pub async fn kinde() -> Self {
-        Fake::Kinde(provider_common::kinde_fake().await)
-    }
-
-    pub async fn authgear() -> Self {
-        Fake::Authgear(provider_common::authgear_fake().await)
-    }
-
-    /// An Authgear fake whose password policy wants at least `min_len` characters.
-    pub async fn authgear_min_length(min_len: usize) -> Self {
-        let fake = FakeAuthgear::start(
-            "127.0.0.1:0",
-            FakeAuthgearOptions {
-                project_id: "myapp".into(),
-                key_id: "test-key-1".into(),
-                public_key_pem: provider_common::read_spec_file("authgear-test-key.pub.pem"),
-                min_password_length: min_len,
-                password_history: false,
-            },
-        )
-        .await
-        .unwrap();
-        fake.set_validator(provider_common::authgear_validator());
-        Fake::Authgear(fake)
-    }
-
-    pub fn provider_config(&self) -> ProviderConfig {
-        let (kind, kinde, authgear) = match self {
-            Fake::Kinde(f) => (
-                ProviderKind::Kinde,
-                Some(provider_common::kinde_config(f)),
-                None,
-            ),
-            Fake::Authgear(f) => (
-                ProviderKind::Authgear,
-                None,
-                Some(provider_common::authgear_config(f)),
-            ),
-        };
-        ProviderConfig {
-            kind,
-            kinde,
-            authgear,
-            http: provider_common::http(Duration::from_secs(5)),
-            limits: provider_common::fast_limits(),
-        }
-    }
-
-    /// Provider users with this email.
-    pub fn users_with_email(&self, email: &str) -> usize {
-        match self {
-            Fake::Kinde(f) => f
-                .users()
-                .iter()
-                .filter(|u| {
-                    u.email
-                        .as_deref()
-                        .is_some_and(|e| e.eq_ignore_ascii_case(email))
-                })
-                .count(),
-            Fake::Authgear(f) => f
-                .users()
-                .iter()
-                .filter(|u| u.email.eq_ignore_ascii_case(email))
-                .count(),
-        }
-    }
-
-    pub fn user_count(&self) -> usize {
-        match self {
-            Fake::Kinde(f) => f.users().len(),
-            Fake::Authgear(f) => f.users().len(),
-        }
-    }
-
-    /// Whether the provider would accept `plaintext` for `email`.
-    pub fn verify(&self, email: &str, plaintext: &str) -> bool {
-        match self {
-            Fake::Kinde(f) => f.verify_password(email, plaintext.as_bytes()),
-            Fake::Authgear(f) => f.verify_password(email, plaintext.as_bytes()),
-        }
-    }
-
-    pub fn calls(&self, operation: &str) -> u64 {
-        match self {
-            Fake::Kinde(f) => f.calls(operation),
-            Fake::Authgear(f) => f.calls(operation),
-        }
-    }
-
-    pub fn fail_next(&self, operation: &str, n: usize, fault: Fault) {
-        match self {
-            Fake::Kinde(f) => f.fail_next(operation, n, fault),
-            Fake::Authgear(f) => f.fail_next(operation, n, fault),
-        }
-    }
-
-    /// Operations that write at the provider (create, password, update).
-    pub fn writes(&self) -> u64 {
-        match self {
-            Fake::Kinde(f) => ["createUser", "updateUser", "SetUserPassword"]
-                .iter()
-                .map(|op| f.calls(op))
-                .sum(),
-            Fake::Authgear(f) => ["createUser", "resetPassword", "setPasswordExpired"]
-                .iter()
-                .map(|op| f.calls(op))
-                .sum(),
-        }
-    }
-
-    pub fn spec_violations(&self) -> Vec<String> {
-        match self {
-            Fake::Kinde(f) => f.spec_violations(),
-            Fake::Authgear(f) => f.spec_violations(),
-        }
-    }
 }
 
 /// What a client saw from one sign-in.
@@ -539,72 +419,6 @@ fn merge_toml(base: &mut toml::Table, overrides: toml::Table) {
             }
         }
     }
-}
-
-/// A running `dripgate serve` child process and its addresses.
-pub struct ChildDripgate {
-    pub child: Child,
-    pub listen: SocketAddr,
-    /// `http://` address of the admin listener.
-    pub admin: String,
-}
-
-impl ChildDripgate {
-    /// Starts the binary with `config` on ports of its own choosing and waits for its start-up
-    /// line; everything it prints (stdout and stderr) is appended to `out`.
-    pub fn spawn(config: &Path, fake: &Fake, out: &Arc<Mutex<String>>) -> Self {
-        let Fake::Kinde(kinde) = fake else {
-            panic!("child processes use the Kinde fake")
-        };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dripgate"))
-            .args(["serve", "--config"])
-            .arg(config)
-            .env("DRIPGATE_SERVER__LISTEN", "127.0.0.1:0")
-            .env("DRIPGATE_ADMIN__LISTEN", "127.0.0.1:0")
-            .env("DRIPGATE_SHUTDOWN__DELAY", "0s")
-            .env("TEST_KINDE_SECRET", &kinde.options().client_secret)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        copy_lines(BufReader::new(child.stderr.take().unwrap()).lines(), out);
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut start = None;
-        for line in lines.by_ref().take(200) {
-            let line = line.unwrap();
-            out.lock().unwrap().push_str(&format!("{line}\n"));
-            if line.contains("dripgate serving") {
-                start = Some(line);
-                break;
-            }
-        }
-        let start = start.unwrap_or_else(|| panic!("no start-up line: {}", out.lock().unwrap()));
-        copy_lines(lines, out);
-        let v: serde_json::Value = serde_json::from_str(&start).unwrap();
-        Self {
-            child,
-            listen: v["listen"].as_str().unwrap().parse().unwrap(),
-            admin: format!("http://{}", v["admin"].as_str().unwrap()),
-        }
-    }
-
-    /// `http://` address of the public listener.
-    pub fn url(&self) -> String {
-        format!("http://{}", self.listen)
-    }
-}
-
-/// Appends every line from `lines` to `out`, on a thread of its own.
-fn copy_lines<R: BufRead + Send + 'static>(lines: std::io::Lines<R>, out: &Arc<Mutex<String>>) {
-    let out = out.clone();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            let mut o = out.lock().unwrap();
-            o.push_str(&line);
-            o.push('\n');
-        }
-    });
 }
 
 /// Opens a ledger handle with its own registry.
