@@ -3,7 +3,7 @@
 
 - Every `dripgate_…` metric named in deploy/prometheus/dripgate.rules.yml and in the dashboard's
   PromQL is one dripgate registers (a `"dripgate_…"` name in src/; a histogram's `_bucket`,
-  `_sum`, `_count` count as its name). tests/deploy_metrics.rs checks the same names against a
+  `_sum`, `_count` count as its name). tests/it/deploy_metrics.rs checks the same names against a
   real scrape; this check needs no build.
 - Every alert has `summary`, `description` and a `runbook_url` pointing to a heading of
   docs/OPERATIONS.md.

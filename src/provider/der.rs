@@ -1,4 +1,5 @@
-//! Just enough DER to turn PEM RSA keys into the PKCS#1 forms jsonwebtoken's aws-lc backend takes.
+//! Just enough DER to turn a PEM RSA private key into the PKCS#1 form jsonwebtoken's aws-lc
+//! backend takes (jsonwebtoken's own PEM loading is compiled only with the `testkit` feature).
 
 use rustls_pki_types::PrivateKeyDer;
 use rustls_pki_types::pem::PemObject;
@@ -49,21 +50,4 @@ pub(crate) fn rsa_private_pkcs1(pem: &[u8]) -> Option<Vec<u8>> {
         PrivateKeyDer::Pkcs8(k) => pkcs8_inner(k.secret_pkcs8_der()).map(<[u8]>::to_vec),
         _ => None,
     }
-}
-
-/// PKCS#1 DER of an RSA public key given as SPKI PEM (`PUBLIC KEY`).
-#[cfg(feature = "testkit")]
-pub(crate) fn rsa_public_pkcs1(pem: &[u8]) -> Option<Vec<u8>> {
-    let spki = rustls_pki_types::SubjectPublicKeyInfoDer::from_pem_slice(pem).ok()?;
-    let (0x30, seq, _) = tlv(spki.as_ref())? else {
-        return None;
-    };
-    let (0x30, _alg, rest) = tlv(seq)? else {
-        return None;
-    };
-    let (0x03, bits, _) = tlv(rest)? else {
-        return None;
-    };
-    let (&unused, key) = bits.split_first()?;
-    (unused == 0).then(|| key.to_vec())
 }

@@ -15,7 +15,7 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 pub mod authgear;
 pub mod config;
-pub(crate) mod der;
+mod der;
 pub mod error;
 pub mod hasher;
 mod http;

@@ -1,7 +1,9 @@
-//! A small GraphQL executable-document parser for the Authgear fake: operations, fields,
-//! aliases, arguments, variables, inline fragments. Fragment definitions are not supported.
-//! (Validation against the SDL is done at test time by the test harness.)
+//! The GraphQL side of the Authgear fake: the operation a request names, read from the document
+//! with `apollo-parser` (operations, fields, aliases, arguments, variables, inline fragments;
+//! fragment definitions and spreads are not supported), and the projection of a result onto
+//! the selections. (Validation against the SDL is done at test time by the test harness.)
 
+use apollo_parser::cst::{self, CstNode};
 use serde_json::{Map, Value};
 
 /// `query` or `mutation`.
@@ -83,323 +85,19 @@ impl GValue {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Tok {
-    Punct(char),
-    Spread,
-    Name(String),
-    Int(i64),
-    Float(f64),
-    Str(String),
-}
-
-fn lex(src: &str) -> Result<Vec<Tok>, String> {
-    let chars: Vec<char> = src.chars().collect();
-    let mut i = 0;
-    let mut out = Vec::new();
-    while i < chars.len() {
-        let c = chars[i];
-        match c {
-            ' ' | '\t' | '\n' | '\r' | ',' | '\u{feff}' => i += 1,
-            '#' => {
-                while i < chars.len() && chars[i] != '\n' {
-                    i += 1;
-                }
-            }
-            '!' | '$' | '(' | ')' | ':' | '=' | '@' | '[' | ']' | '{' | '}' | '|' | '&' => {
-                out.push(Tok::Punct(c));
-                i += 1;
-            }
-            '.' => {
-                if chars.get(i..i + 3) == Some(&['.', '.', '.']) {
-                    out.push(Tok::Spread);
-                    i += 3;
-                } else {
-                    return Err("unexpected '.'".into());
-                }
-            }
-            '"' => {
-                if chars.get(i..i + 3) == Some(&['"', '"', '"']) {
-                    let start = i + 3;
-                    let mut j = start;
-                    while j + 2 < chars.len() && chars.get(j..j + 3) != Some(&['"', '"', '"']) {
-                        j += 1;
-                    }
-                    if j + 2 >= chars.len() {
-                        return Err("unterminated block string".into());
-                    }
-                    out.push(Tok::Str(chars[start..j].iter().collect()));
-                    i = j + 3;
-                    continue;
-                }
-                let mut s = String::new();
-                i += 1;
-                loop {
-                    let Some(&ch) = chars.get(i) else {
-                        return Err("unterminated string".into());
-                    };
-                    i += 1;
-                    match ch {
-                        '"' => break,
-                        '\\' => {
-                            let Some(&e) = chars.get(i) else {
-                                return Err("bad escape".into());
-                            };
-                            i += 1;
-                            match e {
-                                'n' => s.push('\n'),
-                                't' => s.push('\t'),
-                                'r' => s.push('\r'),
-                                'b' => s.push('\u{8}'),
-                                'f' => s.push('\u{c}'),
-                                'u' => {
-                                    let hex: String =
-                                        chars.get(i..i + 4).ok_or("bad \\u")?.iter().collect();
-                                    let code =
-                                        u32::from_str_radix(&hex, 16).map_err(|_| "bad \\u")?;
-                                    s.push(char::from_u32(code).ok_or("bad \\u")?);
-                                    i += 4;
-                                }
-                                other => s.push(other),
-                            }
-                        }
-                        other => s.push(other),
-                    }
-                }
-                out.push(Tok::Str(s));
-            }
-            c if c == '-' || c.is_ascii_digit() => {
-                let start = i;
-                i += 1;
-                while i < chars.len()
-                    && (chars[i].is_ascii_digit()
-                        || matches!(chars[i], '.' | 'e' | 'E' | '+' | '-'))
-                {
-                    i += 1;
-                }
-                let text: String = chars[start..i].iter().collect();
-                if let Ok(n) = text.parse::<i64>() {
-                    out.push(Tok::Int(n));
-                } else {
-                    out.push(Tok::Float(
-                        text.parse().map_err(|_| format!("bad number {text}"))?,
-                    ));
-                }
-            }
-            c if c == '_' || c.is_ascii_alphabetic() => {
-                let start = i;
-                while i < chars.len() && (chars[i] == '_' || chars[i].is_ascii_alphanumeric()) {
-                    i += 1;
-                }
-                out.push(Tok::Name(chars[start..i].iter().collect()));
-            }
-            other => return Err(format!("unexpected character {other:?}")),
-        }
-    }
-    Ok(out)
-}
-
-struct Parser {
-    toks: Vec<Tok>,
-    pos: usize,
-}
-
-impl Parser {
-    fn peek(&self) -> Option<&Tok> {
-        self.toks.get(self.pos)
-    }
-
-    fn next(&mut self) -> Option<Tok> {
-        let t = self.toks.get(self.pos).cloned();
-        self.pos += 1;
-        t
-    }
-
-    fn eat(&mut self, c: char) -> bool {
-        if self.peek() == Some(&Tok::Punct(c)) {
-            self.pos += 1;
-            true
-        } else {
-            false
-        }
-    }
-
-    fn expect(&mut self, c: char) -> Result<(), String> {
-        if self.eat(c) {
-            Ok(())
-        } else {
-            Err(format!("expected '{c}' at token {}", self.pos))
-        }
-    }
-
-    fn name(&mut self) -> Result<String, String> {
-        match self.next() {
-            Some(Tok::Name(n)) => Ok(n),
-            other => Err(format!("expected a name, found {other:?}")),
-        }
-    }
-
-    fn document(&mut self) -> Result<Vec<Operation>, String> {
-        let mut ops = Vec::new();
-        while self.peek().is_some() {
-            if self.peek() == Some(&Tok::Punct('{')) {
-                ops.push(Operation {
-                    kind: OperationKind::Query,
-                    name: None,
-                    selections: self.selection_set()?,
-                });
-                continue;
-            }
-            let kind = match self.name()?.as_str() {
-                "query" => OperationKind::Query,
-                "mutation" => OperationKind::Mutation,
-                other => return Err(format!("unsupported definition `{other}`")),
-            };
-            let name = match self.peek() {
-                Some(Tok::Name(_)) => Some(self.name()?),
-                _ => None,
-            };
-            if self.eat('(') {
-                while !self.eat(')') {
-                    self.expect('$')?;
-                    self.name()?;
-                    self.expect(':')?;
-                    self.type_ref()?;
-                    if self.eat('=') {
-                        self.value()?;
-                    }
-                    self.directives()?;
-                }
-            }
-            self.directives()?;
-            ops.push(Operation {
-                kind,
-                name,
-                selections: self.selection_set()?,
-            });
-        }
-        Ok(ops)
-    }
-
-    fn type_ref(&mut self) -> Result<(), String> {
-        if self.eat('[') {
-            self.type_ref()?;
-            self.expect(']')?;
-        } else {
-            self.name()?;
-        }
-        self.eat('!');
-        Ok(())
-    }
-
-    fn directives(&mut self) -> Result<(), String> {
-        while self.eat('@') {
-            self.name()?;
-            if self.peek() == Some(&Tok::Punct('(')) {
-                self.arguments()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn arguments(&mut self) -> Result<Vec<(String, GValue)>, String> {
-        let mut args = Vec::new();
-        self.expect('(')?;
-        while !self.eat(')') {
-            let n = self.name()?;
-            self.expect(':')?;
-            args.push((n, self.value()?));
-        }
-        Ok(args)
-    }
-
-    fn value(&mut self) -> Result<GValue, String> {
-        match self.next() {
-            Some(Tok::Punct('$')) => Ok(GValue::Var(self.name()?)),
-            Some(Tok::Int(n)) => Ok(GValue::Lit(Value::from(n))),
-            Some(Tok::Float(f)) => Ok(GValue::Lit(Value::from(f))),
-            Some(Tok::Str(s)) => Ok(GValue::Lit(Value::String(s))),
-            Some(Tok::Name(n)) => Ok(GValue::Lit(match n.as_str() {
-                "true" => Value::Bool(true),
-                "false" => Value::Bool(false),
-                "null" => Value::Null,
-                _ => Value::String(n),
-            })),
-            Some(Tok::Punct('[')) => {
-                let mut items = Vec::new();
-                while !self.eat(']') {
-                    items.push(self.value()?);
-                }
-                Ok(GValue::List(items))
-            }
-            Some(Tok::Punct('{')) => {
-                let mut fields = Vec::new();
-                while !self.eat('}') {
-                    let n = self.name()?;
-                    self.expect(':')?;
-                    fields.push((n, self.value()?));
-                }
-                Ok(GValue::Object(fields))
-            }
-            other => Err(format!("expected a value, found {other:?}")),
-        }
-    }
-
-    fn selection_set(&mut self) -> Result<Vec<Selection>, String> {
-        self.expect('{')?;
-        let mut out = Vec::new();
-        while !self.eat('}') {
-            if self.peek() == Some(&Tok::Spread) {
-                self.pos += 1;
-                let cond = match self.peek() {
-                    Some(Tok::Name(n)) if n == "on" => {
-                        self.pos += 1;
-                        Some(self.name()?)
-                    }
-                    Some(Tok::Name(_)) => {
-                        return Err("fragment spreads are not supported by the fake".into());
-                    }
-                    _ => None,
-                };
-                self.directives()?;
-                out.push(Selection::Inline(cond, self.selection_set()?));
-                continue;
-            }
-            let first = self.name()?;
-            let (alias, name) = if self.eat(':') {
-                (Some(first), self.name()?)
-            } else {
-                (None, first)
-            };
-            let args = if self.peek() == Some(&Tok::Punct('(')) {
-                self.arguments()?
-            } else {
-                Vec::new()
-            };
-            self.directives()?;
-            let selections = if self.peek() == Some(&Tok::Punct('{')) {
-                self.selection_set()?
-            } else {
-                Vec::new()
-            };
-            out.push(Selection::Field(Field {
-                alias,
-                name,
-                args,
-                selections,
-            }));
-        }
-        Ok(out)
-    }
-}
-
 /// Parses a document and picks the operation (by name, or the only one).
 pub fn parse_operation(query: &str, operation_name: Option<&str>) -> Result<Operation, String> {
-    let mut p = Parser {
-        toks: lex(query)?,
-        pos: 0,
-    };
-    let ops = p.document()?;
+    let tree = apollo_parser::Parser::new(query).parse();
+    if let Some(e) = tree.errors().next() {
+        return Err(format!("syntax error at {}: {}", e.index(), e.message()));
+    }
+    let mut ops = Vec::new();
+    for definition in tree.document().definitions() {
+        let cst::Definition::OperationDefinition(op) = definition else {
+            return Err(format!("unsupported definition `{}`", definition.kind()));
+        };
+        ops.push(operation(&op)?);
+    }
     match operation_name {
         Some(name) => ops
             .into_iter()
@@ -408,6 +106,108 @@ pub fn parse_operation(query: &str, operation_name: Option<&str>) -> Result<Oper
         None if ops.len() == 1 => ops.into_iter().next().ok_or_else(|| "no operation".into()),
         None => Err("must provide operation name if query contains multiple operations".into()),
     }
+}
+
+fn name_of(name: Option<cst::Name>) -> Result<String, String> {
+    name.map(|n| n.text().to_string())
+        .ok_or_else(|| "expected a name".to_string())
+}
+
+fn operation(op: &cst::OperationDefinition) -> Result<Operation, String> {
+    let kind = match op.operation_type() {
+        // The shorthand `{ … }` is a query.
+        None => OperationKind::Query,
+        Some(t) if t.query_token().is_some() => OperationKind::Query,
+        Some(t) if t.mutation_token().is_some() => OperationKind::Mutation,
+        Some(t) => return Err(format!("unsupported definition `{}`", t.syntax().text())),
+    };
+    Ok(Operation {
+        kind,
+        name: op.name().map(|n| n.text().to_string()),
+        selections: selection_set(op.selection_set())?,
+    })
+}
+
+fn selection_set(set: Option<cst::SelectionSet>) -> Result<Vec<Selection>, String> {
+    let mut out = Vec::new();
+    for selection in set.iter().flat_map(cst::SelectionSet::selections) {
+        match selection {
+            cst::Selection::Field(f) => {
+                let mut args = Vec::new();
+                for arg in f.arguments().iter().flat_map(cst::Arguments::arguments) {
+                    let name = name_of(arg.name())?;
+                    let value = arg.value().ok_or("expected a value")?;
+                    args.push((name, value_of(&value)?));
+                }
+                out.push(Selection::Field(Field {
+                    alias: f
+                        .alias()
+                        .and_then(|a| a.name())
+                        .map(|n| n.text().to_string()),
+                    name: name_of(f.name())?,
+                    args,
+                    selections: selection_set(f.selection_set())?,
+                }));
+            }
+            cst::Selection::InlineFragment(inline) => {
+                let condition = inline
+                    .type_condition()
+                    .and_then(|c| c.named_type())
+                    .and_then(|t| t.name())
+                    .map(|n| n.text().to_string());
+                out.push(Selection::Inline(
+                    condition,
+                    selection_set(inline.selection_set())?,
+                ));
+            }
+            cst::Selection::FragmentSpread(_) => {
+                return Err("fragment spreads are not supported by the fake".into());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn value_of(value: &cst::Value) -> Result<GValue, String> {
+    Ok(match value {
+        cst::Value::Variable(v) => GValue::Var(name_of(v.name())?),
+        cst::Value::StringValue(s) => GValue::Lit(Value::String(String::from(s))),
+        cst::Value::IntValue(i) => {
+            let text = i.syntax().text().to_string();
+            match text.parse::<i64>() {
+                Ok(n) => GValue::Lit(Value::from(n)),
+                Err(_) => GValue::Lit(Value::from(
+                    text.parse::<f64>()
+                        .map_err(|_| format!("bad number {text}"))?,
+                )),
+            }
+        }
+        cst::Value::FloatValue(f) => {
+            let text = f.syntax().text().to_string();
+            GValue::Lit(Value::from(
+                text.parse::<f64>()
+                    .map_err(|_| format!("bad number {text}"))?,
+            ))
+        }
+        cst::Value::BooleanValue(b) => GValue::Lit(Value::Bool(b.true_token().is_some())),
+        cst::Value::NullValue(_) => GValue::Lit(Value::Null),
+        // Enums as strings.
+        cst::Value::EnumValue(e) => GValue::Lit(Value::String(name_of(e.name())?)),
+        cst::Value::ListValue(list) => GValue::List(
+            list.values()
+                .map(|v| value_of(&v))
+                .collect::<Result<_, _>>()?,
+        ),
+        cst::Value::ObjectValue(object) => GValue::Object(
+            object
+                .object_fields()
+                .map(|f| {
+                    let value = f.value().ok_or("expected a value")?;
+                    Ok((name_of(f.name())?, value_of(&value)?))
+                })
+                .collect::<Result<_, String>>()?,
+        ),
+    })
 }
 
 /// Shapes `value` (an object with a `__typename`, or a list of them) by `selections`.
@@ -449,5 +249,69 @@ fn project_into(selections: &[Selection], obj: &Map<String, Value>, out: &mut Ma
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn reads_fields_aliases_arguments_and_inline_fragments() {
+        let doc = r#"
+            query Other { __typename }
+            mutation Create($input: CreateUserInput!, $n: Int = 3) @dir(a: 1) {
+              made: createUser(input: $input, list: [1, 2.5, "s", true, null, EMAIL], obj: {a: $n}) {
+                user { id ... on User { standardAttributes } ... { isDisabled } }
+              }
+            }"#;
+        let op = parse_operation(doc, Some("Create")).unwrap();
+        assert_eq!(op.kind, OperationKind::Mutation);
+        let Selection::Field(f) = &op.selections[0] else {
+            panic!("a field")
+        };
+        assert_eq!((f.name.as_str(), f.key()), ("createUser", "made"));
+        let vars: Map<String, Value> = json!({"input": {"x": 1}, "n": 7})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let args: Vec<(String, Value)> = f
+            .args
+            .iter()
+            .map(|(k, v)| (k.clone(), v.resolve(&vars)))
+            .collect();
+        assert_eq!(args[0], ("input".into(), json!({"x": 1})));
+        assert_eq!(
+            args[1],
+            ("list".into(), json!([1, 2.5, "s", true, null, "EMAIL"]))
+        );
+        assert_eq!(args[2], ("obj".into(), json!({"a": 7})));
+        let user = json!({"__typename": "User", "id": "U", "standardAttributes": {"email": "e"},
+            "isDisabled": false, "extra": 1});
+        let out = project(&f.selections, &json!({"__typename": "P", "user": user}));
+        assert_eq!(
+            out,
+            json!({"user": {"id": "U", "standardAttributes": {"email": "e"}, "isDisabled": false}})
+        );
+    }
+
+    #[test]
+    fn picks_the_operation_and_refuses_what_the_fake_does_not_run() {
+        let shorthand = parse_operation("{ __typename }", None).unwrap();
+        assert_eq!(shorthand.kind, OperationKind::Query);
+        let two = "query A { a } query B { b }";
+        assert!(parse_operation(two, None).is_err());
+        assert!(parse_operation(two, Some("C")).is_err());
+        assert_eq!(
+            parse_operation(two, Some("B")).unwrap().name.as_deref(),
+            Some("B")
+        );
+        assert!(parse_operation("query { a ...F } fragment F on Query { b }", None).is_err());
+        assert!(parse_operation("subscription { a }", None).is_err());
+        assert!(parse_operation("query { a(x: ) }", None).is_err());
+        assert!(parse_operation("query { a", None).is_err());
     }
 }

@@ -1,0 +1,165 @@
+//! A phase switch by SIGHUP on the real binary, with a keep-alive connection open across it.
+
+use super::*;
+
+/// The child's config in phase `phase`, with a redirect route target either way.
+fn child_overrides(phase: &str) -> String {
+    format!(
+        r#"
+[migration]
+phase = "{phase}"
+
+[migration.route]
+mode = "redirect"
+url_template = "{TEMPLATE}"
+"#
+    )
+}
+
+/// Sends `GET path` on an open HTTP/1.1 connection and reads one response (status, body).
+async fn get_on(conn: &mut tokio::io::BufReader<TcpStream>, path: &str) -> (u16, String) {
+    let request = format!("GET {path} HTTP/1.1\r\nhost: legacy.test\r\n\r\n");
+    conn.get_mut().write_all(request.as_bytes()).await.unwrap();
+    let read = async {
+        let mut status_line = String::new();
+        conn.read_line(&mut status_line).await.unwrap();
+        let status: u16 = status_line.split(' ').nth(1).unwrap().parse().unwrap();
+        let (mut length, mut chunked) = (None, false);
+        loop {
+            let mut line = String::new();
+            assert!(conn.read_line(&mut line).await.unwrap() > 0, "closed early");
+            let line = line.trim_end();
+            if line.is_empty() {
+                break;
+            }
+            let (name, value) = line.split_once(':').unwrap();
+            let value = value.trim();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => length = Some(value.parse::<usize>().unwrap()),
+                "transfer-encoding" => chunked = value.eq_ignore_ascii_case("chunked"),
+                "connection" => assert!(!value.eq_ignore_ascii_case("close"), "{line}"),
+                _ => {}
+            }
+        }
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let mut size = String::new();
+                conn.read_line(&mut size).await.unwrap();
+                let n = usize::from_str_radix(size.trim(), 16).unwrap();
+                let mut chunk = vec![0; n + 2];
+                conn.read_exact(&mut chunk).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            body = vec![0; length.expect("a length or chunks")];
+            conn.read_exact(&mut body).await.unwrap();
+        }
+        (status, String::from_utf8(body).unwrap())
+    };
+    tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("response within 10 s")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_switches_the_phase_to_route_and_keeps_open_connections() {
+    let world = World::new().await;
+    let fake = Fake::kinde().await;
+    let (first, first_pw) = ("hal@example.com", canary_password("sighup-hal"));
+    let (second, second_pw) = ("ida@example.com", canary_password("sighup-ida"));
+    world.add_user(first, &first_pw).await;
+    world.add_user(second, &second_pw).await;
+    let config = world.write_child_config(&fake, &child_overrides("migrate"));
+    let out = Arc::new(Mutex::new(String::new()));
+    let mut running = ChildDripgate::spawn(&config, &fake, &out);
+    let base = running.url();
+    let metrics = async |admin: &str| common::get_text(&format!("{admin}/metrics")).await.1;
+
+    // A keep-alive connection, opened before the reload.
+    let mut conn = tokio::io::BufReader::new(TcpStream::connect(running.listen).await.unwrap());
+    let (status, body) = get_on(&mut conn, "/echo?before").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("/echo?before"), "{body}");
+
+    // In `migrate`, both users sign in at legacy and are migrated.
+    for (email, password) in [(first, &first_pw), (second, &second_pw)] {
+        sign_in_accepted(&world, &base, email, password).await;
+    }
+    let admin = running.admin.clone();
+    eventually("both users migrated", async || {
+        outcome_in(&metrics(&admin).await, "migrated") >= 2
+    })
+    .await;
+    let stay = sign_in_accepted(&world, &base, first, &first_pw).await;
+    assert_eq!(stay.status, 302, "not routed in migrate");
+
+    world.write_child_config(&fake, &child_overrides("route"));
+    let pid = running.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-HUP", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    eventually("/status shows phase route", async || {
+        let (_, status) = common::get_text(&format!("{admin}/status")).await;
+        let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+        v["migration"]["settings"]["phase"] == "route"
+    })
+    .await;
+    assert!(
+        running.child.try_wait().unwrap().is_none(),
+        "the child is still running after SIGHUP"
+    );
+
+    let routed = sign_in(&base, second, &second_pw).await;
+    assert_eq!(
+        routed.status, 303,
+        "a migrated user is routed after the reload"
+    );
+    assert_eq!(routed.location.as_deref(), Some(routed_to(second).as_str()));
+    eventually("routed counted", async || {
+        outcome_in(&metrics(&admin).await, "routed") >= 1
+    })
+    .await;
+    let page = metrics(&admin).await;
+    assert_eq!(series(&page, "dripgate_phase{phase=\"route\"}"), 1);
+    assert_eq!(series(&page, "dripgate_phase{phase=\"migrate\"}"), 0);
+
+    let changes = world.expect_audit_events("phase.changed", 1).await;
+    assert_eq!(changes[0]["phase"], "route");
+    let detail = changes[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("migrate -> route") && detail.contains("sighup"),
+        "{detail}"
+    );
+
+    // The connection opened before the reload still serves requests.
+    let (status, body) = get_on(&mut conn, "/echo?after").await;
+    assert_eq!(status, 200);
+    assert!(body.contains("/echo?after"), "{body}");
+
+    let status_page = common::get_text(&format!("{admin}/status")).await.1;
+    let page = metrics(&admin).await;
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = running.child.wait();
+    let ledger = world.ledger().await;
+    assert_ledger_invariants(&ledger, &fake, &[(first, &first_pw), (second, &second_pw)]).await;
+    assert_eq!(
+        ledger.get(second).await.unwrap().unwrap().state,
+        State::Migrated
+    );
+    ledger.close().await;
+    let logs = out.lock().unwrap().clone();
+    assert!(logs.contains("migration phase changed"), "reload logged");
+    for pw in [&first_pw, &second_pw] {
+        world
+            .assert_secret_nowhere(&[], pw, &[&logs, &page, &status_page])
+            .await;
+    }
+}
