@@ -397,6 +397,12 @@ impl Config {
                 "must be within 0..=100".to_owned(),
             ));
         }
+        if !(self.migration.target_share > 0.0 && self.migration.target_share <= 1.0) {
+            return Err(invalid(
+                "migration.target_share",
+                "must be within (0, 1]".to_owned(),
+            ));
+        }
         // Only the route target here: whether the phase has its provider is asked by
         // `validate_serving`, since the legacy and provider tools read configs not ready to serve.
         check_phase(self.migration.phase, true, self.migration.route.is_some())?;

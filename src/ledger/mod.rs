@@ -34,6 +34,7 @@ use zeroize::Zeroizing;
 pub use config::{BackendKind, LedgerCacheConfig, LedgerConfig};
 pub use error::LedgerError;
 pub use fingerprint::Fingerprinter;
+pub use history::{HOUR_MS, MigrationHistory};
 pub use metrics::LedgerMetrics;
 pub use model::{
     Claim, MAX_LABEL_BYTES, MAX_OWNER_BYTES, MAX_USER_KEY_BYTES, MigratedUser, State, UserRecord,
@@ -64,6 +65,7 @@ macro_rules! on_pool {
 // Declared after the macro, which they use.
 mod claims;
 mod counts;
+mod history;
 
 struct Inner {
     backend: Backend,

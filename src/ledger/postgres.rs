@@ -19,7 +19,14 @@ use super::queries::{Migration, ledger_queries};
 ledger_queries!("(EXTRACT(EPOCH FROM now()) * 1000)::bigint");
 
 /// Schema versions, oldest first.
-const MIGRATIONS: &[Migration] = &[(1, "init", include_str!("schema/postgres/0001_init.sql"))];
+const MIGRATIONS: &[Migration] = &[
+    (1, "init", include_str!("schema/postgres/0001_init.sql")),
+    (
+        2,
+        "migrated_at_index",
+        include_str!("schema/postgres/0002_migrated_at_index.sql"),
+    ),
+];
 
 /// Advisory lock key taken while migrating ("dripgate" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6472_6970_6761_7465;

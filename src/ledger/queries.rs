@@ -103,6 +103,21 @@ macro_rules! ledger_queries {
         pub(super) const COUNTS: &str =
             "SELECT state, COUNT(*) AS n FROM ledger_users GROUP BY state";
 
+        /// Migrated users per hour since `$1` (ms): the hour (ms since the epoch ÷ 3 600 000)
+        /// and the users whose first migration fell in it, oldest first.
+        pub(super) const HOURLY_MIGRATIONS: &str = "SELECT migrated_at / 3600000 AS hour, \
+             COUNT(*) AS n FROM ledger_users WHERE state = 'migrated' AND migrated_at >= $1 \
+             GROUP BY migrated_at / 3600000 ORDER BY migrated_at / 3600000";
+
+        /// Migrated users since `$1` and since `$2` (ms; `$1` >= `$2`).
+        pub(super) const MIGRATED_SINCE: &str = "SELECT \
+             COUNT(CASE WHEN migrated_at >= $1 THEN 1 END) AS recent, COUNT(*) AS n \
+             FROM ledger_users WHERE state = 'migrated' AND migrated_at >= $2";
+
+        /// Users not migrated whose last attempt failed, per reason (a bounded label).
+        pub(super) const FAILURES: &str = "SELECT last_error, COUNT(*) AS n FROM ledger_users \
+             WHERE state <> 'migrated' AND last_error IS NOT NULL GROUP BY last_error";
+
         /// The ledger's clock in ms since the Unix epoch.
         pub(super) const NOW: &str = concat!("SELECT ", $now, " AS now_ms");
 

@@ -18,7 +18,14 @@ use super::queries::{Migration, ledger_queries};
 ledger_queries!("CAST(unixepoch('subsec') * 1000 AS INTEGER)");
 
 /// Schema versions, oldest first.
-const MIGRATIONS: &[Migration] = &[(1, "init", include_str!("schema/sqlite/0001_init.sql"))];
+const MIGRATIONS: &[Migration] = &[
+    (1, "init", include_str!("schema/sqlite/0001_init.sql")),
+    (
+        2,
+        "migrated_at_index",
+        include_str!("schema/sqlite/0002_migrated_at_index.sql"),
+    ),
+];
 
 /// Opens (creating if missing) the SQLite file named by the config's URL.
 pub(super) async fn connect(config: &LedgerConfig) -> Result<SqlitePool, LedgerError> {

@@ -146,6 +146,8 @@ pub struct MigrationConfig {
     pub workers: usize,
     /// This replica's name in audit events and leases (default: host name + pid).
     pub replica_id: Option<String>,
+    /// The share (0–1) of legacy users the status page's ETA counts towards.
+    pub target_share: f64,
 }
 
 impl Default for MigrationConfig {
@@ -162,6 +164,7 @@ impl Default for MigrationConfig {
             queue_size: 1024,
             workers: 8,
             replica_id: None,
+            target_share: 0.8,
         }
     }
 }

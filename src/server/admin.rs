@@ -29,7 +29,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
 use super::admin_guard::{Caller, Guard};
-use super::health::{DependencyStatus, Health};
+use super::health::Health;
 use super::lifecycle::Lifecycle;
 use crate::body::{Body, full};
 use crate::migrate::{Engine, RuntimeSettings};
@@ -73,24 +73,6 @@ pub fn evicted_counter(registry: &Registry) -> Result<IntCounterVec, prometheus:
     )?;
     registry.register(Box::new(evicted.clone()))?;
     Ok(evicted)
-}
-
-#[derive(Serialize)]
-struct Status<'a> {
-    version: &'a str,
-    ready: bool,
-    uptime_seconds: u64,
-    upstream: &'a str,
-    dependencies: std::collections::BTreeMap<String, DependencyStatus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    migration: Option<MigrationStatus>,
-}
-
-#[derive(Serialize)]
-struct MigrationStatus {
-    settings: RuntimeSettings,
-    /// Users per ledger state (absent when the ledger could not be read).
-    ledger_users: Option<std::collections::BTreeMap<String, u64>>,
 }
 
 /// A requested phase change; absent fields stay as they are.
@@ -276,27 +258,7 @@ async fn route(state: &AdminState, req: Request<Incoming>, addrs: Addrs) -> Resp
 }
 
 async fn status(state: &AdminState) -> Response<Body> {
-    let migration = match &state.engine {
-        Some(engine) => Some(MigrationStatus {
-            settings: engine.phase().get(),
-            ledger_users: engine.ledger().counts().await.ok().map(|counts| {
-                counts
-                    .into_iter()
-                    .map(|(s, n)| (s.as_str().to_owned(), n))
-                    .collect()
-            }),
-        }),
-        None => None,
-    };
-    let status = Status {
-        version: env!("CARGO_PKG_VERSION"),
-        ready: state.health.is_ready(),
-        uptime_seconds: state.started.elapsed().as_secs(),
-        upstream: &state.upstream,
-        dependencies: state.health.dependencies(),
-        migration,
-    };
-    json(StatusCode::OK, &status)
+    json(StatusCode::OK, &super::status::build(state).await)
 }
 
 async fn change_phase(

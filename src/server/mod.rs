@@ -13,6 +13,7 @@ mod listener;
 mod preflight;
 mod runtime;
 mod service;
+mod status;
 pub mod tls;
 mod watchdog;
 mod wiring;

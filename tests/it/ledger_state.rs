@@ -401,3 +401,39 @@ fn futures_are_send(ledger: &Ledger, claim: &dripgate::ledger::Claim) {
     send(ledger.counts());
     send(ledger.ping());
 }
+
+#[tokio::test]
+async fn migration_history_and_failures_are_read_on_every_backend() {
+    for db in dbs("history").await {
+        let ledger = db.open().await;
+        for (i, user) in ["h1@x", "h2@x", "h3@x"].into_iter().enumerate() {
+            let c = ledger.claim(user, "o", "bcrypt").await.unwrap().unwrap();
+            if i == 2 {
+                ledger
+                    .mark_failed(&c, "provider_unavailable")
+                    .await
+                    .unwrap();
+                continue;
+            }
+            let fp = ledger.fingerprint(user.as_bytes());
+            ledger.mark_migrated(&c, "prov", &fp).await.unwrap();
+        }
+        let h = ledger.migration_history(48).await.unwrap();
+        assert_eq!(h.hourly.len(), 48, "{}", db.name);
+        assert_eq!(h.hourly.iter().sum::<u64>(), 2, "{}", db.name);
+        assert_eq!((h.last_hour, h.last_24h), (2, 2), "{}", db.name);
+        assert_eq!(h.start_ms % 3_600_000, 0);
+        assert!(h.start_ms + 47 * 3_600_000 <= h.now_ms);
+        assert!(h.now_ms < h.start_ms + 48 * 3_600_000);
+        let failures = ledger.failures().await.unwrap();
+        assert_eq!(
+            failures.get("provider_unavailable"),
+            Some(&1),
+            "{}",
+            db.name
+        );
+        assert_eq!(failures.len(), 1);
+        ledger.close().await;
+        db.cleanup().await;
+    }
+}

@@ -22,6 +22,8 @@ mod cli;
 mod hardening;
 mod limits;
 mod proxy;
+#[cfg(feature = "testkit")]
+mod status;
 mod streaming;
 mod tls;
 

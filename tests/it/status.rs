@@ -1,0 +1,157 @@
+//! `GET /status` (schema `dripgate.status/v1`): counts, share, trailing rates, the ETA to
+//! `migration.target_share` and the hourly series, read from the ledger after real migrations
+//! through a running dripgate; and the status page `GET /` with its Content-Security-Policy.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use crate::common;
+use crate::migration_common;
+
+use common::Dripgate;
+use dripgate::ledger::State;
+use dripgate::testkit::Fault;
+use migration_common::*;
+
+pub const USERS: [&str; 5] = [
+    "ann@example.com",
+    "bob@example.com",
+    "cy@example.com",
+    "dee@example.com",
+    "eve@example.com",
+];
+
+/// A dripgate in `migrate` phase over five legacy users of whom the first three sign in and
+/// migrate and the fourth fails at the provider once; returns it with the world and fake.
+pub async fn migrated_world(test: &str) -> (World, Fake, Dripgate, String) {
+    let world = World::new().await;
+    let fake = Fake::kinde().await;
+    let password = canary_password(test);
+    for email in USERS {
+        world.add_user(email, &password).await;
+    }
+    let config = world.config(Some(&fake), legacy_signature());
+    let dg = Dripgate::start(config).await;
+    for email in &USERS[..3] {
+        sign_in_unchanged(&world, &dg.url(""), email, &password).await;
+    }
+    wait_outcome(&dg, "migrated", 3).await;
+    fake.fail_next("createUser", 1, Fault::Status(500));
+    sign_in_unchanged(&world, &dg.url(""), USERS[3], &password).await;
+    wait_outcome(&dg, "fallback", 1).await;
+    (world, fake, dg, password)
+}
+
+/// `/status` once the legacy store has been counted.
+pub async fn status(dg: &Dripgate) -> serde_json::Value {
+    for _ in 0..100 {
+        let (code, body) = common::get_text(&dg.admin_url("/status")).await;
+        assert_eq!(code, 200);
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        if v["migration"]["progress"]["legacy_users"]
+            .as_u64()
+            .is_some()
+        {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the legacy store was never counted");
+}
+
+#[tokio::test]
+async fn status_v1_counts_rates_eta_and_the_hourly_series_match_the_ledger() {
+    let (world, _fake, dg, password) = migrated_world("status_v1").await;
+    let v = status(&dg).await;
+    let body = v.to_string();
+    assert_eq!(v["schema"], "dripgate.status/v1");
+    let m = &v["migration"];
+    let p = &m["progress"];
+    assert_eq!(p["migrated_users"], 3);
+    assert_eq!(p["legacy_users"], 5);
+    assert_eq!(p["not_migrated_users"], 2);
+    assert_eq!(p["share"], 0.6);
+    assert_eq!(m["ledger_users"]["migrated"], 3);
+
+    // Rates: all three within the trailing hour and day.
+    let r = &m["rate"];
+    assert_eq!(r["rate_method"], "trailing_1h");
+    assert_eq!(r["last_hour"], 3);
+    assert_eq!(r["last_24h"], 3);
+    assert_eq!(r["users_per_hour"], 3.0);
+    assert_eq!(r["users_per_hour_24h"], 0.125);
+
+    // ETA to 0.8 of 5 = 4 users: one more at 3/24 users an hour is 8 hours.
+    let e = &m["eta"];
+    assert_eq!(e["target_share"], 0.8);
+    assert_eq!(e["rate_method"], "trailing_24h");
+    assert_eq!(e["users_to_target"], 1);
+    assert_eq!(e["reached"], false);
+    assert_eq!(e["seconds"], 8 * 3600);
+    assert_eq!(
+        e["at_ms"].as_i64().unwrap(),
+        p["as_of_ms"].as_i64().unwrap() + 8 * 3600 * 1000
+    );
+
+    // The series: 14 days of hours, the last one the current hour, and the users in each
+    // bucket are the ledger rows whose migrated_at falls in it.
+    let s = &m["series"];
+    assert_eq!(s["bucket_seconds"], 3600);
+    let buckets: Vec<u64> = s["migrations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert_eq!(buckets.len(), 14 * 24);
+    let start = s["start_ms"].as_i64().unwrap();
+    assert_eq!(start % 3_600_000, 0);
+    let last_start = start + (buckets.len() as i64 - 1) * 3_600_000;
+    assert!(last_start <= p["as_of_ms"].as_i64().unwrap());
+    let ledger = world.ledger().await;
+    let mut in_last = 0;
+    for email in &USERS[..3] {
+        let row = ledger.get(email).await.unwrap().unwrap();
+        assert_eq!(row.state, State::Migrated);
+        if row.migrated_at.unwrap() >= last_start {
+            in_last += 1;
+        }
+    }
+    ledger.close().await;
+    assert_eq!(*buckets.last().unwrap(), in_last);
+    assert_eq!(buckets.iter().sum::<u64>(), 3);
+
+    // The provider failure, by reason, with no user named anywhere.
+    let failures = m["failures"].as_object().unwrap();
+    assert_eq!(
+        failures.values().map(|n| n.as_u64().unwrap()).sum::<u64>(),
+        1
+    );
+    for email in USERS {
+        assert!(!body.contains(email), "{email} in /status");
+    }
+    assert!(!body.contains(&password));
+    dg.stop().await;
+}
+
+#[tokio::test]
+async fn the_series_survives_a_restart() {
+    let (world, fake, dg, _) = migrated_world("status_restart").await;
+    let before = status(&dg).await["migration"]["series"]["migrations"].clone();
+    dg.stop().await;
+    let dg = Dripgate::start(world.config(Some(&fake), legacy_signature())).await;
+    let after = status(&dg).await;
+    assert_eq!(after["migration"]["progress"]["migrated_users"], 3);
+    let after = &after["migration"]["series"]["migrations"];
+    // Same sums (the window may have moved on by an hour between the two reads).
+    let sum = |v: &serde_json::Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n.as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(sum(&before), 3);
+    assert_eq!(sum(after), 3);
+    dg.stop().await;
+}
