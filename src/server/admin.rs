@@ -1,4 +1,5 @@
-//! The admin listener: `/healthz` (alias `/livez`), `/readyz`, `/metrics`, `/status`, and
+//! The admin listener: the status page `/`, `/healthz` (alias `/livez`), `/readyz`, `/metrics`,
+//! `/status` (docs/STATUS.md), and
 //! `GET`/`POST /phase` to read or change the migration phase and canary share at run time.
 //! Bind it to a private address; it exposes metrics, dependency state and the phase switch.
 //! Every state-changing request (any method but GET/HEAD) passes [`Guard`] first: same-origin
@@ -236,6 +237,7 @@ async fn route(state: &AdminState, req: Request<Incoming>, addrs: Addrs) -> Resp
         };
     }
     match path.as_str() {
+        "/" => status_page(),
         "/healthz" | "/livez" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
             if state.health.is_ready() {
@@ -255,6 +257,29 @@ async fn route(state: &AdminState, req: Request<Incoming>, addrs: Addrs) -> Resp
         },
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
+}
+
+/// The status page, under its Content-Security-Policy.
+fn status_page() -> Response<Body> {
+    let page = super::status_page::page();
+    let mut resp = with_type(
+        StatusCode::OK,
+        "text/html; charset=utf-8",
+        page.html.clone(),
+    );
+    let headers = resp.headers_mut();
+    if let Ok(csp) = http::HeaderValue::from_str(&page.csp) {
+        headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+    }
+    for (name, value) in [
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, http::HeaderValue::from_static(value));
+    }
+    resp
 }
 
 async fn status(state: &AdminState) -> Response<Body> {

@@ -14,6 +14,7 @@ mod preflight;
 mod runtime;
 mod service;
 mod status;
+mod status_page;
 pub mod tls;
 mod watchdog;
 mod wiring;

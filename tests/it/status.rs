@@ -155,3 +155,37 @@ async fn the_series_survives_a_restart() {
     assert_eq!(sum(after), 3);
     dg.stop().await;
 }
+
+#[tokio::test]
+async fn the_status_page_is_self_contained_under_a_strict_csp() {
+    let (_world, _fake, dg, password) = migrated_world("status_page").await;
+    let resp = common::client()
+        .get(dg.admin_url("/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default()
+    };
+    assert!(header("content-type").starts_with("text/html"));
+    let csp = header("content-security-policy");
+    assert!(
+        csp.starts_with("default-src 'none'; script-src 'sha256-"),
+        "{csp}"
+    );
+    assert!(csp.contains("connect-src 'self'"));
+    assert!(!csp.contains("unsafe"));
+    assert_eq!(header("x-content-type-options"), "nosniff");
+    let page = resp.text().await.unwrap();
+    assert!(page.contains("<svg id=\"chart\""));
+    assert!(page.contains("fetch(\"/status\""));
+    for email in USERS {
+        assert!(!page.contains(email));
+    }
+    assert!(!page.contains(&password));
+    dg.stop().await;
+}
