@@ -4,6 +4,7 @@ pub mod hash;
 mod health;
 pub mod legacy;
 pub mod provider_check;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -90,6 +91,27 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
         args: Vec<String>,
     },
+    /// Where the migration stands, from a running dripgate's admin listener: phase, migrated
+    /// and legacy users with a progress bar, rate, ETA, dependencies. Exits 1 when a dependency
+    /// is down or the admin listener does not answer.
+    #[command(
+        after_help = "Examples:\n  dripgate status\n  dripgate status --admin http://10.0.0.5:9090 --watch\n  dripgate status --json | jq .migration.progress"
+    )]
+    Status {
+        /// The admin listener's base URL (`host:port` is taken as `http://host:port`).
+        #[arg(
+            long,
+            env = "DRIPGATE_ADMIN_URL",
+            default_value = "http://127.0.0.1:9090"
+        )]
+        admin: String,
+        /// Print `/status` as it is (schema `dripgate.status/v1`, docs/STATUS.md).
+        #[arg(long)]
+        json: bool,
+        /// Redraw every 2 seconds until Ctrl-C.
+        #[arg(long)]
+        watch: bool,
+    },
     /// Probe an admin endpoint (for images without curl): exit 0 on a 2xx answer, else 1.
     #[command(after_help = "Example:\n  dripgate health --url http://127.0.0.1:9090/readyz")]
     Health {
@@ -142,6 +164,7 @@ pub fn main() -> ExitCode {
             ExitCode::from(EXIT_USAGE)
         }
         Command::Health { url, timeout_secs } => health::probe(&url, timeout_secs),
+        Command::Status { admin, json, watch } => status::run(&admin, json, watch),
         Command::Provider {
             command: ProviderCommand::Check { config },
         } => provider_check(&config),

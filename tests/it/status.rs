@@ -189,3 +189,139 @@ async fn the_status_page_is_self_contained_under_a_strict_csp() {
     assert!(!page.contains(&password));
     dg.stop().await;
 }
+
+const BIN: &str = env!("CARGO_BIN_EXE_dripgate");
+
+/// `dripgate status` with `args`, bounded; (exit code, stdout, stderr).
+async fn dripgate_status(args: &[&str]) -> (i32, String, String) {
+    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+    let out = tokio::time::timeout(
+        Duration::from_secs(20),
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(BIN)
+                .arg("status")
+                .args(&args)
+                .env_remove("DRIPGATE_ADMIN_URL")
+                .output()
+                .unwrap()
+        }),
+    )
+    .await
+    .expect("dripgate status returns")
+    .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn dripgate_status_prints_the_figures_and_exits_by_dependency_health() {
+    let (world, _fake, dg, password) = migrated_world("status_cli").await;
+    let v = status(&dg).await;
+    // Every dependency reported up before asserting exit 0.
+    for _ in 0..100 {
+        if common::get_text(&dg.admin_url("/status"))
+            .await
+            .1
+            .contains("\"up\": false")
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        } else {
+            break;
+        }
+    }
+    let admin = dg.admin_url("");
+    let (code, out, err) = dripgate_status(&["--admin", &admin]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("phase      migrate (canary 100 %)"), "{out}");
+    assert!(
+        out.contains("migrated   3 of 5 legacy users (60.0 %)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[########################........|.......]"),
+        "{out}"
+    );
+    assert!(
+        out.contains("rate       3 users/hour (trailing_1h)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("ETA        8 h 0 min (1 user to go), at 0.125 users/hour (trailing_24h)"),
+        "{out}"
+    );
+    assert!(out.contains("legacy_upstream up"), "{out}");
+    assert!(out.contains("ledger up"), "{out}");
+    for email in USERS {
+        assert!(!out.contains(email));
+    }
+    assert!(!out.contains(&password));
+
+    // --json prints /status itself.
+    let (code, out, _) = dripgate_status(&["--admin", &admin, "--json"]).await;
+    assert_eq!(code, 0);
+    let printed: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(printed["schema"], "dripgate.status/v1");
+    for field in ["migrated_users", "legacy_users", "share"] {
+        let p = &printed["migration"]["progress"][field];
+        assert_eq!(p, &v["migration"]["progress"][field]);
+    }
+
+    // --watch redraws until interrupted.
+    let child = std::process::Command::new(BIN)
+        .args(["status", "--watch", "--admin", &admin])
+        .env_remove("DRIPGATE_ADMIN_URL")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let pid = child.id();
+    std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .unwrap();
+    let out = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()),
+    )
+    .await
+    .expect("--watch ends on SIGINT")
+    .unwrap();
+    // Ended by Ctrl-C with every dependency up: exit 0.
+    assert_eq!(out.status.code(), Some(0));
+    let out = String::from_utf8(out.stdout).unwrap();
+    assert!(out.matches("\x1b[2J").count() >= 2, "{out}");
+    drop(world);
+    dg.stop().await;
+
+    // The admin listener gone: exit 1.
+    let (code, _, err) = dripgate_status(&["--admin", &admin]).await;
+    assert_eq!(code, 1);
+    assert!(err.contains("dripgate status:"), "{err}");
+}
+
+#[tokio::test]
+async fn dripgate_status_exits_1_when_a_dependency_is_down() {
+    let dead = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let dg = Dripgate::start(common::config_for(dead)).await;
+    for _ in 0..100 {
+        if common::get_text(&dg.admin_url("/status"))
+            .await
+            .1
+            .contains("\"up\": false")
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, out, _) = dripgate_status(&["--admin", &dg.admin_url("")]).await;
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("legacy_upstream DOWN"), "{out}");
+    assert!(out.contains("pass-through"), "{out}");
+    dg.stop().await;
+}
