@@ -24,6 +24,8 @@ mod limits;
 mod proxy;
 #[cfg(feature = "testkit")]
 mod status;
+#[cfg(feature = "testkit")]
+mod status_browser;
 mod streaming;
 mod tls;
 

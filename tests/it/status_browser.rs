@@ -1,0 +1,133 @@
+//! The status page in a real browser: headless Chromium loads `GET /` from a running dripgate
+//! with migrated users, runs the page's script under its Content-Security-Policy, and the
+//! numbers it puts in the DOM equal `/status`; the burn-down chart has one point per hourly
+//! bucket. Skipped (with a message) where no `chromium` is installed; `.ci/run` installs it.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use crate::status::{USERS, migrated_world, status};
+
+/// The Chromium binary, if there is one.
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser"].into_iter().find(|bin| {
+        std::process::Command::new(bin)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    })
+}
+
+/// `chromium --headless --dump-dom` of `url`, after the page's script ran.
+async fn dump_dom(bin: &'static str, url: String) -> String {
+    let profile = tempfile::tempdir().unwrap();
+    let dir = profile.path().to_owned();
+    let out = tokio::time::timeout(
+        Duration::from_secs(90),
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(bin)
+                .args([
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--no-first-run",
+                    "--virtual-time-budget=5000",
+                ])
+                .arg(format!("--user-data-dir={}", dir.display()))
+                .arg("--dump-dom")
+                .arg(url)
+                .output()
+                .unwrap()
+        }),
+    )
+    .await
+    .expect("chromium returns")
+    .unwrap();
+    drop(profile);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// The value of attribute `name` on the element with `id`.
+fn attr(dom: &str, id: &str, name: &str) -> String {
+    let at = dom
+        .find(&format!("id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no #{id}"));
+    let start = dom[..at].rfind('<').unwrap();
+    let end = at + dom[at..].find('>').unwrap();
+    let tag = &dom[start..end];
+    let key = format!("{name}=\"");
+    let from = tag
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} on #{id}: {tag}"))
+        + key.len();
+    tag[from..from + tag[from..].find('"').unwrap()].to_owned()
+}
+
+/// The text of the element with `id` (no nested elements).
+fn text(dom: &str, id: &str) -> String {
+    let at = dom.find(&format!("id=\"{id}\"")).unwrap();
+    let open = at + dom[at..].find('>').unwrap() + 1;
+    dom[open..open + dom[open..].find('<').unwrap()].to_owned()
+}
+
+#[tokio::test]
+async fn the_page_in_chromium_shows_what_status_says() {
+    let Some(bin) = chromium() else {
+        eprintln!("skipped: no chromium on this machine (.ci/run installs it)");
+        return;
+    };
+    let (_world, _fake, dg, password) = migrated_world("status_browser").await;
+    let v = status(&dg).await;
+    let dom = dump_dom(bin, dg.admin_url("/")).await;
+    assert_eq!(
+        attr(&dom, "body", "data-loaded"),
+        "1",
+        "the script never rendered"
+    );
+    let m = &v["migration"];
+    let p = &m["progress"];
+    for (id, value) in [
+        ("migrated", &p["migrated_users"]),
+        ("legacy", &p["legacy_users"]),
+        ("share", &p["share"]),
+        ("rate", &m["rate"]["users_per_hour"]),
+        ("rate24", &m["rate"]["users_per_hour_24h"]),
+        ("eta", &m["eta"]["seconds"]),
+        ("eta-rate", &m["eta"]["users_per_hour"]),
+        ("to-target", &m["eta"]["users_to_target"]),
+        ("phase", &m["settings"]["phase"]),
+    ] {
+        let shown: serde_json::Value = serde_json::from_str(&attr(&dom, id, "data-value"))
+            .unwrap_or_else(|_| serde_json::Value::String(attr(&dom, id, "data-value")));
+        assert_eq!(shown.as_f64().or(None), value.as_f64(), "#{id}");
+        if value.is_string() {
+            assert_eq!(shown, *value, "#{id}");
+        }
+    }
+    assert_eq!(text(&dom, "migrated"), "3");
+    assert_eq!(text(&dom, "share"), "60.0 %");
+    assert_eq!(text(&dom, "rate-method"), "trailing_1h");
+    assert_eq!(text(&dom, "eta-method"), "trailing_24h");
+    assert_eq!(text(&dom, "eta"), "8 h 0 min");
+    // The progress bar: 60 % of 1000.
+    assert_eq!(attr(&dom, "bar-fill", "width"), "600");
+    // The burn-down: one point per bucket of the series, ending at the users not migrated.
+    let buckets = m["series"]["migrations"].as_array().unwrap().len();
+    let points = attr(&dom, "burndown", "points");
+    assert_eq!(points.split_whitespace().count(), buckets);
+    assert_eq!(buckets, 14 * 24);
+    assert!(dom.contains("ledger: up"), "dependencies listed");
+    assert!(dom.contains("transient: 1"), "failures listed");
+    for email in USERS {
+        assert!(!dom.contains(email));
+    }
+    assert!(!dom.contains(&password));
+    dg.stop().await;
+}
