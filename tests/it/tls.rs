@@ -219,12 +219,28 @@ async fn a_mismatched_reload_keeps_the_old_pair_and_is_counted() {
         .push(rcgen::DnType::CommonName, "second");
     let other_key = rcgen::KeyPair::generate().unwrap();
     let cert = params.self_signed(&other_key).unwrap();
-    std::fs::write(dir.path().join("cert.pem.tmp"), cert.pem()).unwrap();
-    std::fs::rename(dir.path().join("cert.pem.tmp"), dir.path().join("cert.pem")).unwrap();
+    let cert_path = dir.path().join("cert.pem");
+    let mtime = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let loaded = mtime(&cert_path);
+    // The watcher notices a change by modification time, which the file system keeps at a
+    // coarse tick: write again until the new file's time differs (bounded).
+    for _ in 0..100 {
+        std::fs::write(dir.path().join("cert.pem.tmp"), cert.pem()).unwrap();
+        std::fs::rename(dir.path().join("cert.pem.tmp"), &cert_path).unwrap();
+        if mtime(&cert_path) != loaded {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_ne!(
+        mtime(&cert_path),
+        loaded,
+        "the new certificate's file time never changed"
+    );
 
     // Bounded wait for the watcher to try the new pair and count the failure.
     let mut failed = 0.0;
-    for _ in 0..100 {
+    for _ in 0..400 {
         let page = common::get_text(&dg.admin_url("/metrics")).await.1;
         failed =
             common::metric(&page, "dripgate_tls_reloads_total{result=\"failure\"}").unwrap_or(0.0);
