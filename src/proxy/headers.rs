@@ -77,6 +77,9 @@ fn name_class(name: &HeaderName) -> NameClass {
 
 /// The index of a hop-by-hop name in `HOP_BY_HOP` ([`UPGRADE_INDEX`] for `Upgrade`): all a
 /// response's names are checked for, since the forwarded-header policy applies to requests.
+/// Always inlined: it runs for every header name of every response, and a call costs about
+/// as much as the comparison.
+#[inline(always)]
 fn hop_index(name: &str) -> Option<usize> {
     Some(match name {
         "connection" => 0,
@@ -263,17 +266,18 @@ pub fn strip_scanned(headers: &mut HeaderMap, scan: &HeaderScan, keep_upgrade: b
     let upgrade = present[UPGRADE_INDEX];
     // `Connection` is the first of `HOP_BY_HOP`; without it nothing more is named. Read and
     // removed through one lookup, so the fixed names that follow start after it.
+    // Usually it names nothing (`Connection: keep-alive`), and then there is no list to drop.
     let named = if present[0] {
         take_connection(headers, keep_upgrade)
     } else {
-        Vec::new()
+        None
     };
     let fixed = HOP_BY_HOP
         .iter()
         .zip(present)
         .skip(1)
         .filter_map(|(h, p)| p.then_some(h));
-    for name in named.iter().chain(fixed) {
+    for name in named.iter().flatten().chain(fixed) {
         if keep_upgrade && (name == header::UPGRADE || name == header::CONNECTION) {
             continue;
         }
@@ -290,10 +294,10 @@ pub fn strip_scanned(headers: &mut HeaderMap, scan: &HeaderScan, keep_upgrade: b
 const CONNECTION_OPTIONS: [&str; 3] = ["keep-alive", "close", "upgrade"];
 
 /// Removes `Connection` (unless `keep_upgrade`) and returns the extra headers it names as
-/// hop-by-hop.
-fn take_connection(headers: &mut HeaderMap, keep_upgrade: bool) -> Vec<HeaderName> {
+/// hop-by-hop, `None` when it names none.
+fn take_connection(headers: &mut HeaderMap, keep_upgrade: bool) -> Option<Vec<HeaderName>> {
     let header::Entry::Occupied(entry) = headers.entry(header::CONNECTION) else {
-        return Vec::new();
+        return None;
     };
     let named = connection_named(|| entry.iter());
     if !keep_upgrade {
@@ -305,8 +309,8 @@ fn take_connection(headers: &mut HeaderMap, keep_upgrade: bool) -> Vec<HeaderNam
 /// Extra headers that the `Connection` lines from `lines` name as hop-by-hop. Its usual tokens
 /// (`keep-alive`, `close`, `upgrade`) name nothing more to remove, so the common case allocates
 /// nothing; a lone `Connection: keep-alive` (most upstream responses) is recognised without
-/// splitting.
-fn connection_named<'a, I>(lines: impl Fn() -> I) -> Vec<HeaderName>
+/// splitting, and gives `None`.
+fn connection_named<'a, I>(lines: impl Fn() -> I) -> Option<Vec<HeaderName>>
 where
     I: Iterator<Item = &'a HeaderValue>,
 {
@@ -320,7 +324,7 @@ where
     if let (Some(only), None) = (first.next(), first.next())
         && !is_named(only.to_str().unwrap_or_default())
     {
-        return Vec::new();
+        return None;
     }
     lines()
         .filter_map(|v| v.to_str().ok())
@@ -328,7 +332,8 @@ where
         .map(str::trim)
         .filter(|t| is_named(t))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .collect()
+        .collect::<Vec<_>>()
+        .into()
 }
 
 /// What the proxy knows about the client side of a request: one per client connection, shared

@@ -11,6 +11,7 @@
 //! decided from their fields.
 
 use std::borrow::Cow;
+use std::cmp::Ordering;
 
 use http::{Method, Uri};
 
@@ -49,6 +50,22 @@ struct RouteMatch {
 }
 
 impl RouteMatch {
+    /// Whether a path already in normal form could match, from its length and one byte: the
+    /// same length and last byte (in either case), or for a script a `/` just past its path.
+    /// True whenever [`Self::path_matches`] is, so a `false` spares the comparison.
+    #[inline]
+    fn may_match(&self, path: &[u8]) -> bool {
+        let route = self.path.as_bytes();
+        match path.len().cmp(&route.len()) {
+            Ordering::Equal => path
+                .last()
+                .zip(route.last())
+                .is_none_or(|(a, b)| a.eq_ignore_ascii_case(b)),
+            Ordering::Greater => self.script && path[route.len()] == b'/',
+            Ordering::Less => false,
+        }
+    }
+
     fn path_matches(&self, path: &str) -> bool {
         let eq = |a: &str, b: &str| {
             if self.case_insensitive {
@@ -107,6 +124,23 @@ impl Router {
         if self.signin.is_empty() {
             return RouteClass::Proxy;
         }
+        // A method no route has, and no query that could carry a route's fields: no sign-in,
+        // whatever the path (most `GET`s).
+        if uri.query().is_none() && !self.signin.iter().any(|r| r.method == method) {
+            return RouteClass::Proxy;
+        }
+        // Almost every other request: a path that normalization leaves as it is, and that no
+        // route could match by its length and last byte. It is no sign-in, whatever the method.
+        let path = uri.path();
+        if !self.signin.iter().any(|r| r.may_match(path.as_bytes())) && is_normal(path) {
+            return RouteClass::Proxy;
+        }
+        self.classify_normalized(method, uri)
+    }
+
+    /// [`Self::classify`] for a path that may match: normalized, then compared.
+    #[inline(never)]
+    fn classify_normalized(&self, method: &Method, uri: &Uri) -> RouteClass {
         let path = normalize_path(uri.path());
         let mut first = None;
         for (i, r) in self.signin.iter().enumerate() {
@@ -163,26 +197,27 @@ pub fn normalize_path(path: &str) -> Cow<'_, str> {
 /// Whether `path` is already normalized: no escape, backslash or segment parameter, and no
 /// empty, `.` or `..` segment (a dot inside a name, as in `/app.js`, is fine). A scan without
 /// allocation, so that every proxied request pays only this.
+#[inline]
 fn is_normal(path: &str) -> bool {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
         return false;
     }
-    // One pass: `prev` is the byte before, `dots` counts dots since the last slash (a segment
-    // of only one or two dots is `.` or `..`).
-    let (mut prev, mut dots, mut segment_len) = (b'/', 0usize, 0usize);
+    // One pass: `dots` counts dots since the last slash, `segment_len` all bytes since it. A
+    // segment that is empty (`//`, a trailing slash), or of only one or two dots (`.`, `..`),
+    // has `dots == segment_len <= 2`.
+    let (mut dots, mut segment_len) = (0usize, 0usize);
     for &b in &bytes[1..] {
         match b {
             b'%' | b';' | b'\\' => return false,
-            b'/' if prev == b'/' || (dots == segment_len && dots <= 2) => return false,
+            b'/' if dots == segment_len && dots <= 2 => return false,
             b'/' => (dots, segment_len) = (0, 0),
             b'.' => (dots, segment_len) = (dots + 1, segment_len + 1),
             _ => segment_len += 1,
         }
-        prev = b;
     }
-    // The last segment: not empty (a trailing slash) unless the path is `/`, not `.` or `..`.
-    bytes.len() == 1 || (prev != b'/' && !(dots == segment_len && dots <= 2))
+    // The last segment likewise, unless the path is `/`.
+    bytes.len() == 1 || !(dots == segment_len && dots <= 2)
 }
 
 /// Decodes `%XX` escapes of unreserved characters, `/` and `\` (the ones servers decode
@@ -287,6 +322,55 @@ mod tests {
             );
         }
         assert_eq!(class(&wp, "POST", "/wp-login.phpx"), RouteClass::Proxy);
+    }
+
+    #[test]
+    fn the_quick_filter_passes_every_normal_path_that_matches() {
+        let paths = [
+            "/",
+            "/login",
+            "/LOGIN",
+            "/Login",
+            "/logiN",
+            "/logim",
+            "/hello",
+            "/login/x",
+            "/logins",
+            "/wp-login.php",
+            "/WP-LOGIN.PHP",
+            "/wp-login.php/x",
+            "/wp-login.phpx",
+            "/a/login",
+        ];
+        for (route, case_insensitive) in [
+            ("/login", false),
+            ("/Login", true),
+            ("/wp-login.php", false),
+            ("/WP-Login.php", true),
+            ("/", false),
+        ] {
+            for r in &router(route, case_insensitive).signin {
+                for path in paths {
+                    assert!(is_normal(path), "{path}");
+                    if r.path_matches(path) {
+                        assert!(r.may_match(path.as_bytes()), "{route} {path}");
+                    }
+                }
+            }
+        }
+        let r = router("/login", false);
+        assert!(!r.signin[0].may_match(b"/hello"));
+        assert!(!r.signin[0].may_match(b"/a/b/c"));
+        // The fast paths skip only what the full comparison would not match.
+        assert_eq!(class(&r, "GET", "//login"), RouteClass::Proxy);
+        assert_eq!(class(&r, "GET", "/%6cogin?email=a"), RouteClass::Signin(0));
+        assert_eq!(
+            class(&r, "GET", "/x/../login?email=a"),
+            RouteClass::Signin(0)
+        );
+        assert_eq!(class(&r, "POST", "/%6cogin"), RouteClass::Signin(0));
+        assert_eq!(class(&r, "POST", "/hello"), RouteClass::Proxy);
+        assert_eq!(class(&r, "GET", "/hello?email=a"), RouteClass::Proxy);
     }
 
     #[test]
