@@ -135,6 +135,34 @@ async fn status_v1_counts_rates_eta_and_the_hourly_series_match_the_ledger() {
 }
 
 #[tokio::test]
+async fn signins_of_the_last_hour_are_counted_by_outcome_for_this_replica() {
+    let (_world, _fake, dg, password) = migrated_world("status_signins").await;
+    // One more sign-in, refused by legacy.
+    sign_in(&dg.url(""), USERS[4], "not the password").await;
+    wait_outcome(&dg, "legacy_rejected", 1).await;
+    let v = status(&dg).await;
+    let m = &v["migration"];
+    assert_eq!(m["signins_scope"], "this_replica");
+    let last_hour = m["signins_last_hour"].as_object().unwrap();
+    assert_eq!(last_hour["migrated"], 3);
+    assert_eq!(last_hour["fallback"], 1);
+    assert_eq!(last_hour["legacy_rejected"], 1);
+    // Every outcome label is there, and each equals the process's own counter (the process
+    // started well within the hour).
+    let (_, metrics) = common::get_text(&dg.admin_url("/metrics")).await;
+    assert_eq!(last_hour.len(), dripgate::migrate::Outcome::LABELS.len());
+    for (label, n) in last_hour {
+        assert_eq!(n.as_u64().unwrap(), outcome_in(&metrics, label), "{label}");
+    }
+    let body = v.to_string();
+    for email in USERS {
+        assert!(!body.contains(email));
+    }
+    assert!(!body.contains(&password));
+    dg.stop().await;
+}
+
+#[tokio::test]
 async fn the_series_survives_a_restart() {
     let (world, fake, dg, _) = migrated_world("status_restart").await;
     let before = status(&dg).await["migration"]["series"]["migrations"].clone();

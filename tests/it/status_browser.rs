@@ -125,6 +125,13 @@ async fn the_page_in_chromium_shows_what_status_says() {
     assert_eq!(buckets, 14 * 24);
     assert!(dom.contains("ledger: up"), "dependencies listed");
     assert!(dom.contains("transient: 1"), "failures listed");
+    // The last hour's sign-ins of this replica, by outcome (those with none left out).
+    assert_eq!(text(&dom, "signins-scope"), "this replica");
+    assert!(
+        dom.contains("<li data-key=\"migrated\" data-value=\"3\">migrated: 3</li>"),
+        "sign-ins listed"
+    );
+    assert!(dom.contains("<li data-key=\"fallback\" data-value=\"1\">fallback: 1</li>"));
     for email in USERS {
         assert!(!dom.contains(email));
     }

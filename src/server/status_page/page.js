@@ -22,6 +22,7 @@
       var li = document.createElement("li");
       if (e.cls) { li.className = e.cls; }
       li.textContent = e.text;
+      if (e.key) { li.setAttribute("data-key", e.key); li.setAttribute("data-value", String(e.value)); }
       ul.appendChild(li);
     });
     if (!entries.length) { var li = document.createElement("li"); li.textContent = "none"; ul.appendChild(li); }
@@ -96,6 +97,11 @@
     set("to-target", fmt(e.users_to_target), e.users_to_target);
     var f = m.failures || {};
     list("failures", Object.keys(f).sort().map(function (k) { return { text: k + ": " + fmt(f[k]) }; }));
+    var sl = m.signins_last_hour || {};
+    set("signins-scope", (m.signins_scope || "–").replace("_", " "));
+    list("signins", Object.keys(sl).filter(function (k) { return sl[k] > 0; }).sort().map(function (k) {
+      return { text: k + ": " + fmt(sl[k]), value: sl[k], key: k };
+    }));
     chart(m);
   }
   function tick() {
