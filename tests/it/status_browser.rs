@@ -125,6 +125,11 @@ async fn the_page_in_chromium_shows_what_status_says() {
     assert_eq!(buckets, 14 * 24);
     assert!(dom.contains("ledger: up"), "dependencies listed");
     assert!(dom.contains("transient: 1"), "failures listed");
+    // No token typed: the phase controls stay hidden.
+    assert!(
+        dom.contains("<fieldset id=\"change\" hidden=\"\">"),
+        "controls hidden"
+    );
     // The last hour's sign-ins of this replica, by outcome (those with none left out).
     assert_eq!(text(&dom, "signins-scope"), "this replica");
     assert!(

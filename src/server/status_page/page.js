@@ -66,6 +66,49 @@
       goal.setAttribute("y1", gy.toFixed(1)); goal.setAttribute("y2", gy.toFixed(1));
     }
   }
+  // Phase and canary: POST /phase with the admin token typed into the page. The token lives in
+  // the password field only (never in storage, a cookie or a URL); without one the controls
+  // stay hidden and the page read-only.
+  var token = $("token"), change = $("change"), edited = false;
+  function showResult(text, refused) {
+    var out = $("controls-result");
+    out.textContent = text;
+    out.className = refused ? "small refused" : "small";
+    out.hidden = false;
+  }
+  token.addEventListener("input", function () {
+    change.hidden = token.value === "";
+    $("controls-note").hidden = !change.hidden;
+  });
+  $("new-phase").addEventListener("change", function () { edited = true; });
+  $("new-canary").addEventListener("input", function () { edited = true; });
+  $("controls").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    if (token.value === "") { return; }
+    var body = { phase: $("new-phase").value }, canary = $("new-canary").value;
+    if (canary !== "") { body.canary_percent = Number(canary); }
+    fetch("/phase", {
+      method: "POST",
+      cache: "no-store",
+      credentials: "omit",
+      headers: { "Authorization": "Bearer " + token.value, "Content-Type": "application/json" },
+      body: JSON.stringify(body)
+    })
+      .then(function (resp) { return resp.text().then(function (t) { return { ok: resp.ok, status: resp.status, text: t }; }); })
+      .then(function (r) {
+        if (!r.ok) { showResult("refused: HTTP " + r.status + ": " + r.text.trim().slice(0, 200), true); return; }
+        var now = JSON.parse(r.text);
+        showResult("applied: phase " + now.phase + ", canary " + fmt(now.canary_percent) + " %", false);
+        edited = false;
+        tick();
+      })
+      .catch(function (err) { showResult("cannot reach /phase: " + err.message, true); });
+  });
+  function syncControls(settings) {
+    if (edited) { return; }
+    $("new-phase").value = settings.phase;
+    $("new-canary").value = String(settings.canary_percent);
+  }
   function render(st) {
     var deps = Object.keys(st.dependencies || {}).sort().map(function (k) {
       var d = st.dependencies[k];
@@ -74,7 +117,9 @@
     list("deps", deps);
     $("ready").textContent = st.ready ? "ready" : "not ready";
     var m = st.migration;
+    $("controls-card").hidden = !m;
     if (!m) { set("phase", "pass-through (no migration configured)"); set("canary", "–"); return; }
+    syncControls(m.settings);
     set("phase", m.settings.phase, m.settings.phase);
     set("canary", fmt(m.settings.canary_percent) + " %", m.settings.canary_percent);
     var p = m.progress || {}, r = m.rate || {}, e = m.eta || {};
