@@ -166,6 +166,11 @@ impl Engine {
         Ok(old)
     }
 
+    /// The migration metrics (for `/status`: sign-ins by outcome over the last hour).
+    pub fn metrics(&self) -> &MigrationMetrics {
+        &self.inner.metrics
+    }
+
     /// Records an exit (counted and logged once, [`Exit::record`]).
     pub fn record(&self, exit: impl Into<Exit>) {
         exit.into().record(Some(&self.inner.metrics));

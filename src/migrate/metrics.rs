@@ -1,12 +1,16 @@
 //! Migration metrics: sign-ins by outcome, migrations by result, fallbacks by stage, the phase,
 //! and the progress ratio (migrated ÷ legacy users).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
 
 use super::outcome::{Outcome, Stage};
 use super::phase::Phase;
+use super::recent::RecentOutcomes;
 
 /// Handles to the migration metrics; cheap to clone.
 #[derive(Clone)]
@@ -15,6 +19,7 @@ pub struct MigrationMetrics {
     migrations: IntCounterVec,
     fallbacks: IntCounterVec,
     phase: IntGaugeVec,
+    recent: Arc<RecentOutcomes>,
 }
 
 impl MigrationMetrics {
@@ -70,18 +75,26 @@ impl MigrationMetrics {
             migrations,
             fallbacks,
             phase,
+            recent: Arc::new(RecentOutcomes::new()),
         })
     }
 
     /// Counts one sign-in outcome.
     pub fn record(&self, outcome: Outcome) {
         self.signins.with_label_values(&[outcome.as_str()]).inc();
+        self.recent.record(outcome);
         if let Some(result) = outcome.migration_result() {
             self.migrations.with_label_values(&[result]).inc();
         }
         if let Outcome::Fallback(stage) = outcome {
             self.fallbacks.with_label_values(&[stage.as_str()]).inc();
         }
+    }
+
+    /// This process's sign-ins by outcome label over the last hour (60 one-minute buckets, the
+    /// current one included); every label present.
+    pub fn signins_last_hour(&self) -> BTreeMap<&'static str, u64> {
+        self.recent.last_hour()
     }
 
     /// Shows `current` as the phase.

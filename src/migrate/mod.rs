@@ -7,6 +7,7 @@ pub mod engine;
 pub mod metrics;
 pub mod outcome;
 pub mod phase;
+pub mod recent;
 mod routing;
 pub mod transfer;
 

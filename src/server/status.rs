@@ -22,6 +22,8 @@ pub const SCHEMA: &str = "dripgate.status/v1";
 pub const SERIES_DAYS: usize = 14;
 /// How the rate the ETA uses is measured.
 pub const ETA_RATE_METHOD: &str = "trailing_24h";
+/// `migration.signins_scope`: each replica counts only the sign-ins it handled, in memory.
+pub const SIGNINS_SCOPE: &str = "this_replica";
 
 /// The whole `/status` document.
 #[derive(Serialize)]
@@ -49,6 +51,10 @@ struct MigrationStatus {
     series: Option<Series>,
     /// Users not migrated whose last attempt failed, by reason (null when unreadable).
     failures: Option<BTreeMap<String, u64>>,
+    /// Sign-ins this process handled in the last hour, by outcome label (every label present).
+    signins_last_hour: BTreeMap<&'static str, u64>,
+    /// Whose sign-ins `signins_last_hour` counts: [`SIGNINS_SCOPE`].
+    signins_scope: &'static str,
 }
 
 #[derive(Serialize)]
@@ -158,6 +164,8 @@ async fn migration(engine: &Engine) -> MigrationStatus {
         eta,
         series,
         failures: failures.ok(),
+        signins_last_hour: engine.metrics().signins_last_hour(),
+        signins_scope: SIGNINS_SCOPE,
     }
 }
 

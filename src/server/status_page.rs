@@ -1,7 +1,10 @@
 //! `GET /` on the admin listener: the status page. One self-contained HTML document (inline
 //! CSS, one inline script; no external script, font, image or CDN) that polls `/status` every
-//! 5 s and draws the figures and the burn-down chart (inline SVG). Read-only: it only GETs
-//! `/status`, and `/status` holds counts, never a user.
+//! 5 s and draws the figures and the burn-down chart (inline SVG). `/status` holds counts, never
+//! a user. Read-only until an admin token is typed into its password field: then a small form
+//! sends `POST /phase` (phase, canary share) with `Authorization: Bearer <token>`, through the
+//! same admin guard as any other client. The token stays in that field, never in storage, a
+//! cookie or a URL (`form-action 'none'` keeps the browser from submitting the form itself).
 //!
 //! Sent with a strict Content-Security-Policy: nothing may load but `/status` (`connect-src
 //! 'self'`), and the inline script and style run only because their SHA-256 hashes are listed,
@@ -67,6 +70,18 @@ mod tests {
             );
         }
         assert!(p.csp.contains(&hash(JS)));
+        assert!(p.csp.contains(&hash(CSS)));
+        assert!(p.csp.contains("form-action 'none'"));
+        // The admin token is kept in page memory only.
+        for storage in [
+            "localStorage",
+            "sessionStorage",
+            "document.cookie",
+            "indexedDB",
+        ] {
+            assert!(!p.html.contains(storage), "{storage} in the page");
+        }
+        assert!(p.html.contains("<input type=\"password\" id=\"token\""));
         assert!(p.csp.starts_with("default-src 'none'"));
         assert!(!p.csp.contains("unsafe"));
     }

@@ -135,6 +135,34 @@ async fn status_v1_counts_rates_eta_and_the_hourly_series_match_the_ledger() {
 }
 
 #[tokio::test]
+async fn signins_of_the_last_hour_are_counted_by_outcome_for_this_replica() {
+    let (_world, _fake, dg, password) = migrated_world("status_signins").await;
+    // One more sign-in, refused by legacy.
+    sign_in(&dg.url(""), USERS[4], "not the password").await;
+    wait_outcome(&dg, "legacy_rejected", 1).await;
+    let v = status(&dg).await;
+    let m = &v["migration"];
+    assert_eq!(m["signins_scope"], "this_replica");
+    let last_hour = m["signins_last_hour"].as_object().unwrap();
+    assert_eq!(last_hour["migrated"], 3);
+    assert_eq!(last_hour["fallback"], 1);
+    assert_eq!(last_hour["legacy_rejected"], 1);
+    // Every outcome label is there, and each equals the process's own counter (the process
+    // started well within the hour).
+    let (_, metrics) = common::get_text(&dg.admin_url("/metrics")).await;
+    assert_eq!(last_hour.len(), dripgate::migrate::Outcome::LABELS.len());
+    for (label, n) in last_hour {
+        assert_eq!(n.as_u64().unwrap(), outcome_in(&metrics, label), "{label}");
+    }
+    let body = v.to_string();
+    for email in USERS {
+        assert!(!body.contains(email));
+    }
+    assert!(!body.contains(&password));
+    dg.stop().await;
+}
+
+#[tokio::test]
 async fn the_series_survives_a_restart() {
     let (world, fake, dg, _) = migrated_world("status_restart").await;
     let before = status(&dg).await["migration"]["series"]["migrations"].clone();
@@ -188,6 +216,67 @@ async fn the_status_page_is_self_contained_under_a_strict_csp() {
     }
     assert!(!page.contains(&password));
     dg.stop().await;
+}
+
+#[tokio::test]
+async fn the_page_changes_the_phase_only_with_the_admin_token() {
+    const TOKEN: &str = "status-page-token-8d41c0e2a7";
+    let world = World::new().await;
+    let mut config = world.config(None, dripgate::config::FailureSignature::default());
+    config.migration.phase = dripgate::migrate::Phase::Observe;
+    config.migration.canary_percent = 0.0;
+    config.admin.token = Some(dripgate::config::Secret::inline(TOKEN));
+    let dg = Dripgate::start(config).await;
+
+    // The form: a password field for the token, the controls hidden until one is typed, a
+    // POST /phase with the token as a bearer and a JSON body; nothing stored.
+    let (code, page) = common::get_text(&dg.admin_url("/")).await;
+    assert_eq!(code, 200);
+    assert!(page.contains("<form id=\"controls\""));
+    assert!(page.contains("<input type=\"password\" id=\"token\""));
+    assert!(page.contains("<fieldset id=\"change\" hidden>"));
+    assert!(page.contains("<select id=\"new-phase\">"));
+    assert!(page.contains("fetch(\"/phase\""));
+    assert!(page.contains("\"Authorization\": \"Bearer \" + token.value"));
+    assert!(page.contains("\"Content-Type\": \"application/json\""));
+    for storage in ["localStorage", "sessionStorage", "document.cookie"] {
+        assert!(!page.contains(storage));
+    }
+
+    // The request the page sends (same origin), without the token and with it.
+    let origin = dg.admin_url("");
+    let origin = origin.trim_end_matches('/');
+    let send = |auth: Option<String>| {
+        let mut req = common::client()
+            .post(dg.admin_url("/phase"))
+            .header("origin", origin)
+            .header("content-type", "application/json")
+            .body(r#"{"phase":"observe","canary_percent":12.5}"#);
+        if let Some(auth) = auth {
+            req = req.header("authorization", auth);
+        }
+        req.send()
+    };
+    let refused = send(None).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let refused = send(Some("Bearer not-the-token".to_owned())).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    assert_eq!(status_settings(&dg).await["canary_percent"], 0.0);
+    let ok = send(Some(format!("Bearer {TOKEN}"))).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    let now: serde_json::Value = ok.json().await.unwrap();
+    assert_eq!(now["phase"], "observe");
+    assert_eq!(now["canary_percent"], 12.5);
+    assert_eq!(status_settings(&dg).await["canary_percent"], 12.5);
+    let (_, status) = common::get_text(&dg.admin_url("/status")).await;
+    assert!(!status.contains(TOKEN));
+    dg.stop().await;
+}
+
+async fn status_settings(dg: &Dripgate) -> serde_json::Value {
+    let (_, body) = common::get_text(&dg.admin_url("/status")).await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["migration"]["settings"].clone()
 }
 
 const BIN: &str = env!("CARGO_BIN_EXE_dripgate");

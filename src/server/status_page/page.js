@@ -22,6 +22,7 @@
       var li = document.createElement("li");
       if (e.cls) { li.className = e.cls; }
       li.textContent = e.text;
+      if (e.key) { li.setAttribute("data-key", e.key); li.setAttribute("data-value", String(e.value)); }
       ul.appendChild(li);
     });
     if (!entries.length) { var li = document.createElement("li"); li.textContent = "none"; ul.appendChild(li); }
@@ -65,6 +66,49 @@
       goal.setAttribute("y1", gy.toFixed(1)); goal.setAttribute("y2", gy.toFixed(1));
     }
   }
+  // Phase and canary: POST /phase with the admin token typed into the page. The token lives in
+  // the password field only (never in storage, a cookie or a URL); without one the controls
+  // stay hidden and the page read-only.
+  var token = $("token"), change = $("change"), edited = false;
+  function showResult(text, refused) {
+    var out = $("controls-result");
+    out.textContent = text;
+    out.className = refused ? "small refused" : "small";
+    out.hidden = false;
+  }
+  token.addEventListener("input", function () {
+    change.hidden = token.value === "";
+    $("controls-note").hidden = !change.hidden;
+  });
+  $("new-phase").addEventListener("change", function () { edited = true; });
+  $("new-canary").addEventListener("input", function () { edited = true; });
+  $("controls").addEventListener("submit", function (ev) {
+    ev.preventDefault();
+    if (token.value === "") { return; }
+    var body = { phase: $("new-phase").value }, canary = $("new-canary").value;
+    if (canary !== "") { body.canary_percent = Number(canary); }
+    fetch("/phase", {
+      method: "POST",
+      cache: "no-store",
+      credentials: "omit",
+      headers: { "Authorization": "Bearer " + token.value, "Content-Type": "application/json" },
+      body: JSON.stringify(body)
+    })
+      .then(function (resp) { return resp.text().then(function (t) { return { ok: resp.ok, status: resp.status, text: t }; }); })
+      .then(function (r) {
+        if (!r.ok) { showResult("refused: HTTP " + r.status + ": " + r.text.trim().slice(0, 200), true); return; }
+        var now = JSON.parse(r.text);
+        showResult("applied: phase " + now.phase + ", canary " + fmt(now.canary_percent) + " %", false);
+        edited = false;
+        tick();
+      })
+      .catch(function (err) { showResult("cannot reach /phase: " + err.message, true); });
+  });
+  function syncControls(settings) {
+    if (edited) { return; }
+    $("new-phase").value = settings.phase;
+    $("new-canary").value = String(settings.canary_percent);
+  }
   function render(st) {
     var deps = Object.keys(st.dependencies || {}).sort().map(function (k) {
       var d = st.dependencies[k];
@@ -73,7 +117,9 @@
     list("deps", deps);
     $("ready").textContent = st.ready ? "ready" : "not ready";
     var m = st.migration;
+    $("controls-card").hidden = !m;
     if (!m) { set("phase", "pass-through (no migration configured)"); set("canary", "–"); return; }
+    syncControls(m.settings);
     set("phase", m.settings.phase, m.settings.phase);
     set("canary", fmt(m.settings.canary_percent) + " %", m.settings.canary_percent);
     var p = m.progress || {}, r = m.rate || {}, e = m.eta || {};
@@ -96,6 +142,11 @@
     set("to-target", fmt(e.users_to_target), e.users_to_target);
     var f = m.failures || {};
     list("failures", Object.keys(f).sort().map(function (k) { return { text: k + ": " + fmt(f[k]) }; }));
+    var sl = m.signins_last_hour || {};
+    set("signins-scope", (m.signins_scope || "–").replace("_", " "));
+    list("signins", Object.keys(sl).filter(function (k) { return sl[k] > 0; }).sort().map(function (k) {
+      return { text: k + ": " + fmt(sl[k]), value: sl[k], key: k };
+    }));
     chart(m);
   }
   function tick() {
