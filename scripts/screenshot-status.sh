@@ -28,13 +28,15 @@ done
 grep -q 'Ctrl-C stops everything' "$work/demo.log" || { cat "$work/demo.log" >&2; exit 1; }
 
 # The banner's sample users sign in through dripgate: each first sign-in migrates the user.
-awk '/^Sample users/ {on=1; next} on && NF==0 {exit} on {print $1, $2}' "$work/demo.log" |
-  while read -r email password; do
-    curl -s -o /dev/null --data-urlencode "email=$email" --data-urlencode "password=$password" \
-      "http://$listen/login"
-  done
-for _ in $(seq 1 40); do
-  curl -s "http://$admin/status" | grep -q '"migrated_users": [1-9]' && break
+awk '/^Sample users/ {on=1; next} on && NF==0 {exit} on {print $1, $2}' "$work/demo.log" >"$work/users"
+while read -r email password; do
+  curl -s -o /dev/null --data-urlencode "email=$email" --data-urlencode "password=$password" \
+    "http://$listen/login"
+done <"$work/users"
+# Migration runs beside each sign-in: wait (bounded) until every sample user has moved.
+want=$(wc -l <"$work/users")
+for _ in $(seq 1 80); do
+  curl -s "http://$admin/status" | grep -q "\"migrated_users\": *$want[,}]" && break
   sleep 0.25
 done
 
