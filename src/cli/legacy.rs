@@ -7,13 +7,15 @@ use std::process::ExitCode;
 use clap::Subcommand;
 
 use crate::hash::HashConfig;
-use crate::legacy::{LegacyConfig, LegacyStore, LegacyUser, Lookup};
+use crate::ledger::{Ledger, LedgerConfig};
+use crate::legacy::{CensusSummary, LegacyConfig, LegacyStore, LegacyUser, Lookup};
 
 /// `dripgate legacy` subcommands.
 #[derive(Debug, Subcommand)]
 pub enum LegacyCommand {
     /// Count users, classify every hash by format and work factor, count the users that cannot be
-    /// migrated and why. Streams the store (read-only) and shows progress on a terminal.
+    /// migrated and why. Streams the store (read-only) and shows progress on a terminal, then
+    /// records the summary (counts only) in the configured ledger for the status page.
     /// Exit status: 0 done, 1 store error, 2 config error.
     #[command(
         after_help = "Example:\n  dripgate legacy census --config /etc/dripgate/dripgate.toml --json"
@@ -25,6 +27,9 @@ pub enum LegacyCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Do not record the summary (counts only) in the configured ledger for the status page.
+        #[arg(long)]
+        no_record: bool,
     },
     /// Show the record a sign-in with IDENTIFIER would use, hash redacted.
     /// Exit status: 0 found, 1 not found, not migratable or store error, 2 config error.
@@ -51,7 +56,7 @@ pub fn run(cmd: LegacyCommand) -> ExitCode {
     let path = match &cmd {
         LegacyCommand::Census { config, .. } | LegacyCommand::Lookup { config, .. } => config,
     };
-    let (config, caps) = match load(path) {
+    let (config, caps, ledger) = match load(path) {
         Ok(c) => c,
         Err(message) => {
             eprintln!("dripgate: {message}");
@@ -77,7 +82,12 @@ pub fn run(cmd: LegacyCommand) -> ExitCode {
             }
         };
         let code = match cmd {
-            LegacyCommand::Census { json, .. } => census(&store, json).await,
+            LegacyCommand::Census {
+                json, no_record, ..
+            } => {
+                let ledger = (!no_record).then_some(&ledger);
+                census(&store, json, ledger).await
+            }
             LegacyCommand::Lookup {
                 json, identifier, ..
             } => lookup(&store, &identifier, json).await,
@@ -87,16 +97,17 @@ pub fn run(cmd: LegacyCommand) -> ExitCode {
     })
 }
 
-/// The `[legacy]` section and the `[hash]` caps the census classifies against.
-fn load(path: &Path) -> Result<(LegacyConfig, HashConfig), String> {
+/// The `[legacy]` section, the `[hash]` caps the census classifies against and the `[ledger]`
+/// section the census records its summary in.
+fn load(path: &Path) -> Result<(LegacyConfig, HashConfig, LedgerConfig), String> {
     let config = crate::config::load_file(path).map_err(|e| e.to_string())?;
     let legacy = config
         .legacy
         .ok_or_else(|| format!("{} has no [legacy] section", path.display()))?;
-    Ok((legacy, config.hash))
+    Ok((legacy, config.hash, config.ledger))
 }
 
-async fn census(store: &LegacyStore, json: bool) -> ExitCode {
+async fn census(store: &LegacyStore, json: bool, ledger: Option<&LedgerConfig>) -> ExitCode {
     let tty = std::io::stderr().is_terminal();
     let total = if tty { store.count().await.ok() } else { None };
     let mut progress = |n: u64| {
@@ -128,7 +139,29 @@ async fn census(store: &LegacyStore, json: bool) -> ExitCode {
         census.to_text()
     };
     let _ = std::io::stdout().write_all(text.as_bytes());
+    if let Some(ledger) = ledger
+        && let Err(e) = record(ledger, &census.summary()).await
+    {
+        eprintln!("dripgate: warning: the census was not recorded in the ledger: {e}");
+    }
     ExitCode::SUCCESS
+}
+
+/// Records the census summary (counts only) as the latest census in the ledger, for the status
+/// page and `/status`.
+async fn record(config: &LedgerConfig, summary: &CensusSummary) -> Result<(), String> {
+    let summary = serde_json::to_string(summary).map_err(|e| e.to_string())?;
+    let mut config = config.clone();
+    // A one-off connection: no periodic recount, no cache.
+    config.counts_interval = std::time::Duration::ZERO;
+    config.cache.max_entries = 0;
+    config.max_connections = 1;
+    let ledger = Ledger::open(&config, &prometheus::Registry::new())
+        .await
+        .map_err(|e| e.to_string())?;
+    let recorded = ledger.record_census(&summary).await.map(|_| ());
+    ledger.close().await;
+    recorded.map_err(|e| e.to_string())
 }
 
 fn user_json(u: &LegacyUser) -> serde_json::Value {

@@ -31,6 +31,7 @@ use moka::future::Cache;
 use sqlx::{PgPool, SqlitePool};
 use zeroize::Zeroizing;
 
+pub use census::{CensusRecord, MAX_CENSUS_BYTES};
 pub use config::{BackendKind, LedgerCacheConfig, LedgerConfig};
 pub use error::LedgerError;
 pub use fingerprint::Fingerprinter;
@@ -63,6 +64,7 @@ macro_rules! on_pool {
 }
 
 // Declared after the macro, which they use.
+mod census;
 mod claims;
 mod counts;
 mod history;

@@ -26,6 +26,7 @@ const MIGRATIONS: &[Migration] = &[
         "migrated_at_index",
         include_str!("schema/postgres/0002_migrated_at_index.sql"),
     ),
+    (3, "census", include_str!("schema/postgres/0003_census.sql")),
 ];
 
 /// Advisory lock key taken while migrating ("dripgate" in ASCII).

@@ -118,6 +118,18 @@ macro_rules! ledger_queries {
         pub(super) const FAILURES: &str = "SELECT last_error, COUNT(*) AS n FROM ledger_users \
              WHERE state <> 'migrated' AND last_error IS NOT NULL GROUP BY last_error";
 
+        /// Replaces the census summary (one row). `$1` summary JSON; returns the time stamped.
+        pub(super) const CENSUS_RECORD: &str = concat!(
+            "INSERT INTO ledger_census (id, summary, taken_at) VALUES (1, $1, ",
+            $now,
+            ") ON CONFLICT (id) DO UPDATE SET summary = excluded.summary, \
+               taken_at = excluded.taken_at RETURNING taken_at"
+        );
+
+        /// The latest census summary and when it was taken.
+        pub(super) const CENSUS_LATEST: &str =
+            "SELECT summary, taken_at FROM ledger_census WHERE id = 1";
+
         /// The ledger's clock in ms since the Unix epoch.
         pub(super) const NOW: &str = concat!("SELECT ", $now, " AS now_ms");
 

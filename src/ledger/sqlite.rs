@@ -25,6 +25,7 @@ const MIGRATIONS: &[Migration] = &[
         "migrated_at_index",
         include_str!("schema/sqlite/0002_migrated_at_index.sql"),
     ),
+    (3, "census", include_str!("schema/sqlite/0003_census.sql")),
 ];
 
 /// Opens (creating if missing) the SQLite file named by the config's URL.

@@ -152,7 +152,46 @@ impl<'a> Tally<'a> {
     }
 }
 
+/// What the census recorded in the ledger for the status page: counts and labels only (no
+/// example ids, so no login, email, key or hash can appear in it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CensusSummary {
+    /// `postgres`, `mysql`, `sqlite` or `export`.
+    pub backend: String,
+    /// The preset (or `export`).
+    pub preset: String,
+    /// Rows read.
+    pub users: u64,
+    /// Users dripgate can migrate as configured.
+    pub migratable: u64,
+    /// Users that cannot be migrated.
+    pub not_migratable_total: u64,
+    /// Users that cannot be migrated, by reason.
+    pub not_migratable: BTreeMap<Reason, u64>,
+    /// Well-formed hashes by format.
+    pub formats: BTreeMap<String, u64>,
+    /// Well-formed hashes by format and work factor.
+    pub work_factors: BTreeMap<String, u64>,
+    /// Rows whose normalized login equals an earlier row's.
+    pub login_collisions: u64,
+}
+
 impl Census {
+    /// The counts-only summary recorded in the ledger.
+    pub fn summary(&self) -> CensusSummary {
+        CensusSummary {
+            backend: self.backend.clone(),
+            preset: self.preset.clone(),
+            users: self.users,
+            migratable: self.migratable,
+            not_migratable_total: self.not_migratable_total(),
+            not_migratable: self.not_migratable.clone(),
+            formats: self.formats.clone(),
+            work_factors: self.work_factors.clone(),
+            login_collisions: self.login_collisions,
+        }
+    }
+
     /// Rows that cannot be migrated.
     pub fn not_migratable_total(&self) -> u64 {
         self.not_migratable.values().sum()

@@ -28,7 +28,7 @@ use secrecy::ExposeSecret;
 use crate::failure::Classified;
 use crate::hash::HashConfig;
 
-pub use census::Census;
+pub use census::{Census, CensusSummary};
 pub use config::{
     Columns, DEFAULT_CONNECT_TIMEOUT, DEFAULT_COUNT_INTERVAL, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_QUERY_TIMEOUT, DEFAULT_RELOAD_INTERVAL, ExportConfig, ExportKind, KeyField,

@@ -55,6 +55,18 @@ struct MigrationStatus {
     signins_last_hour: BTreeMap<&'static str, u64>,
     /// Whose sign-ins `signins_last_hour` counts: [`SIGNINS_SCOPE`].
     signins_scope: &'static str,
+    /// The latest `dripgate legacy census` recorded in the ledger (null when none was recorded
+    /// or the ledger could not be read).
+    census: Option<CensusStatus>,
+}
+
+/// `migration.census`.
+#[derive(Serialize)]
+struct CensusStatus {
+    /// When the census was recorded, ms since the Unix epoch (the ledger's clock).
+    taken_at: i64,
+    /// The census summary as recorded: counts and labels only.
+    summary: serde_json::Value,
 }
 
 #[derive(Serialize)]
@@ -130,10 +142,11 @@ pub async fn build(state: &AdminState) -> Status<'_> {
 
 async fn migration(engine: &Engine) -> MigrationStatus {
     let ledger = engine.ledger();
-    let (counts, history, failures) = tokio::join!(
+    let (counts, history, failures, census) = tokio::join!(
         ledger.counts(),
         ledger.migration_history(SERIES_DAYS * 24),
-        ledger.failures()
+        ledger.failures(),
+        ledger.latest_census()
     );
     let counts = counts.ok();
     let legacy = u64::try_from(engine.legacy().metrics().users.get())
@@ -166,6 +179,12 @@ async fn migration(engine: &Engine) -> MigrationStatus {
         failures: failures.ok(),
         signins_last_hour: engine.metrics().signins_last_hour(),
         signins_scope: SIGNINS_SCOPE,
+        census: census.ok().flatten().and_then(|c| {
+            Some(CensusStatus {
+                taken_at: c.taken_at_ms,
+                summary: serde_json::from_str(&c.summary).ok()?,
+            })
+        }),
     }
 }
 

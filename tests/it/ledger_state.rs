@@ -437,3 +437,43 @@ async fn migration_history_and_failures_are_read_on_every_backend() {
         db.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn the_latest_census_is_recorded_and_replaced_on_every_backend() {
+    for db in dbs("census").await {
+        let ledger = db.open().await;
+        assert_eq!(ledger.latest_census().await.unwrap(), None, "{}", db.name);
+        let first = r#"{"users":3,"formats":{"bcrypt":2}}"#;
+        let taken = ledger.record_census(first).await.unwrap();
+        let now = ledger.now_ms().await.unwrap();
+        assert!(taken <= now && now - taken < 60_000, "{}", db.name);
+        let latest = ledger.latest_census().await.unwrap().unwrap();
+        assert_eq!(latest.summary, first, "{}", db.name);
+        assert_eq!(latest.taken_at_ms, taken);
+
+        // A later census replaces it; the table keeps one row.
+        let second = r#"{"users":4,"formats":{"bcrypt":4}}"#;
+        let again = ledger.record_census(second).await.unwrap();
+        assert!(again >= taken);
+        let latest = ledger.latest_census().await.unwrap().unwrap();
+        assert_eq!(latest.summary, second, "{}", db.name);
+        assert_eq!(latest.taken_at_ms, again);
+        assert_eq!(
+            columns(&db.config, "ledger_census").await,
+            ["id", "summary", "taken_at"]
+        );
+        let huge = "x".repeat(dripgate::ledger::MAX_CENSUS_BYTES + 1);
+        assert!(matches!(
+            ledger.record_census(&huge).await,
+            Err(LedgerError::Invalid(_))
+        ));
+        ledger.close().await;
+
+        // It survives a restart.
+        let reopened = db.open().await;
+        let latest = reopened.latest_census().await.unwrap().unwrap();
+        assert_eq!(latest.summary, second, "{}", db.name);
+        reopened.close().await;
+        db.cleanup().await;
+    }
+}

@@ -38,8 +38,11 @@ async fn wordpress_db(path: &std::path::Path) {
     pool.close().await;
 }
 
+/// Runs `dripgate legacy ARGS --config CONFIG` in the config's directory (where the default
+/// ledger file, in which the census records its summary, then lands).
 fn run(config: &std::path::Path, db_url: &str, args: &[&str]) -> std::process::Output {
     Command::new(BIN)
+        .current_dir(config.parent().unwrap())
         .arg("legacy")
         .args(args)
         .arg("--config")
@@ -165,4 +168,75 @@ async fn census_and_lookup_apply_the_configured_work_factor_caps() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("work_factor_over_cap"));
     let out = run(&config, &url, &["lookup", "admin"]);
     assert!(out.status.success());
+}
+
+#[tokio::test]
+async fn census_records_its_summary_in_the_ledger_unless_told_not_to() {
+    let (dir, config, url) = wordpress_setup("[ledger]\nurl = \"sqlite://ledger.db\"\n").await;
+    let ledger_url = format!("sqlite://{}", dir.path().join("ledger.db").display());
+    let open = || async {
+        let lc = dripgate::ledger::LedgerConfig {
+            url: dripgate::config::Secret::inline(&ledger_url),
+            counts_interval: std::time::Duration::ZERO,
+            ..Default::default()
+        };
+        dripgate::ledger::Ledger::open(&lc, &prometheus::Registry::new())
+            .await
+            .unwrap()
+    };
+
+    // --no-record: nothing is written (no ledger file at all).
+    let out = run(&config, &url, &["census", "--no-record"]);
+    assert!(out.status.success());
+    assert!(!dir.path().join("ledger.db").exists());
+
+    let out = run(&config, &url, &["census"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ledger = open().await;
+    let latest = ledger.latest_census().await.unwrap().unwrap();
+    ledger.close().await;
+    let summary: serde_json::Value = serde_json::from_str(&latest.summary).unwrap();
+    assert_eq!(summary["users"], 3);
+    assert_eq!(summary["migratable"], 2);
+    assert_eq!(summary["not_migratable"]["no_email"], 1);
+    assert_eq!(summary["formats"]["wordpress"], 3);
+    // Counts only: no example ids, logins, emails or hashes.
+    assert!(summary.get("examples").is_none());
+    for s in ["admin", "bob", "nomail", "example.com", "$P$", "$2y$"] {
+        assert!(!latest.summary.contains(s), "{s} in {}", latest.summary);
+    }
+
+    // An unusable ledger: a warning, and the census still succeeds.
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "{}[ledger]\nurl = \"sqlite://{}/no/such/dir/ledger.db\"\n",
+            std::fs::read_to_string(&config)
+                .unwrap()
+                .split("[ledger]")
+                .next()
+                .unwrap(),
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let out = run(&bad, &url, &["census", "--json"]);
+    assert!(out.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["users"], 3);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: the census was not recorded"),
+        "{err}"
+    );
 }

@@ -414,3 +414,59 @@ async fn dripgate_status_exits_1_when_a_dependency_is_down() {
     assert!(out.contains("pass-through"), "{out}");
     dg.stop().await;
 }
+
+#[tokio::test]
+async fn the_latest_census_recorded_in_the_ledger_is_in_status_and_on_the_page() {
+    let world = World::new().await;
+    let mut config = world.config(None, dripgate::config::FailureSignature::default());
+    config.migration.phase = dripgate::migrate::Phase::Observe;
+    let dg = Dripgate::start(config).await;
+    let read = || async {
+        let (code, body) = common::get_text(&dg.admin_url("/status")).await;
+        assert_eq!(code, 200);
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()
+    };
+    let v = read().await;
+    assert!(v["migration"].is_object(), "{v}");
+    assert!(v["migration"]["census"].is_null(), "{v}");
+
+    // What `dripgate legacy census` records: the summary, never the example ids.
+    let mut census = dripgate::legacy::Census {
+        backend: "sqlite".into(),
+        preset: "wordpress".into(),
+        users: 5,
+        migratable: 4,
+        ..Default::default()
+    };
+    census.formats.insert("bcrypt".into(), 3);
+    census.formats.insert("phpass".into(), 2);
+    census
+        .not_migratable
+        .insert(dripgate::legacy::Reason::DuplicateKey, 1);
+    census.examples.insert(
+        dripgate::legacy::Reason::DuplicateKey,
+        vec!["dup@example.com".into()],
+    );
+    let ledger = world.ledger().await;
+    let summary = serde_json::to_string(&census.summary()).unwrap();
+    let taken = ledger.record_census(&summary).await.unwrap();
+    ledger.close().await;
+
+    let v = read().await;
+    let c = &v["migration"]["census"];
+    assert_eq!(c["taken_at"].as_i64(), Some(taken), "{v}");
+    let s = &c["summary"];
+    assert_eq!(s["users"], 5);
+    assert_eq!(s["migratable"], 4);
+    assert_eq!(s["not_migratable_total"], 1);
+    assert_eq!(s["not_migratable"]["duplicate_key"], 1);
+    assert_eq!(s["formats"]["bcrypt"], 3);
+    assert_eq!(s["formats"]["phpass"], 2);
+    assert!(!v.to_string().contains("dup@example.com"));
+
+    let (code, page) = common::get_text(&dg.admin_url("/")).await;
+    assert_eq!(code, 200);
+    assert!(page.contains("<h2>Legacy store census</h2>"));
+    assert!(page.contains("m.census"));
+    dg.stop().await;
+}

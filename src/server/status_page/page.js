@@ -118,7 +118,7 @@
     $("ready").textContent = st.ready ? "ready" : "not ready";
     var m = st.migration;
     $("controls-card").hidden = !m;
-    if (!m) { set("phase", "pass-through (no migration configured)"); set("canary", "–"); return; }
+    if (!m) { set("phase", "pass-through (no migration configured)"); set("canary", "–"); census(null); return; }
     syncControls(m.settings);
     set("phase", m.settings.phase, m.settings.phase);
     set("canary", fmt(m.settings.canary_percent) + " %", m.settings.canary_percent);
@@ -147,7 +147,19 @@
     list("signins", Object.keys(sl).filter(function (k) { return sl[k] > 0; }).sort().map(function (k) {
       return { text: k + ": " + fmt(sl[k]), value: sl[k], key: k };
     }));
+    census(m.census);
     chart(m);
+  }
+  function census(c) {
+    $("census-card").hidden = !c;
+    if (!c) { return; }
+    var s = c.summary || {}, fm = s.formats || {}, nm = s.not_migratable || {};
+    set("census-users", fmt(s.users), s.users);
+    set("census-migratable", fmt(s.migratable), s.migratable);
+    set("census-not", fmt(s.not_migratable_total), s.not_migratable_total);
+    set("census-at", new Date(c.taken_at).toLocaleString());
+    list("census-formats", Object.keys(fm).sort().map(function (k) { return { text: k + ": " + fmt(fm[k]), value: fm[k], key: k }; }));
+    list("census-reasons", Object.keys(nm).sort().map(function (k) { return { text: k + ": " + fmt(nm[k]), value: nm[k], key: k }; }));
   }
   function tick() {
     fetch("/status", { cache: "no-store", credentials: "omit" })
