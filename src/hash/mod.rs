@@ -31,6 +31,7 @@ pub use format::{Format, UnknownFormat};
 pub use legacy::{DigestEncoding, LegacyHash, SaltPosition};
 pub use metrics::HashMetrics;
 pub use password::Password;
+pub use phc::PasslibPbkdf2;
 pub use pool::{VerifyError, VerifyPool};
 
 use digest::Algo;

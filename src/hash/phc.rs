@@ -135,18 +135,53 @@ pub(crate) fn verify_argon2(
     Ok(ct_eq(&out, &expected))
 }
 
+/// The fields of passlib's `$pbkdf2[-sha256|-sha512]$rounds$salt$hash`, unparsed: what verifying
+/// the hash and sending it to a provider both read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasslibPbkdf2<'a> {
+    /// `pbkdf2`, `pbkdf2-sha256` or `pbkdf2-sha512` (not checked here).
+    pub id: &'a str,
+    /// The iteration count as written.
+    pub rounds: &'a str,
+    /// The salt, passlib's adapted base64.
+    pub salt: &'a str,
+    /// The derived key, passlib's adapted base64.
+    pub hash: &'a str,
+}
+
+impl<'a> PasslibPbkdf2<'a> {
+    /// The five `$`-separated fields, or `None` when there are not exactly those.
+    pub fn parse(value: &'a str) -> Option<Self> {
+        let mut fields = value.split('$');
+        let (Some(""), Some(id), Some(rounds), Some(salt), Some(hash), None) = (
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+            fields.next(),
+        ) else {
+            return None;
+        };
+        Some(Self {
+            id,
+            rounds,
+            salt,
+            hash,
+        })
+    }
+}
+
 /// Verifies `pw` against passlib's `$pbkdf2[-sha256|-sha512]$rounds$salt$hash` (adapted base64).
 pub(crate) fn verify_pbkdf2(hash: &str, pw: &[u8], caps: &HashConfig) -> Result<bool, HashError> {
     let format = Format::Pbkdf2;
-    let mut fields = hash.split('$');
-    let (Some(""), Some(id), Some(rounds), Some(salt), Some(encoded), None) = (
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-    ) else {
+    let Some(PasslibPbkdf2 {
+        id,
+        rounds,
+        salt,
+        hash: encoded,
+    }) = PasslibPbkdf2::parse(hash)
+    else {
         return Err(HashError::malformed(
             format,
             "PBKDF2 needs $pbkdf2-sha256$rounds$salt$hash",

@@ -5,7 +5,7 @@ use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 
 use super::NotImportable;
-use crate::hash::{DigestEncoding, Format, LegacyHash, SaltPosition};
+use crate::hash::{DigestEncoding, Format, LegacyHash, PasslibPbkdf2, SaltPosition};
 use crate::provider::{HashingMethod, ImportedHash, Pbkdf2Params, SaltPlacement};
 
 /// The provider's wire form of a verified legacy hash of `format`, or why there is none.
@@ -215,15 +215,13 @@ fn ab64(s: &str) -> Option<Vec<u8>> {
 
 /// passlib `$pbkdf2-sha256$rounds$salt$hash` and `$pbkdf2-sha512$…`.
 fn passlib_pbkdf2(value: &str, format: Format) -> Result<ImportedHash, NotImportable> {
-    let mut fields = value.split('$');
-    let (Some(""), Some(id), Some(rounds), Some(salt), Some(encoded), None) = (
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-        fields.next(),
-    ) else {
+    let Some(PasslibPbkdf2 {
+        id,
+        rounds,
+        salt,
+        hash: encoded,
+    }) = PasslibPbkdf2::parse(value)
+    else {
         return malformed(format);
     };
     let digest = match id {
