@@ -300,6 +300,19 @@ async fn route_cannot_be_walked_around() {
         );
     }
     assert_eq!(s.world.app.requests.load(Ordering::SeqCst), before);
+    // Legacy reads the same bytes as the victim's sign-in too (the path spellings are the ones
+    // the servers in front of PHP, Java and Node resolve to the sign-in path; this test app
+    // routes on the exact path, so the bodies are compared at `/signin`).
+    for body in [&plain, &padded] {
+        let direct = raw_post(legacy_addr, "/signin", FORM, body.as_bytes()).await;
+        assert_eq!(direct.status, 302, "{body}");
+        assert_eq!(
+            direct.header("x-legacy-user").as_deref(),
+            Some(victim),
+            "{body}"
+        );
+    }
+    let before = s.world.app.requests.load(Ordering::SeqCst);
 
     // Over the size limit: 413, never forwarded.
     let big = format!("email={v}&password={vp}&pad={}", "x".repeat(5000));

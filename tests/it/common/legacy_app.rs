@@ -137,7 +137,9 @@ async fn signin(
         form_urlencoded::parse(&body).into_owned().collect()
     };
     let typed = fields.get("email").cloned().unwrap_or_default();
-    let typed = typed.trim();
+    // Trimmed as the most lenient stacks trim: PHP's `trim` (`\0`, `\x0B`) and Python's
+    // `str.strip` (Unicode spaces, `\x1C`–`\x1F`) together.
+    let typed = typed.trim_matches(|c: char| c.is_whitespace() || c.is_control());
     let email = logins
         .lock()
         .unwrap()
