@@ -364,6 +364,13 @@ impl Run<'_> {
                 }
                 Ok(Found::Created(id, set)) => {
                     password_set = set;
+                    if set {
+                        transfer::count_password_at_create(
+                            self.provider,
+                            self.user.format,
+                            &self.engine.inner.transfer_metrics,
+                        );
+                    }
                     id
                 }
                 Ok(Found::Stop(exit)) => return exit,

@@ -22,7 +22,7 @@ use super::{ProviderError, ProviderKind};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
-    /// Which provider: `kinde` or `authgear`.
+    /// Which provider: `kinde`, `authgear` or `auth0`.
     pub kind: ProviderKind,
     /// Kinde settings (required when `kind = "kinde"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,6 +30,9 @@ pub struct ProviderConfig {
     /// Authgear settings (required when `kind = "authgear"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authgear: Option<AuthgearConfig>,
+    /// Auth0 settings (required when `kind = "auth0"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth0: Option<super::auth0::Auth0Config>,
     /// HTTP client settings.
     #[serde(default)]
     pub http: HttpConfig,
@@ -52,7 +55,15 @@ impl ProviderConfig {
                     "kind = \"authgear\" needs a [provider.authgear] section".into(),
                 ));
             }
+            ProviderKind::Auth0 if self.auth0.is_none() => {
+                return Err(ProviderError::Config(
+                    "kind = \"auth0\" needs a [provider.auth0] section".into(),
+                ));
+            }
             _ => {}
+        }
+        if let Some(a) = &self.auth0 {
+            a.validate()?;
         }
         if let Some(k) = &self.kinde {
             check_base_url(&k.base_url)?;

@@ -1,4 +1,4 @@
-//! New identity providers behind one trait: Kinde and Authgear clients, their token caches,
+//! New identity providers behind one trait: Kinde, Authgear and Auth0 clients, their token caches,
 //! client-side rate limits and retries. Their fakes are in `testkit` (cargo feature `testkit`).
 //!
 //! The migration sequence the caller runs (see docs/PROVIDERS.md):
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
+pub mod auth0;
 pub mod authgear;
 pub mod config;
 mod der;
@@ -39,6 +40,8 @@ pub enum ProviderKind {
     Kinde,
     /// Authgear (GraphQL Admin API, self-signed admin-key JWT).
     Authgear,
+    /// Auth0 (Management API v2, client-credentials token).
+    Auth0,
 }
 
 impl ProviderKind {
@@ -47,6 +50,7 @@ impl ProviderKind {
         match self {
             Self::Kinde => "kinde",
             Self::Authgear => "authgear",
+            Self::Auth0 => "auth0",
         }
     }
 }
@@ -296,6 +300,17 @@ pub fn build(
                 ProviderError::Config("kind = \"authgear\" needs an [authgear] section".into())
             })?;
             Ok(Arc::new(authgear::AuthgearClient::new(
+                section,
+                &config.http,
+                &config.limits,
+                metrics,
+            )?))
+        }
+        ProviderKind::Auth0 => {
+            let section = config.auth0.as_ref().ok_or_else(|| {
+                ProviderError::Config("kind = \"auth0\" needs an [auth0] section".into())
+            })?;
+            Ok(Arc::new(auth0::Auth0Client::new(
                 section,
                 &config.http,
                 &config.limits,

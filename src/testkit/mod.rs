@@ -25,6 +25,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+pub mod auth0;
 pub mod authgear;
 pub mod kinde;
 pub mod legacy_app;

@@ -79,6 +79,24 @@ pub enum NotImportable {
     NotTaken(HashingMethod),
 }
 
+/// Counts a password the provider received in its create call although it is configured to
+/// prefer the legacy hash (Auth0: no per-user hash import, and the create carries the
+/// password): the fallback, as [`transfer`] counts it. Nothing is counted otherwise.
+pub fn count_password_at_create(
+    provider: &dyn Provider,
+    format: Format,
+    metrics: &TransferMetrics,
+) {
+    if provider.capabilities().prefers_legacy_hash {
+        metrics.count(
+            provider.kind().as_str(),
+            format,
+            HashingMethod::Bcrypt,
+            FALLBACK_BCRYPT,
+        );
+    }
+}
+
 /// Gives the provider user `id` the password the user just proved; `legacy` is the hash it was
 /// verified against (of `format`). See the module doc.
 pub async fn transfer(
