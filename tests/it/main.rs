@@ -44,6 +44,10 @@ mod ledger_state;
 
 // The provider clients against the fakes.
 #[cfg(feature = "testkit")]
+mod auth0_spec;
+#[cfg(feature = "testkit")]
+mod provider_auth0;
+#[cfg(feature = "testkit")]
 mod provider_authgear;
 #[cfg(feature = "testkit")]
 mod provider_check;

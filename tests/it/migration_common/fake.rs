@@ -52,6 +52,7 @@ impl Fake {
             kind,
             kinde,
             authgear,
+            auth0: None,
             http: provider_common::http(Duration::from_secs(5)),
             limits: provider_common::fast_limits(),
         }
