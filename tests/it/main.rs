@@ -56,6 +56,8 @@ mod provider_kinde;
 
 // End to end: sign-ins that migrate, route and refuse.
 #[cfg(feature = "testkit")]
+mod migration_auth0;
+#[cfg(feature = "testkit")]
 mod migration_crash;
 #[cfg(feature = "testkit")]
 mod migration_edges;

@@ -1,11 +1,14 @@
-//! A provider fake of either kind behind one interface, with the spec validators plugged in.
+//! A provider fake of any kind behind one interface, with the spec validators plugged in.
 
 use super::*;
+use crate::auth0_spec;
+use dripgate::testkit::auth0::{FakeAuth0, FakeAuth0Options};
 
 /// A provider fake of either kind.
 pub enum Fake {
     Kinde(FakeKinde),
     Authgear(FakeAuthgear),
+    Auth0(FakeAuth0),
 }
 
 impl Fake {
@@ -15,6 +18,16 @@ impl Fake {
 
     pub async fn authgear() -> Self {
         Fake::Authgear(provider_common::authgear_fake().await)
+    }
+
+    /// An Auth0 fake without its rate limit.
+    pub async fn auth0() -> Self {
+        Fake::Auth0(auth0_spec::auth0_fake().await)
+    }
+
+    /// An Auth0 fake with these settings.
+    pub async fn auth0_with(options: FakeAuth0Options) -> Self {
+        Fake::Auth0(auth0_spec::auth0_fake_with(options).await)
     }
 
     /// An Authgear fake whose password policy wants at least `min_len` characters.
@@ -36,23 +49,31 @@ impl Fake {
     }
 
     pub fn provider_config(&self) -> ProviderConfig {
-        let (kind, kinde, authgear) = match self {
+        let (kind, kinde, authgear, auth0) = match self {
             Fake::Kinde(f) => (
                 ProviderKind::Kinde,
                 Some(provider_common::kinde_config(f)),
+                None,
                 None,
             ),
             Fake::Authgear(f) => (
                 ProviderKind::Authgear,
                 None,
                 Some(provider_common::authgear_config(f)),
+                None,
+            ),
+            Fake::Auth0(f) => (
+                ProviderKind::Auth0,
+                None,
+                None,
+                Some(auth0_spec::auth0_config(f)),
             ),
         };
         ProviderConfig {
             kind,
             kinde,
             authgear,
-            auth0: None,
+            auth0,
             http: provider_common::http(Duration::from_secs(5)),
             limits: provider_common::fast_limits(),
         }
@@ -75,6 +96,7 @@ impl Fake {
                 .iter()
                 .filter(|u| u.email.eq_ignore_ascii_case(email))
                 .count(),
+            Fake::Auth0(f) => f.users_by_email(email).len(),
         }
     }
 
@@ -82,6 +104,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.users().len(),
             Fake::Authgear(f) => f.users().len(),
+            Fake::Auth0(f) => f.users().len(),
         }
     }
 
@@ -90,6 +113,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Authgear(f) => f.verify_password(email, plaintext.as_bytes()),
+            Fake::Auth0(f) => f.verify_password(email, plaintext.as_bytes()),
         }
     }
 
@@ -97,6 +121,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.calls(operation),
             Fake::Authgear(f) => f.calls(operation),
+            Fake::Auth0(f) => f.calls(operation),
         }
     }
 
@@ -104,6 +129,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.fail_next(operation, n, fault),
             Fake::Authgear(f) => f.fail_next(operation, n, fault),
+            Fake::Auth0(f) => f.fail_next(operation, n, fault),
         }
     }
 
@@ -118,6 +144,10 @@ impl Fake {
                 .iter()
                 .map(|op| f.calls(op))
                 .sum(),
+            Fake::Auth0(f) => ["post_users", "patch_users_by_id"]
+                .iter()
+                .map(|op| f.calls(op))
+                .sum(),
         }
     }
 
@@ -125,6 +155,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.spec_violations(),
             Fake::Authgear(f) => f.spec_violations(),
+            Fake::Auth0(f) => f.spec_violations(),
         }
     }
 }
