@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dripgate::demo::{self, DemoOptions};
+use dripgate::demo::{self, DemoOptions, DemoProvider};
 use reqwest::header::{CONTENT_TYPE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 
@@ -48,12 +48,23 @@ async fn migrated_count(client: &reqwest::Client, admin_url: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_user_migrates_on_first_sign_in_and_is_routed_on_the_second() {
+    sample_users_migrate_and_are_routed(DemoProvider::Kinde).await;
+}
+
+/// The same with the Auth0 fake (rate limited to 2 requests per second, as Auth0's free tier).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_auth0_the_sample_users_migrate_and_are_routed() {
+    sample_users_migrate_and_are_routed(DemoProvider::Auth0).await;
+}
+
+async fn sample_users_migrate_and_are_routed(provider: DemoProvider) {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let handle = demo::start(DemoOptions {
         listen: loopback,
         admin: loopback,
         users: 300,
         data_dir: None,
+        provider,
     })
     .await
     .unwrap();
@@ -94,7 +105,7 @@ async fn sample_user_migrates_on_first_sign_in_and_is_routed_on_the_second() {
     }
     let expected = handle.samples.len() as u64;
     let mut migrated = 0;
-    for _ in 0..200 {
+    for _ in 0..400 {
         migrated = migrated_count(&client, &handle.admin_url).await;
         if migrated >= expected {
             break;
