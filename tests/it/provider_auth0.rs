@@ -493,3 +493,103 @@ async fn a_request_that_breaks_the_spec_is_refused_and_recorded() {
     assert!(violations[0].contains("legacy_id"), "{violations:?}");
     assert!(fake.users().is_empty());
 }
+
+#[tokio::test]
+async fn the_concurrency_cap_bounds_requests_in_flight() {
+    let fake = auth0_fake().await;
+    let mut limits = fast_limits();
+    limits.max_concurrency = 2;
+    let c = Arc::new(Auth0Client::new(&auth0_config(&fake), &fast_http(), &limits, None).unwrap());
+    c.find_user_by_email("warm@example.com").await.unwrap();
+    fake.fail_next(
+        "get_users-by-email",
+        6,
+        Fault::Delay(Duration::from_millis(200)),
+    );
+    let tasks: Vec<_> = (0..6)
+        .map(|i| {
+            let c = c.clone();
+            tokio::spawn(async move { c.find_user_by_email(&format!("u{i}@example.com")).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(fake.max_in_flight(), 2);
+}
+
+#[tokio::test]
+async fn a_token_is_replaced_before_it_expires() {
+    let fake = auth0_fake_with(FakeAuth0Options {
+        rate_limit: None,
+        token_lifetime: Duration::from_secs(2),
+        ..FakeAuth0Options::default()
+    })
+    .await;
+    let c = client(&fake);
+    c.find_user_by_email("a@example.com").await.unwrap();
+    // Refreshed a tenth of its life before expiry: no request meets an expired token.
+    tokio::time::sleep(Duration::from_millis(1900)).await;
+    c.find_user_by_email("a@example.com").await.unwrap();
+    assert_eq!(fake.calls("token"), 2);
+    assert_eq!(fake.calls("get_users-by-email"), 2);
+}
+
+/// `dripgate provider check` (the built binary) against the fake: exit 0 with every line ok,
+/// exit 1 naming the missing scopes; the secret is never printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_checks_an_auth0_config() {
+    let run = |fake_url: String, secret: String| async move {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        std::io::Write::write_all(
+            &mut file,
+            format!(
+                "[provider]\nkind = \"auth0\"\n[provider.auth0]\nbase_url = \"{fake_url}\"\n\
+                 client_id = \"fake-auth0-client\"\nclient_secret = \"{secret}\"\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        tokio::task::spawn_blocking(move || {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_dripgate"))
+                .args(["provider", "check", "--config"])
+                .arg(file.path())
+                .output()
+                .unwrap();
+            (out.status.code(), String::from_utf8(out.stdout).unwrap())
+        })
+        .await
+        .unwrap()
+    };
+    let fake = auth0_fake().await;
+    let secret = fake.options().client_secret.clone();
+    let (code, text) = run(fake.base_url(), secret.clone()).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.lines().count() >= 7, "{text}");
+    assert!(text.lines().all(|l| l.starts_with("ok    ")), "{text}");
+    assert!(
+        text.contains("ok    scopes: read:users create:users update:users granted"),
+        "{text}"
+    );
+    assert!(!text.contains(&secret));
+
+    let narrow = auth0_fake_with(FakeAuth0Options {
+        rate_limit: None,
+        scopes: vec!["read:users".into(), "create:users".into()],
+        ..FakeAuth0Options::default()
+    })
+    .await;
+    let (code, text) = run(narrow.base_url(), secret.clone()).await;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("FAIL  scopes: missing update:users"),
+        "{text}"
+    );
+    let (code, text) = run(fake.base_url(), "wrong-secret-value".into()).await;
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.starts_with("FAIL  token: auth0 token: authentication failed"),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-secret-value"));
+}

@@ -139,6 +139,8 @@ struct State {
     validator: Option<Validator>,
     bucket: Option<Bucket>,
     rate_limited: u64,
+    in_flight: u64,
+    max_in_flight: u64,
 }
 
 struct Shared {
@@ -271,6 +273,11 @@ impl FakeAuth0 {
     /// Calls answered 429 by the fake's own rate limit (not by injected faults).
     pub fn rate_limited(&self) -> u64 {
         self.shared.lock().rate_limited
+    }
+
+    /// The most Management API requests the fake was handling at once.
+    pub fn max_in_flight(&self) -> u64 {
+        self.shared.lock().max_in_flight
     }
 
     /// Queues `fault` for the next `n` calls of `operation`.

@@ -98,6 +98,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
         ));
         return Reply::Send(error(404, "Not Found", None));
     };
+    let _in_flight = (op != "token").then(|| InFlight::enter(s));
     let fault = s.lock().knobs.arrive(op);
     let mut hang_after = false;
     match fault {
@@ -125,6 +126,25 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
         Reply::Hang
     } else {
         Reply::Send(reply)
+    }
+}
+
+/// Counts a Management API request from its arrival until its answer (or hang) ends.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(s: &'a Shared) -> Self {
+        let mut st = s.lock();
+        st.in_flight += 1;
+        st.max_in_flight = st.max_in_flight.max(st.in_flight);
+        Self(s)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut st = self.0.lock();
+        st.in_flight = st.in_flight.saturating_sub(1);
     }
 }
 
