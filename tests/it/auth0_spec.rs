@@ -307,13 +307,19 @@ pub async fn auth0_fake_with(options: FakeAuth0Options) -> FakeAuth0 {
 
 /// Client settings for `fake`, at a rate no test waits on.
 pub fn auth0_config(fake: &FakeAuth0) -> Auth0Config {
+    auth0_config_for(&fake.base_url())
+}
+
+/// Client settings for a fake with default options at `base_url`.
+pub fn auth0_config_for(base_url: &str) -> Auth0Config {
+    let defaults = FakeAuth0Options::default();
     Auth0Config {
         domain: None,
-        base_url: Some(fake.base_url()),
-        client_id: fake.options().client_id.clone(),
-        client_secret: fake.options().client_secret.clone().into(),
+        base_url: Some(base_url.to_string()),
+        client_id: defaults.client_id,
+        client_secret: defaults.client_secret.into(),
         audience: None,
-        connection: fake.options().connection.clone(),
+        connection: defaults.connection,
         mark_email_verified: true,
         password_transfer: Auth0PasswordTransfer::Password,
         requests_per_second: 1000,

@@ -107,7 +107,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
         }
         Some(Fault::RateLimit { reset_secs }) => {
             let reset = epoch_secs().floor() as u64 + reset_secs;
-            return Reply::Send(too_many(reset));
+            return Reply::Send(too_many(s, reset));
         }
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::ResetConnection) => return Reply::Reset,
@@ -153,14 +153,15 @@ fn weak() -> Resp {
 }
 
 /// 429 with Auth0's headers; `X-RateLimit-Reset` is the Unix time the bucket has room again.
-fn too_many(reset_epoch: u64) -> Resp {
+fn too_many(s: &Shared, reset_epoch: u64) -> Resp {
     let mut r = error(
         429,
         "Global limit has been reached",
         Some("too_many_requests"),
     );
+    let limit = s.options.rate_limit.map_or(0.0, |l| l.burst);
     for (name, value) in [
-        ("x-ratelimit-limit", "2".to_string()),
+        ("x-ratelimit-limit", format!("{limit}")),
         ("x-ratelimit-remaining", "0".to_string()),
         ("x-ratelimit-reset", reset_epoch.to_string()),
     ] {
@@ -312,7 +313,7 @@ async fn api(s: &Shared, op: &str, path_id: Option<String>, req: &Incoming_) -> 
         );
     }
     if let Err(reset) = take_token(s, &mut st) {
-        return too_many(reset);
+        return too_many(s, reset);
     }
     match op {
         "get_users-by-email" => {
