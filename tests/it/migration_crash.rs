@@ -121,3 +121,87 @@ async fn sigkill_between_create_and_set_password_is_finished_after_restart() {
         .assert_secret_nowhere(&[], &password, &[&logs, &metrics, &status])
         .await;
 }
+
+/// Auth0 creates the user with the password in one call: the process is killed while that call
+/// hangs after Auth0 committed it (before the ledger heard of the user). After a restart the
+/// next sign-in finds the user by email and finishes; the stable `user_id` would refuse a
+/// second create anyway.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_while_an_auth0_create_hangs_after_commit_is_finished_after_restart() {
+    let world = World::new().await;
+    let fake = Fake::auth0().await;
+    let email = "mo@example.com";
+    let password = canary_password("auth0-crash");
+    world.add_user(email, &password).await;
+    let config = world.write_child_config(&fake, OVERRIDES);
+    let out = Arc::new(Mutex::new(String::new()));
+
+    fake.fail_next("post_users", 1, Fault::CommitThenHang);
+    let mut first = ChildDripgate::spawn(&config, &fake, &out);
+    let seen = sign_in(&first.url(), email, &password).await;
+    assert_eq!(seen.status, 302, "legacy answered the sign-in");
+    for _ in 0..400 {
+        if fake.calls("post_users") == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        fake.users_with_email(email),
+        1,
+        "Auth0 committed the create"
+    );
+    let killed = Command::new("kill")
+        .args(["-KILL", &first.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    first.child.wait().unwrap();
+    let ledger = world.ledger().await;
+    let row = ledger.get(email).await.unwrap().unwrap();
+    assert_eq!(
+        row.state,
+        State::Claimed,
+        "killed before the ledger heard of the user"
+    );
+
+    let mut second = ChildDripgate::spawn(&config, &fake, &out);
+    let mut finished = false;
+    for _ in 0..40 {
+        sign_in(&second.url(), email, &password).await;
+        for _ in 0..20 {
+            let page = metric_page(&second.admin).await;
+            if outcome_in(&page, "adopted") >= 1 {
+                finished = true;
+                break;
+            }
+            if outcome_in(&page, "in_progress") + outcome_in(&page, "fallback") > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if finished {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(
+        finished,
+        "a sign-in after the restart finished the migration"
+    );
+    assert_eq!(
+        ledger.get(email).await.unwrap().unwrap().state,
+        State::Migrated
+    );
+    assert_eq!(fake.calls("post_users"), 1, "no second create");
+    assert_eq!(fake.users_with_email(email), 1);
+    assert!(fake.verify(email, &password));
+    assert_ledger_invariants(&ledger, &fake, &[(email, &password)]).await;
+    ledger.close().await;
+    let _ = Command::new("kill")
+        .args(["-TERM", &second.child.id().to_string()])
+        .status();
+    let _ = second.child.wait();
+    let logs = out.lock().unwrap().clone();
+    world.assert_secret_nowhere(&[], &password, &[&logs]).await;
+}

@@ -342,13 +342,10 @@ impl World {
 
 impl World {
     /// Writes a `dripgate serve` config for a child process: the world's legacy app, store,
-    /// ledger and audit file, the Kinde fake (its client secret from `TEST_KINDE_SECRET`, which
-    /// [`ChildDripgate::spawn`] sets), JSON logs at trace level, phase `migrate`. `overrides` is
+    /// ledger and audit file, the Kinde or Auth0 fake (its client secret from an environment
+    /// variable [`ChildDripgate::spawn`] sets), JSON logs at trace level, phase `migrate`. `overrides` is
     /// TOML merged over that, table by table.
     pub fn write_child_config(&self, fake: &Fake, overrides: &str) -> PathBuf {
-        let Fake::Kinde(kinde) = fake else {
-            panic!("child processes use the Kinde fake")
-        };
         let base = format!(
             r#"
 [upstream]
@@ -381,15 +378,7 @@ file = "{audit}"
 phase = "migrate"
 replica_id = "child"
 
-[provider]
-kind = "kinde"
-
-[provider.kinde]
-base_url = "{base}"
-client_id = "{client_id}"
-client_secret = {{ env = "TEST_KINDE_SECRET" }}
-bcrypt_cost = 4
-
+{provider}
 [provider.limits]
 requests_per_second = 1000
 burst = 1000
@@ -398,14 +387,33 @@ burst = 1000
             store = self.store_path.display(),
             ledger = self.ledger_path.display(),
             audit = self.audit_path.display(),
-            base = kinde.base_url(),
-            client_id = kinde.options().client_id,
+            provider = child_provider_section(fake),
         );
         let mut config: toml::Table = base.parse().unwrap();
         merge_toml(&mut config, overrides.parse().unwrap());
         let path = self.dir.path().join("dripgate.toml");
         std::fs::write(&path, config.to_string()).unwrap();
         path
+    }
+}
+
+/// The `[provider]` tables of a child's config; the client secret comes from the environment
+/// variable [`ChildDripgate::spawn`] sets (`TEST_KINDE_SECRET`, `TEST_AUTH0_SECRET`).
+fn child_provider_section(fake: &Fake) -> String {
+    match fake {
+        Fake::Kinde(kinde) => format!(
+            "[provider]\nkind = \"kinde\"\n\n[provider.kinde]\nbase_url = \"{}\"\nclient_id = \"{}\"\n\
+             client_secret = {{ env = \"TEST_KINDE_SECRET\" }}\nbcrypt_cost = 4\n",
+            kinde.base_url(),
+            kinde.options().client_id,
+        ),
+        Fake::Auth0(auth0) => format!(
+            "[provider]\nkind = \"auth0\"\n\n[provider.auth0]\nbase_url = \"{}\"\nclient_id = \"{}\"\n\
+             client_secret = {{ env = \"TEST_AUTH0_SECRET\" }}\nrequests_per_second = 1000\nburst = 1000\n",
+            auth0.base_url(),
+            auth0.options().client_id,
+        ),
+        Fake::Authgear(_) => panic!("child processes use the Kinde or Auth0 fake"),
     }
 }
 
