@@ -29,6 +29,10 @@ pub enum Idempotency {
 pub struct Limiter {
     provider: ProviderKind,
     rate: DefaultDirectRateLimiter,
+    /// Callers waiting for the token bucket queue here first: tokio's mutex is FIFO, while
+    /// governor's `until_ready` promises no order, so at a low rate (Auth0's free tier, 2/s) a
+    /// caller could lose every race until its deadline passed while later ones got through.
+    turn: tokio::sync::Mutex<()>,
     slots: Semaphore,
     blocked_until: Mutex<Option<Instant>>,
     limits: LimitsConfig,
@@ -50,6 +54,7 @@ impl Limiter {
         Self {
             provider,
             rate: RateLimiter::direct(Quota::per_second(rps).allow_burst(burst)),
+            turn: tokio::sync::Mutex::new(()),
             slots: Semaphore::new(slots),
             blocked_until: Mutex::new(None),
             limits: limits.clone(),
@@ -116,9 +121,13 @@ impl Limiter {
                     tokio::time::sleep_until(until).await;
                 }
                 _ => {
+                    let turn = tokio::time::timeout_at(deadline, self.turn.lock())
+                        .await
+                        .map_err(|_| self.deadline_exceeded(operation))?;
                     tokio::time::timeout_at(deadline, self.rate.until_ready())
                         .await
                         .map_err(|_| self.deadline_exceeded(operation))?;
+                    drop(turn);
                     // A pause may have been set while we waited for the rate limiter.
                     if self.paused_until().is_none_or(|u| u <= Instant::now()) {
                         return Ok(());

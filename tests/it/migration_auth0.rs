@@ -353,6 +353,15 @@ async fn measure_migrations_per_second_at_the_free_tier_limit() {
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
+    let (_, page) = common::get_text(&dg.admin_url("/metrics")).await;
+    let outcomes: Vec<&str> = page
+        .lines()
+        .filter(|l| {
+            l.starts_with("dripgate_signins_total")
+                || l.starts_with("dripgate_provider_requests_total")
+        })
+        .collect();
+    println!("{outcomes:#?}");
     assert_eq!(outcome(&dg, "migrated").await, n);
     let f = auth0(&fake);
     let calls = f.calls("get_users-by-email") + f.calls("post_users");

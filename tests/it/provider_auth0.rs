@@ -627,3 +627,31 @@ fn the_capability_table_in_the_docs_matches_the_client() {
         "{row}"
     );
 }
+
+/// At the free tier's 2 requests per second with callers arriving as fast as they are served,
+/// each waits its turn: admission is in arrival order, so none waits past a 4 s deadline (a
+/// limiter without an order lets newer callers win the race again and again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_free_tier_rate_callers_are_admitted_in_order_within_the_deadline() {
+    let fake = auth0_fake().await;
+    let mut config = auth0_config(&fake);
+    (config.requests_per_second, config.burst) = (2, 2);
+    let mut h = fast_http();
+    h.deadline = Duration::from_secs(4);
+    let c = Arc::new(Auth0Client::new(&config, &h, &fast_limits(), None).unwrap());
+    let mut tasks = Vec::new();
+    for i in 0..28 {
+        let c = c.clone();
+        tasks.push(tokio::spawn(async move {
+            c.find_user_by_email(&format!("u{i}@example.com")).await
+        }));
+        // Four at once, then one every half second: the backlog stays at four.
+        if i >= 4 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(fake.calls("get_users-by-email"), 28);
+}
