@@ -48,6 +48,8 @@ mod auth0_spec;
 #[cfg(feature = "testkit")]
 mod provider_auth0;
 #[cfg(feature = "testkit")]
+mod provider_auth0_check;
+#[cfg(feature = "testkit")]
 mod provider_authgear;
 #[cfg(feature = "testkit")]
 mod provider_check;
