@@ -22,7 +22,7 @@ use super::{ProviderError, ProviderKind};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
-    /// Which provider: `kinde` or `authgear`.
+    /// Which provider: `kinde`, `authgear` or `http` (the generic HTTP contract).
     pub kind: ProviderKind,
     /// Kinde settings (required when `kind = "kinde"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,6 +30,9 @@ pub struct ProviderConfig {
     /// Authgear settings (required when `kind = "authgear"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authgear: Option<AuthgearConfig>,
+    /// Generic HTTP provider settings (required when `kind = "http"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_provider: Option<super::generic::GenericHttpConfig>,
     /// HTTP client settings.
     #[serde(default)]
     pub http: HttpConfig,
@@ -52,6 +55,11 @@ impl ProviderConfig {
                     "kind = \"authgear\" needs a [provider.authgear] section".into(),
                 ));
             }
+            ProviderKind::Http if self.http_provider.is_none() => {
+                return Err(ProviderError::Config(
+                    "kind = \"http\" needs a [provider.http_provider] section".into(),
+                ));
+            }
             _ => {}
         }
         if let Some(k) = &self.kinde {
@@ -70,6 +78,9 @@ impl ProviderConfig {
                 ));
             }
         }
+        if let Some(g) = &self.http_provider {
+            g.validate()?;
+        }
         let l = &self.limits;
         if l.requests_per_second == 0
             || l.burst == 0
@@ -84,7 +95,7 @@ impl ProviderConfig {
     }
 }
 
-fn check_base_url(url: &str) -> Result<(), ProviderError> {
+pub(super) fn check_base_url(url: &str) -> Result<(), ProviderError> {
     let url = Url::parse(url).map_err(|e| ProviderError::Config(format!("base_url {url}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(ProviderError::Config(format!(

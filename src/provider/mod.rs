@@ -1,5 +1,5 @@
-//! New identity providers behind one trait: Kinde and Authgear clients, their token caches,
-//! client-side rate limits and retries. Their fakes are in `testkit` (cargo feature `testkit`).
+//! New identity providers behind one trait: Kinde and Authgear clients, the generic HTTP
+//! contract's client, their token caches, client-side rate limits and retries. Their fakes are in `testkit` (cargo feature `testkit`).
 //!
 //! The migration sequence the caller runs (see docs/PROVIDERS.md):
 //! find by email → create (Authgear sets the password in the same call) → set password
@@ -17,6 +17,7 @@ pub mod authgear;
 pub mod config;
 mod der;
 pub mod error;
+pub mod generic;
 pub mod hasher;
 mod http;
 pub mod import;
@@ -39,6 +40,9 @@ pub enum ProviderKind {
     Kinde,
     /// Authgear (GraphQL Admin API, self-signed admin-key JWT).
     Authgear,
+    /// An operator's own endpoint implementing the generic HTTP contract (HMAC-signed requests;
+    /// docs/generic-http-provider.openapi.yaml).
+    Http,
 }
 
 impl ProviderKind {
@@ -47,6 +51,7 @@ impl ProviderKind {
         match self {
             Self::Kinde => "kinde",
             Self::Authgear => "authgear",
+            Self::Http => "http",
         }
     }
 }
@@ -296,6 +301,17 @@ pub fn build(
                 ProviderError::Config("kind = \"authgear\" needs an [authgear] section".into())
             })?;
             Ok(Arc::new(authgear::AuthgearClient::new(
+                section,
+                &config.http,
+                &config.limits,
+                metrics,
+            )?))
+        }
+        ProviderKind::Http => {
+            let section = config.http_provider.as_ref().ok_or_else(|| {
+                ProviderError::Config("kind = \"http\" needs an [http_provider] section".into())
+            })?;
+            Ok(Arc::new(generic::GenericHttpClient::new(
                 section,
                 &config.http,
                 &config.limits,

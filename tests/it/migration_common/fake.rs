@@ -6,6 +6,8 @@ use super::*;
 pub enum Fake {
     Kinde(FakeKinde),
     Authgear(FakeAuthgear),
+    /// The generic HTTP contract's reference fake.
+    Http(FakeGenericHttp),
 }
 
 impl Fake {
@@ -15,6 +17,10 @@ impl Fake {
 
     pub async fn authgear() -> Self {
         Fake::Authgear(provider_common::authgear_fake().await)
+    }
+
+    pub async fn http() -> Self {
+        Fake::Http(provider_common::http_fake().await)
     }
 
     /// An Authgear fake whose password policy wants at least `min_len` characters.
@@ -36,22 +42,31 @@ impl Fake {
     }
 
     pub fn provider_config(&self) -> ProviderConfig {
-        let (kind, kinde, authgear) = match self {
+        let (kind, kinde, authgear, http_provider) = match self {
             Fake::Kinde(f) => (
                 ProviderKind::Kinde,
                 Some(provider_common::kinde_config(f)),
+                None,
                 None,
             ),
             Fake::Authgear(f) => (
                 ProviderKind::Authgear,
                 None,
                 Some(provider_common::authgear_config(f)),
+                None,
+            ),
+            Fake::Http(f) => (
+                ProviderKind::Http,
+                None,
+                None,
+                Some(provider_common::http_provider_config(f)),
             ),
         };
         ProviderConfig {
             kind,
             kinde,
             authgear,
+            http_provider,
             http: provider_common::http(Duration::from_secs(5)),
             limits: provider_common::fast_limits(),
         }
@@ -74,6 +89,11 @@ impl Fake {
                 .iter()
                 .filter(|u| u.email.eq_ignore_ascii_case(email))
                 .count(),
+            Fake::Http(f) => f
+                .users()
+                .iter()
+                .filter(|u| u.email.eq_ignore_ascii_case(email))
+                .count(),
         }
     }
 
@@ -81,6 +101,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.users().len(),
             Fake::Authgear(f) => f.users().len(),
+            Fake::Http(f) => f.users().len(),
         }
     }
 
@@ -89,6 +110,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Authgear(f) => f.verify_password(email, plaintext.as_bytes()),
+            Fake::Http(f) => f.verify_password(email, plaintext.as_bytes()),
         }
     }
 
@@ -96,6 +118,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.calls(operation),
             Fake::Authgear(f) => f.calls(operation),
+            Fake::Http(f) => f.calls(operation),
         }
     }
 
@@ -103,6 +126,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.fail_next(operation, n, fault),
             Fake::Authgear(f) => f.fail_next(operation, n, fault),
+            Fake::Http(f) => f.fail_next(operation, n, fault),
         }
     }
 
@@ -117,6 +141,10 @@ impl Fake {
                 .iter()
                 .map(|op| f.calls(op))
                 .sum(),
+            Fake::Http(f) => ["createUser", "setPassword", "requirePasswordChange"]
+                .iter()
+                .map(|op| f.calls(op))
+                .sum(),
         }
     }
 
@@ -124,6 +152,8 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.spec_violations(),
             Fake::Authgear(f) => f.spec_violations(),
+            // A refused signature breaks the contract as much as a bad body.
+            Fake::Http(f) => [f.spec_violations(), f.auth_refusals()].concat(),
         }
     }
 }
