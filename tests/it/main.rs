@@ -60,6 +60,8 @@ mod migration_edges;
 #[cfg(feature = "testkit")]
 mod migration_flow;
 #[cfg(feature = "testkit")]
+mod migration_http;
+#[cfg(feature = "testkit")]
 mod migration_replicas;
 #[cfg(feature = "testkit")]
 mod migration_transfer;
