@@ -934,3 +934,44 @@ async fn the_documented_python_verifier_agrees() {
         serde_json::json!([null, null, "bad_signature", "replayed_nonce"])
     );
 }
+
+#[tokio::test]
+async fn provider_check_reads_an_http_config_file_and_exits_0_or_1() {
+    use dripgate::cli::provider_check as check;
+    use std::io::Write;
+    let fake = http_fake().await;
+    let config = |key: &str| {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        write!(
+            f,
+            "[provider]\nkind = \"http\"\n[provider.http_provider]\nbase_url = \"{}\"\n\
+             key_id = \"{DEFAULT_KEY_ID}\"\nsigning_key = \"{key}\"\nrequire_password_change = true\n\
+             import_hash_methods = [\"bcrypt\"]\n",
+            fake.base_url()
+        )
+        .unwrap();
+        f
+    };
+    let good = config(DEFAULT_KEY);
+    let mut out = Vec::new();
+    assert_eq!(check::command(good.path(), &mut out).await, 0);
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(text.lines().count(), 3, "{text}");
+    assert!(text.lines().all(|l| l.starts_with("ok")), "{text}");
+
+    let bad = config("s3cret-value-s3cret-value-s3cret-value");
+    let mut out = Vec::new();
+    assert_eq!(check::command(bad.path(), &mut out).await, 1);
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.starts_with("FAIL  signature: http check: authentication failed"),
+        "{text}"
+    );
+    assert!(text.contains("bad_signature"), "{text}");
+    assert!(!text.contains("s3cret-value"));
+
+    let short = config("short");
+    let mut out = Vec::new();
+    assert_eq!(check::command(short.path(), &mut out).await, 1);
+    assert!(String::from_utf8(out).unwrap().contains("at least 32"));
+}
