@@ -50,6 +50,8 @@ mod provider_check;
 #[cfg(feature = "testkit")]
 mod provider_http;
 #[cfg(feature = "testkit")]
+mod provider_http_contract;
+#[cfg(feature = "testkit")]
 mod provider_kinde;
 
 // End to end: sign-ins that migrate, route and refuse.
