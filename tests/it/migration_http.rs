@@ -1,6 +1,6 @@
 //! End to end through a running dripgate with the generic HTTP provider's reference fake (every
 //! request checked against docs/generic-http-provider.openapi.yaml and its signature verified):
-//! concurrency, a create whose answer is lost, 429, the password policy, an existing user, the
+//! concurrency, a create whose answer is lost (and a SIGKILL of the binary meanwhile), 429, the password policy, an existing user, the
 //! legacy hash import, and the throughput at the default limits (`--ignored`, prints a figure).
 //! The first-sign-in/route case is `migration_flow::http_first_signin_…`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -136,6 +136,84 @@ async fn a_create_lost_without_retries_is_finished_by_the_next_signin_without_a_
     assert_eq!(fake.users_with_email(email), 1, "no duplicate");
     world.assert_clean(&fake, &dg, email, &password).await;
     dg.stop().await;
+}
+
+/// The binary is SIGKILLed while the endpoint holds a create it has committed; after a restart
+/// a sign-in finds that user (find-by-email) and finishes with it: one user, no second create.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_a_committed_create_is_finished_after_restart() {
+    let world = World::new().await;
+    let fake = Fake::http().await;
+    let email = "pia@example.com";
+    let password = canary_password("http-sigkill");
+    world.add_user(email, &password).await;
+    let config = world.write_child_config(
+        &fake,
+        "[ledger]\nlease = \"1s\"\n[provider.http]\nrequest_timeout = \"120s\"\n\
+         deadline = \"240s\"\n[provider.limits]\nmax_attempts = 1\n",
+    );
+    let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    fake.fail_next("createUser", 1, Fault::CommitThenHang);
+    let mut first = ChildDripgate::spawn(&config, &fake, &out);
+    assert_eq!(sign_in(&first.url(), email, &password).await.status, 302);
+    for _ in 0..400 {
+        if fake.users_with_email(email) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(fake.users_with_email(email), 1, "the create was committed");
+    let pid = first.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-KILL", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    first.child.wait().unwrap();
+    let ledger = world.ledger().await;
+    assert_ne!(
+        ledger.get(email).await.unwrap().unwrap().state,
+        State::Migrated
+    );
+
+    let mut second = ChildDripgate::spawn(&config, &fake, &out);
+    let mut finished = false;
+    for _ in 0..40 {
+        assert_eq!(sign_in(&second.url(), email, &password).await.status, 302);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let page = common::get_text(&format!("{}/metrics", second.admin))
+            .await
+            .1;
+        if outcome_in(&page, "adopted") + outcome_in(&page, "migrated") >= 1 {
+            finished = true;
+            break;
+        }
+    }
+    assert!(
+        finished,
+        "a sign-in after the restart finished the migration"
+    );
+    assert_eq!(
+        ledger.get(email).await.unwrap().unwrap().state,
+        State::Migrated
+    );
+    assert_eq!(fake.calls("createUser"), 1, "no second create");
+    assert_eq!(fake.users_with_email(email), 1);
+    assert_ledger_invariants(&ledger, &fake, &[(email, &password)]).await;
+    ledger.close().await;
+    let metrics = common::get_text(&format!("{}/metrics", second.admin))
+        .await
+        .1;
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &second.child.id().to_string()])
+        .status();
+    let _ = second.child.wait();
+    let logs = out.lock().unwrap().clone();
+    world
+        .assert_secret_nowhere(&[], &password, &[&logs, &metrics])
+        .await;
 }
 
 #[tokio::test]

@@ -72,6 +72,37 @@ impl Fake {
         }
     }
 
+    /// The `[provider]` table of a child process's config, its secret from the environment
+    /// variable [`Fake::child_secret`] names.
+    pub fn child_provider_toml(&self) -> String {
+        match self {
+            Fake::Kinde(f) => format!(
+                "[provider]\nkind = \"kinde\"\n\n[provider.kinde]\nbase_url = \"{}\"\n\
+                 client_id = \"{}\"\nclient_secret = {{ env = \"TEST_PROVIDER_SECRET\" }}\n\
+                 bcrypt_cost = 4\n",
+                f.base_url(),
+                f.options().client_id
+            ),
+            Fake::Http(f) => format!(
+                "[provider]\nkind = \"http\"\n\n[provider.http_provider]\nbase_url = \"{}\"\n\
+                 key_id = \"{}\"\nsigning_key = {{ env = \"TEST_PROVIDER_SECRET\" }}\n",
+                f.base_url(),
+                f.options().keys[0].0
+            ),
+            Fake::Authgear(_) => panic!("child processes use the Kinde or the generic HTTP fake"),
+        }
+    }
+
+    /// The environment variable and value of the child's provider secret.
+    pub fn child_secret(&self) -> (&'static str, String) {
+        let secret = match self {
+            Fake::Kinde(f) => f.options().client_secret.clone(),
+            Fake::Http(f) => f.options().keys[0].1.clone(),
+            Fake::Authgear(_) => panic!("child processes use the Kinde or the generic HTTP fake"),
+        };
+        ("TEST_PROVIDER_SECRET", secret)
+    }
+
     /// Provider users with this email.
     pub fn users_with_email(&self, email: &str) -> usize {
         match self {
