@@ -380,3 +380,38 @@ async fn provider_check_reads_an_http_config_file_and_exits_0_or_1() {
     assert_eq!(check::command(short.path(), &mut out).await, 1);
     assert!(String::from_utf8(out).unwrap().contains("at least 32"));
 }
+
+#[test]
+fn the_signing_key_may_come_from_a_file_named_in_the_environment() {
+    use std::io::Write;
+    let mut key_file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(key_file, "{DEFAULT_KEY}").unwrap();
+    let path = key_file.path().display().to_string();
+    let env = [
+        ("DRIPGATE_PROVIDER__KIND", "http"),
+        (
+            "DRIPGATE_PROVIDER__HTTP_PROVIDER__BASE_URL",
+            "https://idp.internal.example/v1",
+        ),
+        ("DRIPGATE_PROVIDER__HTTP_PROVIDER__KEY_ID", "2026-01"),
+        ("DRIPGATE_PROVIDER__HTTP_PROVIDER__SIGNING_KEY_FILE", &path),
+    ]
+    .map(|(k, v)| (k.to_string(), v.to_string()));
+    let config =
+        dripgate::config::parse_str("[upstream]\nurl = \"http://127.0.0.1:1\"\n", "t.toml", env)
+            .unwrap();
+    let provider = config.provider.unwrap();
+    provider.validate().unwrap();
+    let section = provider.http_provider.unwrap();
+    assert_eq!(
+        section.signing_key.expose(),
+        DEFAULT_KEY,
+        "trailing newline removed"
+    );
+    let redacted = config_redacted(&section);
+    assert!(!redacted.contains(DEFAULT_KEY), "{redacted}");
+}
+
+fn config_redacted(section: &GenericHttpConfig) -> String {
+    toml::to_string(section).unwrap()
+}
