@@ -62,10 +62,11 @@ pub enum Command {
     /// The legacy hash store: census before a migration, look up one user.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
-    /// Start a complete local demo: a sample legacy app with generated users, a provider fake
-    /// (Kinde or Auth0) with a hosted sign-in page, and dripgate in front in `route` phase. Ctrl-C stops it.
+    /// Start a complete local demo: a sample legacy app with generated users, the Kinde fake (or
+    /// the Auth0 fake, `--provider auth0`, or the generic HTTP provider's, `--provider http`) with a hosted sign-in page, and dripgate
+    /// in front in `route` phase. Ctrl-C stops it.
     #[command(
-        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data\n  dripgate demo --provider auth0"
+        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data\n  dripgate demo --provider auth0\n  dripgate demo --provider http"
     )]
     #[cfg(feature = "demo")]
     Demo {
@@ -82,8 +83,9 @@ pub enum Command {
         /// instead of a temporary directory removed at exit.
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// The new provider's fake.
-        #[arg(long, value_enum, default_value_t)]
+        /// The new provider's fake: `kinde`, `auth0` (Auth0's free-tier rate limit, 2/s), or
+        /// `http` (the generic HTTP contract's reference fake, HMAC-signed requests).
+        #[arg(long, default_value = "kinde")]
         provider: crate::demo::DemoProvider,
     },
     /// Not in this build: it was built without the `demo` cargo feature.

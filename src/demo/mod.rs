@@ -1,12 +1,11 @@
 //! `dripgate demo`: a complete local migration in one process, on loopback, with no setup.
 //!
 //! It starts a sample legacy app with a sign-in form and a few thousand generated users in a
-//! SQLite file ([`users`], [`LegacyApp`]), a provider fake (Kinde, or Auth0 with `--provider auth0`)
-//! as the new provider with a hosted sign-in page of its own, and dripgate in front of the app in `route` phase. Signing in once through
+//! SQLite file ([`users`], [`LegacyApp`]), the Kinde fake (or, with `--provider auth0`, the Auth0
+//! fake; with `--provider http`, the generic HTTP contract's reference fake) as the new provider with a hosted sign-in page of its own, and dripgate in front of the app in `route` phase. Signing in once through
 //! dripgate migrates the user; the next sign-in is redirected to the provider's page, which
 //! accepts the same password.
 
-mod provider;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -16,10 +15,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::server::{BoundServer, ServerError};
+use crate::testkit::auth0::{FakeAuth0, FakeAuth0Options};
+use crate::testkit::generic::{FakeGenericHttp, FakeGenericHttpOptions};
+use crate::testkit::kinde::{FakeKinde, FakeKindeOptions};
 use crate::testkit::legacy_app::LegacyApp;
 use crate::testkit::signin_page;
-pub use provider::DemoProvider;
-use provider::ProviderFake;
 pub use users::SampleUser;
 
 /// Default number of generated legacy users.
@@ -37,8 +37,95 @@ pub struct DemoOptions {
     /// Where the legacy database, ledger and audit log go; a fresh temporary directory, removed
     /// at shutdown, when `None`. Files in it are recreated at every start.
     pub data_dir: Option<PathBuf>,
-    /// Which provider fake to migrate to.
+    /// Which provider fake the users move to.
     pub provider: DemoProvider,
+}
+
+/// The provider fake of the demo (`--provider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DemoProvider {
+    /// The Kinde fake.
+    #[default]
+    Kinde,
+    /// The generic HTTP contract's reference fake (HMAC-signed requests).
+    Http,
+    /// The Auth0 fake (database connection; Auth0's free-tier limit of 2 requests per second).
+    Auth0,
+}
+
+impl std::str::FromStr for DemoProvider {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "kinde" => Ok(Self::Kinde),
+            "http" => Ok(Self::Http),
+            "auth0" => Ok(Self::Auth0),
+            other => Err(format!(
+                "unknown demo provider {other:?} (kinde, http, auth0)"
+            )),
+        }
+    }
+}
+
+/// A running provider fake (kept until shutdown).
+enum DemoFake {
+    Kinde(FakeKinde),
+    Http(FakeGenericHttp),
+    Auth0(FakeAuth0),
+}
+
+impl DemoFake {
+    async fn start(provider: DemoProvider) -> std::io::Result<Self> {
+        Ok(match provider {
+            DemoProvider::Kinde => {
+                Self::Kinde(FakeKinde::start("127.0.0.1:0", FakeKindeOptions::default()).await?)
+            }
+            DemoProvider::Http => Self::Http(
+                FakeGenericHttp::start("127.0.0.1:0", FakeGenericHttpOptions::default()).await?,
+            ),
+            DemoProvider::Auth0 => {
+                Self::Auth0(FakeAuth0::start("127.0.0.1:0", FakeAuth0Options::default()).await?)
+            }
+        })
+    }
+
+    fn base_url(&self) -> String {
+        match self {
+            Self::Kinde(f) => f.base_url(),
+            Self::Http(f) => f.base_url(),
+            Self::Auth0(f) => f.base_url(),
+        }
+    }
+
+    /// The `[provider]` table for this fake (TOML).
+    fn provider_toml(&self) -> String {
+        match self {
+            Self::Kinde(f) => format!(
+                "[provider]\nkind = \"kinde\"\n\n[provider.kinde]\nbase_url = \"{}\"\n\
+                 client_id = \"{}\"\nclient_secret = \"{}\"\nbcrypt_cost = 10\n",
+                f.base_url(),
+                f.options().client_id,
+                f.options().client_secret
+            ),
+            Self::Http(f) => {
+                let (key_id, key) = &f.options().keys[0];
+                format!(
+                    "[provider]\nkind = \"http\"\n\n[provider.http_provider]\nbase_url = \"{}\"\n\
+                     key_id = \"{key_id}\"\nsigning_key = \"{key}\"\nrequire_password_change = true\n",
+                    f.base_url()
+                )
+            }
+            Self::Auth0(f) => format!(
+                "[provider]\nkind = \"auth0\"\n\n[provider.auth0]\nbase_url = \"{}\"\n\
+                 client_id = \"{}\"\nclient_secret = \"{}\"\nconnection = \"{}\"\n",
+                f.base_url(),
+                f.options().client_id,
+                f.options().client_secret,
+                f.options().connection
+            ),
+        }
+    }
 }
 
 impl Default for DemoOptions {
@@ -48,7 +135,7 @@ impl Default for DemoOptions {
             admin: SocketAddr::from(([127, 0, 0, 1], 9090)),
             users: DEFAULT_USERS,
             data_dir: None,
-            provider: DemoProvider::default(),
+            provider: DemoProvider::Kinde,
         }
     }
 }
@@ -85,7 +172,7 @@ pub struct DemoHandle {
     pub admin_url: String,
     /// The legacy app's own URL (behind dripgate; for comparison only).
     pub legacy_url: String,
-    /// The new provider's (the fake's) base URL.
+    /// The new provider fake's base URL.
     pub provider_url: String,
     /// The new provider's hosted sign-in page.
     pub provider_signin_url: String,
@@ -97,7 +184,7 @@ pub struct DemoHandle {
     pub user_count: usize,
     stop: oneshot::Sender<()>,
     server: JoinHandle<Result<(), ServerError>>,
-    provider: ProviderFake,
+    provider: DemoFake,
     app: LegacyApp,
     remove_data_dir: bool,
 }
@@ -125,11 +212,23 @@ pub async fn start(options: DemoOptions) -> Result<DemoHandle, DemoError> {
     let app = LegacyApp::start(&legacy_db)
         .await
         .map_err(|e| DemoError::Setup(e.to_string()))?;
-    let provider = ProviderFake::start(options.provider).await?;
+    let provider = DemoFake::start(options.provider)
+        .await
+        .map_err(|e| DemoError::Setup(format!("provider fake: {e}")))?;
     let provider_url = provider.base_url();
-    let provider_signin_url = format!("{provider_url}{}", signin_page::PATH);
+    // The hosted page is at the fake's root, whatever the API's base path.
+    let page_origin = url::Url::parse(&provider_url)
+        .map(|u| u.origin().ascii_serialization())
+        .map_err(|e| DemoError::Setup(format!("provider fake: {e}")))?;
+    let provider_signin_url = format!("{page_origin}{}", signin_page::PATH);
     let text = config_toml(
-        &options, &app.url, &provider, &legacy_db, &ledger_db, &audit_log,
+        &options,
+        &app.url,
+        &provider.provider_toml(),
+        &provider_signin_url,
+        &legacy_db,
+        &ledger_db,
+        &audit_log,
     );
     let config = crate::config::parse_str(&text, "demo config", std::iter::empty())
         .map_err(|e| DemoError::Setup(format!("demo config: {e}")))?;
@@ -161,7 +260,8 @@ pub async fn start(options: DemoOptions) -> Result<DemoHandle, DemoError> {
 fn config_toml(
     options: &DemoOptions,
     app_url: &str,
-    provider: &ProviderFake,
+    provider_toml: &str,
+    signin_url: &str,
     legacy_db: &Path,
     ledger_db: &Path,
     audit_log: &Path,
@@ -202,7 +302,7 @@ format = "auto"
 salt_position = "suffix"
 columns = {{ id = "id", login = "", email = "email", hash = "hash", format = "format", salt = "salt", given_name = "given_name", family_name = "family_name" }}
 
-{provider_section}
+{provider_toml}
 [ledger]
 url = {ledger_url}
 
@@ -211,16 +311,13 @@ file = {audit_file}
 
 [migration]
 phase = "route"
-route = {{ mode = "redirect", url_template = "{provider_url}{page}?login_hint={{login_hint}}" }}
+route = {{ mode = "redirect", url_template = "{signin_url}?login_hint={{login_hint}}" }}
 "#,
         listen = options.listen,
         admin = options.admin,
         legacy_url = sqlite(legacy_db),
-        provider_url = provider.base_url(),
-        provider_section = provider.config_toml(),
         ledger_url = sqlite(ledger_db),
         audit_file = quoted(audit_log),
-        page = signin_page::PATH,
     )
 }
 

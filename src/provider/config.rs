@@ -22,7 +22,7 @@ use super::{ProviderError, ProviderKind};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
-    /// Which provider: `kinde`, `authgear` or `auth0`.
+    /// Which provider: `kinde`, `authgear`, `auth0` or `http` (the generic HTTP contract).
     pub kind: ProviderKind,
     /// Kinde settings (required when `kind = "kinde"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,6 +33,9 @@ pub struct ProviderConfig {
     /// Auth0 settings (required when `kind = "auth0"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth0: Option<super::auth0::Auth0Config>,
+    /// Generic HTTP provider settings (required when `kind = "http"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_provider: Option<super::generic::GenericHttpConfig>,
     /// HTTP client settings.
     #[serde(default)]
     pub http: HttpConfig,
@@ -60,6 +63,11 @@ impl ProviderConfig {
                     "kind = \"auth0\" needs a [provider.auth0] section".into(),
                 ));
             }
+            ProviderKind::Http if self.http_provider.is_none() => {
+                return Err(ProviderError::Config(
+                    "kind = \"http\" needs a [provider.http_provider] section".into(),
+                ));
+            }
             _ => {}
         }
         if let Some(a) = &self.auth0 {
@@ -81,6 +89,9 @@ impl ProviderConfig {
                 ));
             }
         }
+        if let Some(g) = &self.http_provider {
+            g.validate()?;
+        }
         let l = &self.limits;
         if l.requests_per_second == 0
             || l.burst == 0
@@ -95,7 +106,7 @@ impl ProviderConfig {
     }
 }
 
-fn check_base_url(url: &str) -> Result<(), ProviderError> {
+pub(super) fn check_base_url(url: &str) -> Result<(), ProviderError> {
     let url = Url::parse(url).map_err(|e| ProviderError::Config(format!("base_url {url}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(ProviderError::Config(format!(

@@ -1,5 +1,5 @@
-//! New identity providers behind one trait: Kinde, Authgear and Auth0 clients, their token caches,
-//! client-side rate limits and retries. Their fakes are in `testkit` (cargo feature `testkit`).
+//! New identity providers behind one trait: Kinde, Authgear and Auth0 clients, the generic HTTP
+//! contract's client, their token caches, client-side rate limits and retries. Their fakes are in `testkit` (cargo feature `testkit`).
 //!
 //! The migration sequence the caller runs (see docs/PROVIDERS.md):
 //! find by email → create (Authgear sets the password in the same call) → set password
@@ -18,6 +18,7 @@ pub mod authgear;
 pub mod config;
 mod der;
 pub mod error;
+pub mod generic;
 pub mod hasher;
 mod http;
 pub mod import;
@@ -42,6 +43,9 @@ pub enum ProviderKind {
     Authgear,
     /// Auth0 (Management API v2, client-credentials token).
     Auth0,
+    /// An operator's own endpoint implementing the generic HTTP contract (HMAC-signed requests;
+    /// docs/generic-http-provider.openapi.yaml).
+    Http,
 }
 
 impl ProviderKind {
@@ -51,6 +55,7 @@ impl ProviderKind {
             Self::Kinde => "kinde",
             Self::Authgear => "authgear",
             Self::Auth0 => "auth0",
+            Self::Http => "http",
         }
     }
 }
@@ -311,6 +316,17 @@ pub fn build(
                 ProviderError::Config("kind = \"auth0\" needs an [auth0] section".into())
             })?;
             Ok(Arc::new(auth0::Auth0Client::new(
+                section,
+                &config.http,
+                &config.limits,
+                metrics,
+            )?))
+        }
+        ProviderKind::Http => {
+            let section = config.http_provider.as_ref().ok_or_else(|| {
+                ProviderError::Config("kind = \"http\" needs an [http_provider] section".into())
+            })?;
+            Ok(Arc::new(generic::GenericHttpClient::new(
                 section,
                 &config.http,
                 &config.limits,

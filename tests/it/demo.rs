@@ -57,6 +57,11 @@ async fn with_auth0_the_sample_users_migrate_and_are_routed() {
     sample_users_migrate_and_are_routed(DemoProvider::Auth0).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_generic_http_provider_too() {
+    sample_users_migrate_and_are_routed(DemoProvider::Http).await;
+}
+
 async fn sample_users_migrate_and_are_routed(provider: DemoProvider) {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let handle = demo::start(DemoOptions {

@@ -54,6 +54,10 @@ mod provider_authgear;
 #[cfg(feature = "testkit")]
 mod provider_check;
 #[cfg(feature = "testkit")]
+mod provider_http;
+#[cfg(feature = "testkit")]
+mod provider_http_contract;
+#[cfg(feature = "testkit")]
 mod provider_kinde;
 
 // End to end: sign-ins that migrate, route and refuse.
@@ -65,6 +69,8 @@ mod migration_crash;
 mod migration_edges;
 #[cfg(feature = "testkit")]
 mod migration_flow;
+#[cfg(feature = "testkit")]
+mod migration_http;
 #[cfg(feature = "testkit")]
 mod migration_replicas;
 #[cfg(feature = "testkit")]

@@ -90,6 +90,11 @@ async fn authgear_first_signin_migrates_second_is_redirected_with_login_hint() {
 }
 
 #[tokio::test]
+async fn http_first_signin_migrates_second_is_redirected_with_login_hint() {
+    first_signin_migrates_then_redirects(Fake::http().await, "http-redirect").await;
+}
+
+#[tokio::test]
 async fn forward_mode_sends_a_migrated_users_signin_to_the_second_upstream() {
     let world = World::new().await;
     let fake = Fake::authgear().await;

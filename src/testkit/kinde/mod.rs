@@ -17,6 +17,7 @@ mod password;
 mod routes;
 
 pub use password::StoredPassword;
+pub(crate) use password::verify as verify_stored;
 
 /// Scopes dripgate needs.
 pub const ALL_SCOPES: [&str; 4] = [

@@ -14,11 +14,7 @@ impl ChildDripgate {
     /// Starts the binary with `config` on ports of its own choosing and waits for its start-up
     /// line; everything it prints (stdout and stderr) is appended to `out`.
     pub fn spawn(config: &Path, fake: &Fake, out: &Arc<Mutex<String>>) -> Self {
-        let (secret_var, secret) = match fake {
-            Fake::Kinde(f) => ("TEST_KINDE_SECRET", f.options().client_secret.clone()),
-            Fake::Auth0(f) => ("TEST_AUTH0_SECRET", f.options().client_secret.clone()),
-            Fake::Authgear(_) => panic!("child processes use the Kinde or Auth0 fake"),
-        };
+        let (secret_var, secret) = fake.child_secret();
         let mut child = Command::new(env!("CARGO_BIN_EXE_dripgate"))
             .args(["serve", "--config"])
             .arg(config)

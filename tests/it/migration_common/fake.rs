@@ -8,6 +8,9 @@ use dripgate::testkit::auth0::{FakeAuth0, FakeAuth0Options};
 pub enum Fake {
     Kinde(FakeKinde),
     Authgear(FakeAuthgear),
+    /// The generic HTTP contract's reference fake.
+    Http(FakeGenericHttp),
+    /// The Auth0 fake (every request checked against the Auth0 spec).
     Auth0(FakeAuth0),
 }
 
@@ -30,6 +33,10 @@ impl Fake {
         Fake::Auth0(auth0_spec::auth0_fake_with(options).await)
     }
 
+    pub async fn http() -> Self {
+        Fake::Http(provider_common::http_fake().await)
+    }
+
     /// An Authgear fake whose password policy wants at least `min_len` characters.
     pub async fn authgear_min_length(min_len: usize) -> Self {
         let fake = FakeAuthgear::start(
@@ -49,7 +56,7 @@ impl Fake {
     }
 
     pub fn provider_config(&self) -> ProviderConfig {
-        let (kind, kinde, authgear, auth0) = match self {
+        let (kind, kinde, authgear, http_provider) = match self {
             Fake::Kinde(f) => (
                 ProviderKind::Kinde,
                 Some(provider_common::kinde_config(f)),
@@ -62,21 +69,70 @@ impl Fake {
                 Some(provider_common::authgear_config(f)),
                 None,
             ),
-            Fake::Auth0(f) => (
-                ProviderKind::Auth0,
+            Fake::Http(f) => (
+                ProviderKind::Http,
                 None,
                 None,
-                Some(auth0_spec::auth0_config(f)),
+                Some(provider_common::http_provider_config(f)),
             ),
+            Fake::Auth0(_) => (ProviderKind::Auth0, None, None, None),
+        };
+        let auth0 = match self {
+            Fake::Auth0(f) => Some(auth0_spec::auth0_config(f)),
+            _ => None,
         };
         ProviderConfig {
             kind,
             kinde,
             authgear,
+            http_provider,
             auth0,
             http: provider_common::http(Duration::from_secs(5)),
             limits: provider_common::fast_limits(),
         }
+    }
+
+    /// The `[provider]` table of a child process's config, its secret from the environment
+    /// variable [`Fake::child_secret`] names.
+    pub fn child_provider_toml(&self) -> String {
+        match self {
+            Fake::Kinde(f) => format!(
+                "[provider]\nkind = \"kinde\"\n\n[provider.kinde]\nbase_url = \"{}\"\n\
+                 client_id = \"{}\"\nclient_secret = {{ env = \"TEST_PROVIDER_SECRET\" }}\n\
+                 bcrypt_cost = 4\n",
+                f.base_url(),
+                f.options().client_id
+            ),
+            Fake::Http(f) => format!(
+                "[provider]\nkind = \"http\"\n\n[provider.http_provider]\nbase_url = \"{}\"\n\
+                 key_id = \"{}\"\nsigning_key = {{ env = \"TEST_PROVIDER_SECRET\" }}\n",
+                f.base_url(),
+                f.options().keys[0].0
+            ),
+            Fake::Auth0(f) => format!(
+                "[provider]\nkind = \"auth0\"\n\n[provider.auth0]\nbase_url = \"{}\"\n\
+                 client_id = \"{}\"\nclient_secret = {{ env = \"TEST_PROVIDER_SECRET\" }}\n\
+                 requests_per_second = 1000\nburst = 1000\n",
+                f.base_url(),
+                f.options().client_id
+            ),
+            Fake::Authgear(_) => {
+                panic!("child processes use the Kinde, Auth0 or generic HTTP fake")
+            }
+        }
+    }
+
+    /// The environment variable and value of the child's provider secret.
+    pub fn child_secret(&self) -> (&'static str, String) {
+        let secret = match self {
+            Fake::Kinde(f) => f.options().client_secret.clone(),
+            Fake::Http(f) => f.options().keys[0].1.clone(),
+            Fake::Auth0(f) => f.options().client_secret.clone(),
+            Fake::Authgear(_) => {
+                panic!("child processes use the Kinde, Auth0 or generic HTTP fake")
+            }
+        };
+        ("TEST_PROVIDER_SECRET", secret)
     }
 
     /// Provider users with this email.
@@ -96,6 +152,11 @@ impl Fake {
                 .iter()
                 .filter(|u| u.email.eq_ignore_ascii_case(email))
                 .count(),
+            Fake::Http(f) => f
+                .users()
+                .iter()
+                .filter(|u| u.email.eq_ignore_ascii_case(email))
+                .count(),
             Fake::Auth0(f) => f.users_by_email(email).len(),
         }
     }
@@ -104,6 +165,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.users().len(),
             Fake::Authgear(f) => f.users().len(),
+            Fake::Http(f) => f.users().len(),
             Fake::Auth0(f) => f.users().len(),
         }
     }
@@ -113,6 +175,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Authgear(f) => f.verify_password(email, plaintext.as_bytes()),
+            Fake::Http(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Auth0(f) => f.verify_password(email, plaintext.as_bytes()),
         }
     }
@@ -121,6 +184,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.calls(operation),
             Fake::Authgear(f) => f.calls(operation),
+            Fake::Http(f) => f.calls(operation),
             Fake::Auth0(f) => f.calls(operation),
         }
     }
@@ -129,6 +193,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.fail_next(operation, n, fault),
             Fake::Authgear(f) => f.fail_next(operation, n, fault),
+            Fake::Http(f) => f.fail_next(operation, n, fault),
             Fake::Auth0(f) => f.fail_next(operation, n, fault),
         }
     }
@@ -144,6 +209,10 @@ impl Fake {
                 .iter()
                 .map(|op| f.calls(op))
                 .sum(),
+            Fake::Http(f) => ["createUser", "setPassword", "requirePasswordChange"]
+                .iter()
+                .map(|op| f.calls(op))
+                .sum(),
             Fake::Auth0(f) => ["post_users", "patch_users_by_id"]
                 .iter()
                 .map(|op| f.calls(op))
@@ -155,6 +224,8 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.spec_violations(),
             Fake::Authgear(f) => f.spec_violations(),
+            // A refused signature breaks the contract as much as a bad body.
+            Fake::Http(f) => [f.spec_violations(), f.auth_refusals()].concat(),
             Fake::Auth0(f) => f.spec_violations(),
         }
     }

@@ -19,6 +19,7 @@ use dripgate::provider::{ProviderConfig, ProviderKind};
 use dripgate::signin::extract::BodyKind;
 use dripgate::testkit::Fault;
 use dripgate::testkit::authgear::{FakeAuthgear, FakeAuthgearOptions};
+use dripgate::testkit::generic::FakeGenericHttp;
 use dripgate::testkit::kinde::FakeKinde;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
@@ -342,9 +343,9 @@ impl World {
 
 impl World {
     /// Writes a `dripgate serve` config for a child process: the world's legacy app, store,
-    /// ledger and audit file, the Kinde or Auth0 fake (its client secret from an environment
-    /// variable [`ChildDripgate::spawn`] sets), JSON logs at trace level, phase `migrate`. `overrides` is
-    /// TOML merged over that, table by table.
+    /// ledger and audit file, the Kinde or generic HTTP fake (its secret from
+    /// `TEST_PROVIDER_SECRET`, which [`ChildDripgate::spawn`] sets), JSON logs at trace level,
+    /// phase `migrate`. `overrides` is TOML merged over that, table by table.
     pub fn write_child_config(&self, fake: &Fake, overrides: &str) -> PathBuf {
         let base = format!(
             r#"
@@ -387,33 +388,13 @@ burst = 1000
             store = self.store_path.display(),
             ledger = self.ledger_path.display(),
             audit = self.audit_path.display(),
-            provider = child_provider_section(fake),
+            provider = fake.child_provider_toml(),
         );
         let mut config: toml::Table = base.parse().unwrap();
         merge_toml(&mut config, overrides.parse().unwrap());
         let path = self.dir.path().join("dripgate.toml");
         std::fs::write(&path, config.to_string()).unwrap();
         path
-    }
-}
-
-/// The `[provider]` tables of a child's config; the client secret comes from the environment
-/// variable [`ChildDripgate::spawn`] sets (`TEST_KINDE_SECRET`, `TEST_AUTH0_SECRET`).
-fn child_provider_section(fake: &Fake) -> String {
-    match fake {
-        Fake::Kinde(kinde) => format!(
-            "[provider]\nkind = \"kinde\"\n\n[provider.kinde]\nbase_url = \"{}\"\nclient_id = \"{}\"\n\
-             client_secret = {{ env = \"TEST_KINDE_SECRET\" }}\nbcrypt_cost = 4\n",
-            kinde.base_url(),
-            kinde.options().client_id,
-        ),
-        Fake::Auth0(auth0) => format!(
-            "[provider]\nkind = \"auth0\"\n\n[provider.auth0]\nbase_url = \"{}\"\nclient_id = \"{}\"\n\
-             client_secret = {{ env = \"TEST_AUTH0_SECRET\" }}\nrequests_per_second = 1000\nburst = 1000\n",
-            auth0.base_url(),
-            auth0.options().client_id,
-        ),
-        Fake::Authgear(_) => panic!("child processes use the Kinde or Auth0 fake"),
     }
 }
 

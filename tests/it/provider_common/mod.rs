@@ -13,13 +13,16 @@ use dripgate::testkit::authgear::{FakeAuthgear, FakeAuthgearOptions};
 use dripgate::testkit::kinde::{FakeKinde, FakeKindeOptions};
 use serde_json::{Map, Value};
 
+mod http_spec;
+pub use http_spec::*;
+
 pub fn spec_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/provider_specs")
         .join(name)
 }
 
-fn yaml_to_json(y: &yaml_rust2::Yaml) -> Value {
+pub fn yaml_to_json(y: &yaml_rust2::Yaml) -> Value {
     use yaml_rust2::Yaml;
     match y {
         Yaml::Real(s) => s
