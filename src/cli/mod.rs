@@ -2,6 +2,8 @@
 
 pub mod hash;
 mod health;
+pub mod ledger;
+pub mod ledger_verify;
 pub mod legacy;
 pub mod provider_check;
 mod status;
@@ -62,6 +64,9 @@ pub enum Command {
     /// The legacy hash store: census before a migration, look up one user.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
+    /// The migration ledger: export it, verify it against the provider, forget a user.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
     /// Start a complete local demo: a sample legacy app with generated users, the Kinde fake
     /// with a hosted sign-in page, and dripgate in front in `route` phase. Ctrl-C stops it.
     #[command(
@@ -146,6 +151,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Hash(cmd) => hash::run(cmd),
         Command::Legacy(cmd) => legacy::run(cmd),
+        Command::Ledger(cmd) => ledger::run(cmd),
         #[cfg(feature = "demo")]
         Command::Demo {
             listen,
