@@ -189,6 +189,9 @@ fn serve(path: &std::path::Path) -> ExitCode {
         }
     };
     crate::logging::init(&config.log);
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let runtime = match serve_runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -250,6 +253,9 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     if let Err(e) = runtime.block_on(crate::server::preflight(&config)) {
         eprintln!("dripgate: {e}");
         return ExitCode::from(EXIT_USAGE);
+    }
+    for warning in config.warnings() {
+        eprintln!("dripgate: warning: {warning}");
     }
     match config.to_redacted_toml() {
         Ok(text) => {

@@ -147,7 +147,7 @@ impl KindeClient {
             profile,
             identities: [Identity {
                 kind: "email",
-                is_verified: self.config.mark_email_verified,
+                is_verified: self.config.email_verified(),
                 details: IdentityDetails { email: &email },
             }],
             provided_id: user.legacy_id.as_deref(),
