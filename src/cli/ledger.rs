@@ -185,7 +185,13 @@ async fn export_command(
         Some(path) => export_to_file(&ledger, format, state, path).await,
         None => {
             let stdout = std::io::stdout();
-            export(&ledger, format, state, std::io::BufWriter::new(stdout.lock())).await
+            export(
+                &ledger,
+                format,
+                state,
+                std::io::BufWriter::new(stdout.lock()),
+            )
+            .await
         }
     };
     ledger.close().await;
@@ -222,8 +228,13 @@ async fn export_to_file(
             return Err(e);
         }
     };
-    std::fs::rename(&partial, path)
-        .map_err(|e| format!("cannot rename {} to {}: {e}", partial.display(), path.display()))?;
+    std::fs::rename(&partial, path).map_err(|e| {
+        format!(
+            "cannot rename {} to {}: {e}",
+            partial.display(),
+            path.display()
+        )
+    })?;
     Ok(rows)
 }
 

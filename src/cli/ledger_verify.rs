@@ -98,6 +98,9 @@ pub struct Finding {
     /// Why the user could not be checked (the provider error's class).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
+    /// The provider error's message (provider errors carry no secret or response body).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_detail: Option<String>,
 }
 
 impl Finding {
@@ -112,12 +115,14 @@ impl Finding {
             email: EmailCheck::Unknown,
             password: PasswordState::Unknown,
             error: None,
+            error_detail: None,
         }
     }
 
     fn failed(mut self, e: &ProviderError) -> Self {
         self.status = "error";
         self.error = Some(e.class().as_str());
+        self.error_detail = Some(e.to_string());
         self
     }
 
@@ -193,6 +198,8 @@ pub struct Summary {
     pub password_unknown: u64,
     /// Users whose email was not compared.
     pub email_unknown: u64,
+    /// The first error met, as an example.
+    pub first_error: Option<String>,
 }
 
 impl Summary {
@@ -208,6 +215,9 @@ impl Summary {
         }
         if let Some(e) = f.error {
             *self.errors.entry(e).or_default() += 1;
+            if self.first_error.is_none() {
+                self.first_error.clone_from(&f.error_detail);
+            }
         }
         if f.error.is_none() && f.password == PasswordState::Unknown {
             self.password_unknown += 1;
@@ -230,6 +240,9 @@ impl Summary {
         }
         for (class, n) in &self.errors {
             s.push_str(&format!("  error {class:<20} {n:>10}\n"));
+        }
+        if let Some(e) = &self.first_error {
+            s.push_str(&format!("  first error: {e}\n"));
         }
         if self.password_unknown > 0 {
             s.push_str(&format!(
@@ -259,7 +272,10 @@ impl Summary {
 }
 
 /// The migrated users to check: a random sample, or every one page by page as needed.
-fn migrated_rows(ledger: Ledger, sample: Option<u32>) -> BoxStream<'static, Result<ExportRow, String>> {
+fn migrated_rows(
+    ledger: Ledger,
+    sample: Option<u32>,
+) -> BoxStream<'static, Result<ExportRow, String>> {
     let pages = stream::unfold(Some((ledger, None::<String>)), move |state| async move {
         let (ledger, after) = state?;
         let page = match sample {
@@ -298,7 +314,12 @@ pub async fn command(config: &Config, options: &Options) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let mut report = match options.report.as_ref().map(std::fs::File::create).transpose() {
+    let mut report = match options
+        .report
+        .as_ref()
+        .map(std::fs::File::create)
+        .transpose()
+    {
         Ok(file) => file.map(std::io::BufWriter::new),
         Err(e) => {
             eprintln!("dripgate: cannot create the report: {e}");

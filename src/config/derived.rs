@@ -73,7 +73,13 @@ mod tests {
     }
 
     fn verified(c: &Config) -> Option<bool> {
-        c.provider.as_ref().unwrap().kinde.as_ref().unwrap().mark_email_verified
+        c.provider
+            .as_ref()
+            .unwrap()
+            .kinde
+            .as_ref()
+            .unwrap()
+            .mark_email_verified
     }
 
     const WORDPRESS: &str = "preset = \"wordpress\"\ndatabase_url = \"sqlite://wp.db\"";
@@ -99,10 +105,21 @@ mod tests {
         // A generic store: nobody knows; sent as false, with a warning until stated.
         let c = config(GENERIC, None);
         assert_eq!(verified(&c), None);
-        assert!(!c.provider.as_ref().unwrap().kinde.as_ref().unwrap().email_verified());
+        assert!(
+            !c.provider
+                .as_ref()
+                .unwrap()
+                .kinde
+                .as_ref()
+                .unwrap()
+                .email_verified()
+        );
         let warnings = c.warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("mark_email_verified is not set"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("mark_email_verified is not set"),
+            "{warnings:?}"
+        );
         for stated in [true, false] {
             let c = config(GENERIC, Some(stated));
             assert_eq!(verified(&c), Some(stated));
@@ -114,10 +131,21 @@ mod tests {
     fn an_assertion_the_preset_contradicts_is_kept_and_warned_about() {
         let c = config(WORDPRESS, Some(true));
         assert_eq!(verified(&c), Some(true));
-        assert!(c.provider.as_ref().unwrap().kinde.as_ref().unwrap().email_verified());
+        assert!(
+            c.provider
+                .as_ref()
+                .unwrap()
+                .kinde
+                .as_ref()
+                .unwrap()
+                .email_verified()
+        );
         let warnings = c.warnings();
         assert_eq!(warnings.len(), 1, "{warnings:?}");
-        assert!(warnings[0].contains("wordpress does not verify"), "{warnings:?}");
+        assert!(
+            warnings[0].contains("wordpress does not verify"),
+            "{warnings:?}"
+        );
         assert!(config(WORDPRESS, Some(false)).warnings().is_empty());
     }
 }

@@ -68,7 +68,11 @@ impl Ledger {
     /// "not found"): the row goes back to `claimed` with no provider id, fingerprint or
     /// `migrated_at`, and `last_error = reason`; the lease and epoch stay the holder's, who goes
     /// on to find-by-email and create. [`LedgerError::Fenced`] when the claim was superseded.
-    pub async fn clear_provider_user(&self, claim: &Claim, reason: &str) -> Result<(), LedgerError> {
+    pub async fn clear_provider_user(
+        &self,
+        claim: &Claim,
+        reason: &str,
+    ) -> Result<(), LedgerError> {
         let reason = bounded_label(reason);
         self.run("clear_provider_user", async {
             let done = on_pool!(&self.inner.backend, |p, q| {

@@ -35,8 +35,8 @@ pub use census::{CensusRecord, MAX_CENSUS_BYTES};
 pub use config::{BackendKind, LedgerCacheConfig, LedgerConfig};
 pub use error::LedgerError;
 pub use export::{EXPORT_COLUMNS, EXPORT_PAGE_ROWS, ExportRow};
-pub use forget::{FORGOTTEN, Forgotten, PROVIDER_USER_GONE, cleared};
 pub use fingerprint::Fingerprinter;
+pub use forget::{FORGOTTEN, Forgotten, PROVIDER_USER_GONE, cleared};
 pub use history::{HOUR_MS, MigrationHistory};
 pub use metrics::LedgerMetrics;
 pub use model::{

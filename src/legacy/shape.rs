@@ -102,7 +102,10 @@ pub(crate) fn unverifiable_at_wordpress(value: &str) -> Option<&'static str> {
         "md5_uppercase"
     } else if value.starts_with("$1$") {
         "md5_crypt"
-    } else if ["$P$", "$H$", "$wp", "$2"].iter().any(|p| value.starts_with(p)) {
+    } else if ["$P$", "$H$", "$wp", "$2"]
+        .iter()
+        .any(|p| value.starts_with(p))
+    {
         "truncated"
     } else if value.len() == 20 && value.starts_with('_') && crypt_alphabet(&value[1..]) {
         "bsdi_crypt"
@@ -213,7 +216,12 @@ mod tests {
 
     #[test]
     fn wordpress_values_that_can_never_verify() {
-        let wp = |v: &str| inspect(&LegacyHash::new(Format::Wordpress, v), &HashConfig::default());
+        let wp = |v: &str| {
+            inspect(
+                &LegacyHash::new(Format::Wordpress, v),
+                &HashConfig::default(),
+            )
+        };
         let cases = [
             ("rl4ZQ/BNUSnXk", "des_crypt"),
             ("_J9..rasmBYk8r9AiWNc", "bsdi_crypt"),

@@ -23,7 +23,10 @@ impl Run<'_> {
     /// and provisions the user again under the same claim.
     pub(super) async fn provision_again(&self, gone: &ProviderUserId) -> Exit {
         let ledger = self.engine.ledger();
-        if let Err(e) = ledger.clear_provider_user(self.claim, PROVIDER_USER_GONE).await {
+        if let Err(e) = ledger
+            .clear_provider_user(self.claim, PROVIDER_USER_GONE)
+            .await
+        {
             return self.failed(Stage::Ledger, &e).await;
         }
         tracing::info!(user = %self.user.key, "provider user gone; provisioning the user again");
