@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Subcommand, ValueEnum};
+use futures_util::stream::{self, BoxStream};
+use futures_util::{StreamExt, TryStreamExt};
 
 use crate::audit::{Actor, AuditEvent, AuditKind, AuditLog};
 use crate::config::Config;
@@ -238,8 +240,31 @@ async fn export_to_file(
     Ok(rows)
 }
 
-/// Writes every row (in `state`, if given) to `out`, one page of [`EXPORT_PAGE_ROWS`] in
-/// memory at a time; returns the number of rows.
+/// Every row of the ledger (only those in `state`, if given), read page by page as the stream
+/// is polled: one page of [`EXPORT_PAGE_ROWS`] in memory at a time. A state is kept from the
+/// full pass over the primary key ([`Ledger::export_page`] says why).
+pub fn rows(ledger: Ledger, state: Option<State>) -> BoxStream<'static, Result<ExportRow, String>> {
+    let state = state.map(State::as_str);
+    stream::unfold(Some((ledger, None::<String>)), |cursor| async move {
+        let (ledger, after) = cursor?;
+        let page = match ledger.export_page(after.as_deref(), EXPORT_PAGE_ROWS).await {
+            Ok(page) => page,
+            Err(e) => return Some((vec![Err(format!("ledger: {e}"))], None)),
+        };
+        let next = match page.last() {
+            Some(last) if page.len() >= EXPORT_PAGE_ROWS as usize => {
+                Some((ledger, Some(last.user_key.clone())))
+            }
+            _ => None,
+        };
+        Some((page.into_iter().map(Ok).collect::<Vec<_>>(), next))
+    })
+    .flat_map(stream::iter)
+    .try_filter(move |row| std::future::ready(state.is_none_or(|s| row.state == s)))
+    .boxed()
+}
+
+/// Writes every row (in `state`, if given) to `out`; returns the number of rows written.
 pub async fn export<W: Write>(
     ledger: &Ledger,
     format: ExportFormat,
@@ -247,26 +272,14 @@ pub async fn export<W: Write>(
     out: W,
 ) -> Result<u64, String> {
     let mut sink = RowSink::new(format, out)?;
-    let mut after: Option<String> = None;
-    let mut rows = 0u64;
-    loop {
-        let page = ledger
-            .export_page(after.as_deref(), state, EXPORT_PAGE_ROWS)
-            .await
-            .map_err(|e| format!("ledger: {e}"))?;
-        for row in &page {
-            sink.write(row)?;
-        }
-        rows += page.len() as u64;
-        match page.last() {
-            Some(last) if page.len() >= EXPORT_PAGE_ROWS as usize => {
-                after = Some(last.user_key.clone());
-            }
-            _ => break,
-        }
+    let mut rows_read = rows(ledger.clone(), state);
+    let mut written = 0u64;
+    while let Some(row) = rows_read.next().await {
+        sink.write(&row?)?;
+        written += 1;
     }
     sink.finish()?;
-    Ok(rows)
+    Ok(written)
 }
 
 /// Where exported rows go, in either format; both are derived from [`ExportRow`]'s fields.

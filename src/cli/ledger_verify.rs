@@ -17,11 +17,12 @@ use futures_util::StreamExt;
 use futures_util::stream::{self, BoxStream};
 use serde::Serialize;
 
-use super::ledger::{EXIT_FAILED, EXIT_USAGE, open_ledger};
+use super::ledger::{EXIT_FAILED, EXIT_USAGE, open_ledger, rows};
 use crate::config::Config;
 use crate::ledger::{EXPORT_PAGE_ROWS, ExportRow, Ledger, State};
 use crate::legacy::KeyField;
 use crate::provider::{PasswordState, Provider, ProviderError, ProviderUserId, normalize_email};
+use rand::Rng;
 
 /// Exit status when some users could not be checked and no drift was found.
 const EXIT_INCOMPLETE: u8 = 3;
@@ -271,34 +272,38 @@ impl Summary {
     }
 }
 
-/// The migrated users to check: a random sample, or every one page by page as needed.
-fn migrated_rows(
+/// Up to `n` migrated users chosen uniformly at random in one pass over the ledger (reservoir
+/// sampling: `n` rows in memory, whatever the ledger holds).
+async fn sample(ledger: Ledger, n: u32) -> Result<Vec<ExportRow>, String> {
+    let n = n as usize;
+    let mut chosen: Vec<ExportRow> = Vec::with_capacity(n.min(EXPORT_PAGE_ROWS as usize));
+    let mut seen = 0usize;
+    let mut migrated = rows(ledger, Some(State::Migrated));
+    let mut rng = rand::rng();
+    while let Some(row) = migrated.next().await {
+        let row = row?;
+        seen += 1;
+        if chosen.len() < n {
+            chosen.push(row);
+        } else {
+            let slot = rng.random_range(0..seen);
+            if let Some(place) = chosen.get_mut(slot) {
+                *place = row;
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// The migrated users to check: a random sample, or every one, read as they are needed.
+async fn migrated_rows(
     ledger: Ledger,
-    sample: Option<u32>,
-) -> BoxStream<'static, Result<ExportRow, String>> {
-    let pages = stream::unfold(Some((ledger, None::<String>)), move |state| async move {
-        let (ledger, after) = state?;
-        let page = match sample {
-            Some(n) => ledger.sample_migrated(n).await,
-            None => {
-                ledger
-                    .export_page(after.as_deref(), Some(State::Migrated), EXPORT_PAGE_ROWS)
-                    .await
-            }
-        };
-        let page = match page {
-            Ok(page) => page,
-            Err(e) => return Some((vec![Err(format!("ledger: {e}"))], None)),
-        };
-        let next = match page.last() {
-            Some(last) if sample.is_none() && page.len() >= EXPORT_PAGE_ROWS as usize => {
-                Some((ledger, Some(last.user_key.clone())))
-            }
-            _ => None,
-        };
-        Some((page.into_iter().map(Ok).collect::<Vec<_>>(), next))
-    });
-    pages.flat_map(stream::iter).boxed()
+    sample_of: Option<u32>,
+) -> Result<BoxStream<'static, Result<ExportRow, String>>, String> {
+    Ok(match sample_of {
+        Some(n) => stream::iter(sample(ledger, n).await?.into_iter().map(Ok)).boxed(),
+        None => rows(ledger, Some(State::Migrated)),
+    })
 }
 
 /// The whole command; returns the exit status.
@@ -383,6 +388,7 @@ async fn run(
     mut record: impl FnMut(&Finding) -> Result<(), String>,
 ) -> Result<Summary, String> {
     let mut findings = migrated_rows(ledger, sample)
+        .await?
         .map(|row| {
             let provider = provider.clone();
             async move {

@@ -1,5 +1,5 @@
-//! Reading the ledger out for operators: every row page by page (`dripgate ledger export`) and
-//! a sample of migrated users (`dripgate ledger verify`). Pages are keyset-paginated on the
+//! Reading the ledger out for operators, every row page by page (`dripgate ledger export`,
+//! `dripgate ledger verify`). Pages are keyset-paginated on the
 //! primary key (`user_key > last ORDER BY user_key LIMIT n`): each page is one indexed range
 //! scan, so a ledger of millions of rows is streamed in constant memory, and a row inserted
 //! during the export lands either in a later page or not at all, never twice.
@@ -10,7 +10,6 @@
 
 use serde::Serialize;
 
-use super::model::{State, check_key};
 use super::{Backend, Ledger, LedgerError};
 
 /// Declares [`ExportRow`] and [`EXPORT_COLUMNS`] from one list of `column: type` lines; each
@@ -53,65 +52,41 @@ export_columns! {
 /// Rows per page of [`Ledger::export_page`]'s callers (a page is held in memory at once).
 pub const EXPORT_PAGE_ROWS: u32 = 1000;
 
-fn select(filter: &str, order: &str) -> String {
-    format!(
-        "SELECT {} FROM ledger_users WHERE {filter} ORDER BY {order} LIMIT $1",
-        EXPORT_COLUMNS.join(", ")
-    )
-}
-
 impl Ledger {
     /// The rows after `after` (by user key; `None`: from the first), at most `limit`, in user
-    /// key order, optionally only those in `state`. Call again with the last row's key until a
-    /// page comes back shorter than `limit`.
+    /// key order. Call again with the last row's key until a page comes back shorter than
+    /// `limit`. Each page is one range scan of the primary key. There is deliberately no state
+    /// filter here: with one, SQLite's planner reads the state index and sorts every row of the
+    /// state for each page; callers keep the rows they want from the full pass instead.
     pub async fn export_page(
         &self,
         after: Option<&str>,
-        state: Option<State>,
         limit: u32,
     ) -> Result<Vec<ExportRow>, LedgerError> {
-        if let Some(key) = after {
-            check_key(key)?;
-        }
-        let sql = match (after.is_some(), state.is_some()) {
-            (false, false) => select("1 = 1", "user_key"),
-            (true, false) => select("user_key > $2", "user_key"),
-            (false, true) => select("state = $2", "user_key"),
-            (true, true) => select("user_key > $2 AND state = $3", "user_key"),
-        };
+        let sql = format!(
+            "SELECT {} FROM ledger_users WHERE user_key > $1 ORDER BY user_key LIMIT $2",
+            EXPORT_COLUMNS.join(", ")
+        );
+        // Every key is non-empty (`check_key`), so "" starts before the first.
+        let after = after.unwrap_or("");
         let limit = i64::from(limit.max(1));
         self.run("export_page", async {
-            macro_rules! fetch {
-                ($pool:expr) => {{
-                    let mut query = sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(limit);
-                    if let Some(key) = after {
-                        query = query.bind(key);
-                    }
-                    if let Some(state) = state {
-                        query = query.bind(state.as_str());
-                    }
-                    query.fetch_all($pool).await
-                }};
-            }
-            let rows: Vec<ExportRow> = match &self.inner.backend {
-                Backend::Sqlite(p) => fetch!(p),
-                Backend::Postgres(p) => fetch!(p),
-            }?;
-            Ok(rows)
-        })
-        .await
-    }
-
-    /// Up to `n` `migrated` users chosen at random (the database's `random()`), for a sampled
-    /// `dripgate ledger verify`.
-    pub async fn sample_migrated(&self, n: u32) -> Result<Vec<ExportRow>, LedgerError> {
-        let sql = select("state = 'migrated'", "random()");
-        let n = i64::from(n);
-        self.run("sample_migrated", async {
             let text = || sqlx::AssertSqlSafe(sql.as_str());
             let rows: Vec<ExportRow> = match &self.inner.backend {
-                Backend::Sqlite(p) => sqlx::query_as(text()).bind(n).fetch_all(p).await,
-                Backend::Postgres(p) => sqlx::query_as(text()).bind(n).fetch_all(p).await,
+                Backend::Sqlite(p) => {
+                    sqlx::query_as(text())
+                        .bind(after)
+                        .bind(limit)
+                        .fetch_all(p)
+                        .await
+                }
+                Backend::Postgres(p) => {
+                    sqlx::query_as(text())
+                        .bind(after)
+                        .bind(limit)
+                        .fetch_all(p)
+                        .await
+                }
             }?;
             Ok(rows)
         })
