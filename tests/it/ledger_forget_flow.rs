@@ -92,6 +92,16 @@ async fn forget_lets_the_next_sign_in_provision_a_deleted_user_again() {
     let config = world.write_child_config(&fake, "");
     let secret = kinde(&fake).options().client_secret.clone();
 
+    // The config names a generic store and states no email verification: check-config says
+    // what is sent (false) and asks for a decision.
+    let out = run(&config, &["check-config"], &secret);
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{warned}");
+    assert!(
+        warned.contains("warning: provider.kinde.mark_email_verified is not set"),
+        "{warned}"
+    );
+
     sign_in_unchanged(&world, &dg.url(""), email, &password).await;
     wait_outcome(&dg, "migrated", 1).await;
     let first = provider_id(&fake, email);
