@@ -2,6 +2,8 @@
 
 pub mod hash;
 mod health;
+pub mod ledger;
+pub mod ledger_verify;
 pub mod legacy;
 pub mod provider_check;
 mod status;
@@ -62,6 +64,9 @@ pub enum Command {
     /// The legacy hash store: census before a migration, look up one user.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
+    /// The migration ledger: export it, verify it against the provider, forget a user.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
     /// Start a complete local demo: a sample legacy app with generated users, the Kinde fake (or
     /// the generic HTTP provider's, `--provider http`) with a hosted sign-in page, and dripgate
     /// in front in `route` phase. Ctrl-C stops it.
@@ -151,6 +156,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Hash(cmd) => hash::run(cmd),
         Command::Legacy(cmd) => legacy::run(cmd),
+        Command::Ledger(cmd) => ledger::run(cmd),
         #[cfg(feature = "demo")]
         Command::Demo {
             listen,
@@ -190,6 +196,9 @@ fn serve(path: &std::path::Path) -> ExitCode {
         }
     };
     crate::logging::init(&config.log);
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let runtime = match serve_runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -251,6 +260,9 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     if let Err(e) = runtime.block_on(crate::server::preflight(&config)) {
         eprintln!("dripgate: {e}");
         return ExitCode::from(EXIT_USAGE);
+    }
+    for warning in config.warnings() {
+        eprintln!("dripgate: warning: {warning}");
     }
     match config.to_redacted_toml() {
         Ok(text) => {

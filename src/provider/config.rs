@@ -143,12 +143,21 @@ pub struct KindeConfig {
     /// Send `is_temporary_password = true` (the user must set a new password after sign-in).
     #[serde(default)]
     pub is_temporary_password: bool,
-    /// Mark the email identity verified on create (the user proved the legacy password).
-    #[serde(default = "default_true")]
-    pub mark_email_verified: bool,
+    /// Tell Kinde the email identity is verified on create (`is_verified`). Proving the legacy
+    /// password proves nothing about the email: set it to true only when the legacy app
+    /// verified every user's email. Unset, it follows the legacy preset (`false` for WordPress,
+    /// Drupal 7 and Django, which record no verification; docs/PROVIDERS.md) and is `false`
+    /// with a `check-config` warning for a generic or custom store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark_email_verified: Option<bool>,
 }
 
 impl KindeConfig {
+    /// What `is_verified` is sent as: `mark_email_verified`, false when unset.
+    pub fn email_verified(&self) -> bool {
+        self.mark_email_verified.unwrap_or(false)
+    }
+
     /// The token audience: configured, or `<base_url>/api`.
     pub fn audience(&self) -> String {
         self.audience
@@ -159,10 +168,6 @@ impl KindeConfig {
 
 fn default_bcrypt_cost() -> u32 {
     12
-}
-
-fn default_true() -> bool {
-    true
 }
 
 /// Authgear settings.

@@ -79,6 +79,8 @@ pub enum Operation {
     ImportHash,
     /// The cheap credentials check.
     Check,
+    /// Read one user by id (reconciliation: `dripgate ledger verify`).
+    GetUser,
 }
 
 impl Operation {
@@ -92,6 +94,7 @@ impl Operation {
             Self::RequirePasswordChange => "require_password_change",
             Self::ImportHash => "import_hash",
             Self::Check => "check",
+            Self::GetUser => "get_user",
         }
     }
 }
@@ -129,6 +132,27 @@ pub struct ProviderUser {
     pub email: Option<String>,
     /// The legacy id the provider stores, where it has a field for it (Kinde `provided_id`).
     pub legacy_id: Option<String>,
+}
+
+/// Whether the provider holds a password for a user, as far as its API tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordState {
+    /// The user has a password (Authgear: a primary password authenticator).
+    Set,
+    /// The user has no password.
+    NotSet,
+    /// The provider's API does not say (Kinde's user record has no password field).
+    Unknown,
+}
+
+/// A user read by id ([`Provider::get_user`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDetails {
+    /// The user as the provider reports it.
+    pub user: ProviderUser,
+    /// Whether a password is set, where the provider can tell.
+    pub password: PasswordState,
 }
 
 /// The profile of a user to create.
@@ -275,6 +299,32 @@ pub trait Provider: Send + Sync + fmt::Debug {
 
     /// Obtains credentials and makes one cheap read call.
     fn check_credentials(&self) -> BoxFuture<'_, CheckReport>;
+
+    /// Reads the user with this provider id, for reconciliation (`dripgate ledger verify`),
+    /// never on the sign-in path. Runs under the client's rate limiter like every call.
+    ///
+    /// `Ok(None)` only when the provider says that no user has this id (an HTTP 404, a GraphQL
+    /// `null` node); any other failure is an error, so a check that could not be made is never
+    /// read as drift. [`UserDetails::password`] is what the provider's API exposes about the
+    /// password, and [`PasswordState::Unknown`] where it exposes nothing: never a guess.
+    /// `ProviderUser::email` is the provider's primary email for the user.
+    ///
+    /// The default answers [`ProviderError::Unsupported`] (verify then reports the user as
+    /// "unchecked"); a client implements it with its provider's get-user-by-id call.
+    fn get_user<'a>(
+        &'a self,
+        id: &'a ProviderUserId,
+    ) -> BoxFuture<'a, Result<Option<UserDetails>, ProviderError>> {
+        let _ = id;
+        let provider = self.kind();
+        Box::pin(async move {
+            Err(ProviderError::Unsupported {
+                provider,
+                operation: Operation::GetUser,
+                detail: "this client cannot read a user by id".into(),
+            })
+        })
+    }
 }
 
 /// Builds the configured provider client; password hashing it needs runs on `hasher` when

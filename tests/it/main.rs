@@ -37,10 +37,15 @@ mod legacy_cli;
 mod legacy_export;
 mod legacy_sql;
 mod legacy_timeout;
+mod legacy_unverifiable;
 
 // The ledger.
 mod ledger_claims;
+#[cfg(feature = "testkit")]
+mod ledger_forget_flow;
 mod ledger_state;
+#[cfg(feature = "testkit")]
+mod ledger_tools;
 
 // The provider clients against the fakes.
 #[cfg(feature = "testkit")]

@@ -230,7 +230,7 @@ pub fn kinde_config(fake: &FakeKinde) -> KindeConfig {
         password_transfer: PasswordTransfer::Bcrypt,
         bcrypt_cost: 4,
         is_temporary_password: false,
-        mark_email_verified: true,
+        mark_email_verified: Some(true),
     }
 }
 
