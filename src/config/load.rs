@@ -17,6 +17,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "admin.token",
     "provider.kinde.client_secret",
     "provider.authgear.private_key_pem",
+    "provider.keycloak.client_secret",
     "legacy.database_url",
     "ledger.url",
     "ledger.fingerprint_key",

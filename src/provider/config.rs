@@ -22,7 +22,7 @@ use super::{ProviderError, ProviderKind};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
-    /// Which provider: `kinde` or `authgear`.
+    /// Which provider: `kinde`, `authgear` or `keycloak`.
     pub kind: ProviderKind,
     /// Kinde settings (required when `kind = "kinde"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,6 +30,9 @@ pub struct ProviderConfig {
     /// Authgear settings (required when `kind = "authgear"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authgear: Option<AuthgearConfig>,
+    /// Keycloak settings (required when `kind = "keycloak"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keycloak: Option<super::keycloak::KeycloakConfig>,
     /// HTTP client settings.
     #[serde(default)]
     pub http: HttpConfig,
@@ -52,7 +55,15 @@ impl ProviderConfig {
                     "kind = \"authgear\" needs a [provider.authgear] section".into(),
                 ));
             }
+            ProviderKind::Keycloak if self.keycloak.is_none() => {
+                return Err(ProviderError::Config(
+                    "kind = \"keycloak\" needs a [provider.keycloak] section".into(),
+                ));
+            }
             _ => {}
+        }
+        if let Some(k) = &self.keycloak {
+            k.validate()?;
         }
         if let Some(k) = &self.kinde {
             check_base_url(&k.base_url)?;
@@ -84,7 +95,7 @@ impl ProviderConfig {
     }
 }
 
-fn check_base_url(url: &str) -> Result<(), ProviderError> {
+pub(crate) fn check_base_url(url: &str) -> Result<(), ProviderError> {
     let url = Url::parse(url).map_err(|e| ProviderError::Config(format!("base_url {url}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(ProviderError::Config(format!(

@@ -1,4 +1,4 @@
-//! New identity providers behind one trait: Kinde and Authgear clients, their token caches,
+//! New identity providers behind one trait: Kinde, Authgear and Keycloak clients, their token caches,
 //! client-side rate limits and retries. Their fakes are in `testkit` (cargo feature `testkit`).
 //!
 //! The migration sequence the caller runs (see docs/PROVIDERS.md):
@@ -20,6 +20,7 @@ pub mod error;
 pub mod hasher;
 mod http;
 pub mod import;
+pub mod keycloak;
 pub mod kinde;
 pub mod limit;
 pub mod metrics;
@@ -28,7 +29,7 @@ pub mod token;
 pub use config::ProviderConfig;
 pub use error::{ErrorClass, ProviderError};
 pub use hasher::{BlockingHasher, HasherError, PasswordHasher};
-pub use import::{HashingMethod, ImportedHash, Pbkdf2Params, SaltPlacement};
+pub use import::{Argon2Params, HashingMethod, ImportedHash, Pbkdf2Params, SaltPlacement};
 pub use metrics::ProviderMetrics;
 
 /// Which identity provider.
@@ -39,6 +40,8 @@ pub enum ProviderKind {
     Kinde,
     /// Authgear (GraphQL Admin API, self-signed admin-key JWT).
     Authgear,
+    /// Keycloak (Admin REST API, client-credentials token of a service-account client).
+    Keycloak,
 }
 
 impl ProviderKind {
@@ -47,6 +50,7 @@ impl ProviderKind {
         match self {
             Self::Kinde => "kinde",
             Self::Authgear => "authgear",
+            Self::Keycloak => "keycloak",
         }
     }
 }
@@ -296,6 +300,17 @@ pub fn build(
                 ProviderError::Config("kind = \"authgear\" needs an [authgear] section".into())
             })?;
             Ok(Arc::new(authgear::AuthgearClient::new(
+                section,
+                &config.http,
+                &config.limits,
+                metrics,
+            )?))
+        }
+        ProviderKind::Keycloak => {
+            let section = config.keycloak.as_ref().ok_or_else(|| {
+                ProviderError::Config("kind = \"keycloak\" needs a [keycloak] section".into())
+            })?;
+            Ok(Arc::new(keycloak::KeycloakClient::new(
                 section,
                 &config.http,
                 &config.limits,

@@ -1,4 +1,4 @@
-//! A provider fake of either kind behind one interface, with the spec validators plugged in.
+//! A provider fake of any kind behind one interface, with the spec validators plugged in.
 
 use super::*;
 
@@ -6,6 +6,7 @@ use super::*;
 pub enum Fake {
     Kinde(FakeKinde),
     Authgear(FakeAuthgear),
+    Keycloak(FakeKeycloak),
 }
 
 impl Fake {
@@ -15,6 +16,10 @@ impl Fake {
 
     pub async fn authgear() -> Self {
         Fake::Authgear(provider_common::authgear_fake().await)
+    }
+
+    pub async fn keycloak() -> Self {
+        Fake::Keycloak(provider_common::keycloak::fake().await)
     }
 
     /// An Authgear fake whose password policy wants at least `min_len` characters.
@@ -37,6 +42,7 @@ impl Fake {
 
     pub fn provider_config(&self) -> ProviderConfig {
         let (kind, kinde, authgear) = match self {
+            Fake::Keycloak(f) => return provider_common::keycloak::provider_config(f),
             Fake::Kinde(f) => (
                 ProviderKind::Kinde,
                 Some(provider_common::kinde_config(f)),
@@ -52,6 +58,7 @@ impl Fake {
             kind,
             kinde,
             authgear,
+            keycloak: None,
             http: provider_common::http(Duration::from_secs(5)),
             limits: provider_common::fast_limits(),
         }
@@ -74,6 +81,11 @@ impl Fake {
                 .iter()
                 .filter(|u| u.email.eq_ignore_ascii_case(email))
                 .count(),
+            Fake::Keycloak(f) => f
+                .users()
+                .iter()
+                .filter(|u| u.email.as_deref() == Some(email.to_lowercase().as_str()))
+                .count(),
         }
     }
 
@@ -81,6 +93,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.users().len(),
             Fake::Authgear(f) => f.users().len(),
+            Fake::Keycloak(f) => f.users().len(),
         }
     }
 
@@ -89,6 +102,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Authgear(f) => f.verify_password(email, plaintext.as_bytes()),
+            Fake::Keycloak(f) => f.verify_password(email, plaintext.as_bytes()),
         }
     }
 
@@ -96,6 +110,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.calls(operation),
             Fake::Authgear(f) => f.calls(operation),
+            Fake::Keycloak(f) => f.calls(operation),
         }
     }
 
@@ -103,6 +118,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.fail_next(operation, n, fault),
             Fake::Authgear(f) => f.fail_next(operation, n, fault),
+            Fake::Keycloak(f) => f.fail_next(operation, n, fault),
         }
     }
 
@@ -117,6 +133,10 @@ impl Fake {
                 .iter()
                 .map(|op| f.calls(op))
                 .sum(),
+            Fake::Keycloak(f) => ["createUser", "updateUser", "resetPassword"]
+                .iter()
+                .map(|op| f.calls(op))
+                .sum(),
         }
     }
 
@@ -124,6 +144,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.spec_violations(),
             Fake::Authgear(f) => f.spec_violations(),
+            Fake::Keycloak(f) => f.spec_violations(),
         }
     }
 }

@@ -13,6 +13,8 @@ use dripgate::testkit::authgear::{FakeAuthgear, FakeAuthgearOptions};
 use dripgate::testkit::kinde::{FakeKinde, FakeKindeOptions};
 use serde_json::{Map, Value};
 
+pub mod keycloak;
+
 pub fn spec_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/provider_specs")
