@@ -48,6 +48,8 @@ mod provider_authgear;
 #[cfg(feature = "testkit")]
 mod provider_check;
 #[cfg(feature = "testkit")]
+mod provider_keycloak;
+#[cfg(feature = "testkit")]
 mod provider_kinde;
 
 // End to end: sign-ins that migrate, route and refuse.
@@ -57,6 +59,8 @@ mod migration_crash;
 mod migration_edges;
 #[cfg(feature = "testkit")]
 mod migration_flow;
+#[cfg(feature = "testkit")]
+mod migration_keycloak;
 #[cfg(feature = "testkit")]
 mod migration_replicas;
 #[cfg(feature = "testkit")]
