@@ -62,10 +62,10 @@ pub enum Command {
     /// The legacy hash store: census before a migration, look up one user.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
-    /// Start a complete local demo: a sample legacy app with generated users, the Kinde fake
-    /// with a hosted sign-in page, and dripgate in front in `route` phase. Ctrl-C stops it.
+    /// Start a complete local demo: a sample legacy app with generated users, a provider fake
+    /// (Kinde's, or Keycloak's with `--provider keycloak`) with a hosted sign-in page, and dripgate in front in `route` phase. Ctrl-C stops it.
     #[command(
-        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data"
+        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data\n  dripgate demo --provider keycloak"
     )]
     #[cfg(feature = "demo")]
     Demo {
@@ -82,6 +82,9 @@ pub enum Command {
         /// instead of a temporary directory removed at exit.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// The new provider, played by its fake: kinde or keycloak.
+        #[arg(long, default_value = "kinde", value_parser = parse_provider_kind)]
+        provider: crate::provider::ProviderKind,
     },
     /// Not in this build: it was built without the `demo` cargo feature.
     #[cfg(not(feature = "demo"))]
@@ -152,11 +155,13 @@ pub fn main() -> ExitCode {
             admin,
             users,
             data_dir,
+            provider,
         } => demo(crate::demo::DemoOptions {
             listen,
             admin,
             users,
             data_dir,
+            provider,
         }),
         #[cfg(not(feature = "demo"))]
         Command::Demo { .. } => {
@@ -267,6 +272,13 @@ fn provider_check(path: &std::path::Path) -> ExitCode {
     };
     let code = runtime.block_on(provider_check::command(path, &mut std::io::stdout()));
     ExitCode::from(code)
+}
+
+/// A provider kind by its config name (`kinde`, `keycloak`, …).
+#[cfg(feature = "demo")]
+fn parse_provider_kind(name: &str) -> Result<crate::provider::ProviderKind, String> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned()))
+        .map_err(|_| format!("unknown provider {name:?}"))
 }
 
 #[cfg(feature = "demo")]

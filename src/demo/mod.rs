@@ -1,8 +1,8 @@
 //! `dripgate demo`: a complete local migration in one process, on loopback, with no setup.
 //!
 //! It starts a sample legacy app with a sign-in form and a few thousand generated users in a
-//! SQLite file ([`users`], [`LegacyApp`]), the Kinde fake as the new provider with a hosted sign-in
-//! page of its own, and dripgate in front of the app in `route` phase. Signing in once through
+//! SQLite file ([`users`], [`LegacyApp`]), a provider fake as the new provider (Kinde's, or
+//! Keycloak's with `--provider keycloak`) with a hosted sign-in page of its own, and dripgate in front of the app in `route` phase. Signing in once through
 //! dripgate migrates the user; the next sign-in is redirected to the provider's page, which
 //! accepts the same password.
 
@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::provider::ProviderKind;
 use crate::server::{BoundServer, ServerError};
+use crate::testkit::keycloak::{FakeKeycloak, FakeKeycloakOptions};
 use crate::testkit::kinde::{FakeKinde, FakeKindeOptions};
 use crate::testkit::legacy_app::LegacyApp;
 use crate::testkit::signin_page;
@@ -35,6 +37,8 @@ pub struct DemoOptions {
     /// Where the legacy database, ledger and audit log go; a fresh temporary directory, removed
     /// at shutdown, when `None`. Files in it are recreated at every start.
     pub data_dir: Option<PathBuf>,
+    /// The new provider (its fake): `kinde` or `keycloak`.
+    pub provider: ProviderKind,
 }
 
 impl Default for DemoOptions {
@@ -44,6 +48,7 @@ impl Default for DemoOptions {
             admin: SocketAddr::from(([127, 0, 0, 1], 9090)),
             users: DEFAULT_USERS,
             data_dir: None,
+            provider: ProviderKind::Kinde,
         }
     }
 }
@@ -80,7 +85,7 @@ pub struct DemoHandle {
     pub admin_url: String,
     /// The legacy app's own URL (behind dripgate; for comparison only).
     pub legacy_url: String,
-    /// The new provider's (Kinde fake's) base URL.
+    /// The new provider's (its fake's) base URL.
     pub provider_url: String,
     /// The new provider's hosted sign-in page.
     pub provider_signin_url: String,
@@ -92,7 +97,7 @@ pub struct DemoHandle {
     pub user_count: usize,
     stop: oneshot::Sender<()>,
     server: JoinHandle<Result<(), ServerError>>,
-    provider: FakeKinde,
+    provider: DemoProvider,
     app: LegacyApp,
     remove_data_dir: bool,
 }
@@ -120,9 +125,7 @@ pub async fn start(options: DemoOptions) -> Result<DemoHandle, DemoError> {
     let app = LegacyApp::start(&legacy_db)
         .await
         .map_err(|e| DemoError::Setup(e.to_string()))?;
-    let provider = FakeKinde::start("127.0.0.1:0", FakeKindeOptions::default())
-        .await
-        .map_err(|e| DemoError::Setup(format!("provider fake: {e}")))?;
+    let provider = DemoProvider::start(options.provider).await?;
     let provider_url = provider.base_url();
     let provider_signin_url = format!("{provider_url}{}", signin_page::PATH);
     let text = config_toml(
@@ -154,16 +157,70 @@ pub async fn start(options: DemoOptions) -> Result<DemoHandle, DemoError> {
     })
 }
 
+/// The provider fake the demo runs (stopped when dropped).
+enum DemoProvider {
+    Kinde(FakeKinde),
+    Keycloak(FakeKeycloak),
+}
+
+impl DemoProvider {
+    async fn start(kind: ProviderKind) -> Result<Self, DemoError> {
+        let setup = |e: std::io::Error| DemoError::Setup(format!("provider fake: {e}"));
+        match kind {
+            ProviderKind::Kinde => Ok(Self::Kinde(
+                FakeKinde::start("127.0.0.1:0", FakeKindeOptions::default())
+                    .await
+                    .map_err(setup)?,
+            )),
+            ProviderKind::Keycloak => Ok(Self::Keycloak(
+                FakeKeycloak::start("127.0.0.1:0", FakeKeycloakOptions::default())
+                    .await
+                    .map_err(setup)?,
+            )),
+            other => Err(DemoError::Setup(format!(
+                "the demo has no {other} fake (kinde, keycloak)"
+            ))),
+        }
+    }
+
+    fn base_url(&self) -> String {
+        match self {
+            Self::Kinde(f) => f.base_url(),
+            Self::Keycloak(f) => f.base_url(),
+        }
+    }
+
+    /// The `[provider]` section for this fake.
+    fn config_toml(&self) -> String {
+        match self {
+            Self::Kinde(f) => format!(
+                "[provider]\nkind = \"kinde\"\n\n[provider.kinde]\nbase_url = \"{}\"\n\
+                 client_id = \"{}\"\nclient_secret = \"{}\"\nbcrypt_cost = 10\n",
+                f.base_url(),
+                f.options().client_id,
+                f.options().client_secret
+            ),
+            Self::Keycloak(f) => format!(
+                "[provider]\nkind = \"keycloak\"\n\n[provider.keycloak]\nbase_url = \"{}\"\n\
+                 realm = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+                f.base_url(),
+                f.options().realm,
+                f.options().client_id,
+                f.options().client_secret
+            ),
+        }
+    }
+}
+
 /// dripgate's config for the demo (TOML, so it reads like a real deployment's).
 fn config_toml(
     options: &DemoOptions,
     app_url: &str,
-    provider: &FakeKinde,
+    provider: &DemoProvider,
     legacy_db: &Path,
     ledger_db: &Path,
     audit_log: &Path,
 ) -> String {
-    let kinde = provider.options();
     let quoted = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
     let sqlite = |p: &Path| toml::Value::String(format!("sqlite://{}", p.display())).to_string();
     format!(
@@ -200,15 +257,7 @@ format = "auto"
 salt_position = "suffix"
 columns = {{ id = "id", login = "", email = "email", hash = "hash", format = "format", salt = "salt", given_name = "given_name", family_name = "family_name" }}
 
-[provider]
-kind = "kinde"
-
-[provider.kinde]
-base_url = "{provider_url}"
-client_id = "{client_id}"
-client_secret = "{client_secret}"
-bcrypt_cost = 10
-
+{provider_section}
 [ledger]
 url = {ledger_url}
 
@@ -223,8 +272,7 @@ route = {{ mode = "redirect", url_template = "{provider_url}{page}?login_hint={{
         admin = options.admin,
         legacy_url = sqlite(legacy_db),
         provider_url = provider.base_url(),
-        client_id = kinde.client_id,
-        client_secret = kinde.client_secret,
+        provider_section = provider.config_toml(),
         ledger_url = sqlite(ledger_db),
         audit_file = quoted(audit_log),
         page = signin_page::PATH,
