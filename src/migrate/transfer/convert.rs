@@ -172,7 +172,8 @@ fn django(value: &str, format: Format) -> Result<ImportedHash, NotImportable> {
         },
         "pbkdf2_sha1" => django_pbkdf2(rest, format, 1),
         "bcrypt_sha256" => variant("Django bcrypt_sha256 hashes a SHA-256 of the password"),
-        "argon2" => argon2(rest, format),
+        // `argon2$argon2id$v=…`: the PHC string after the algorithm name.
+        "argon2" => argon2(&value[algorithm.len()..], format),
         _ => variant("Django SHA-1 hashers have no provider method"),
     }
 }

@@ -19,6 +19,8 @@ use super::{Fault, Knobs, ServerHandle, serve};
 mod credential;
 mod routes;
 pub mod spec;
+mod token;
+mod users;
 
 pub use credential::FakeCredential;
 pub use spec::KeycloakSpec;

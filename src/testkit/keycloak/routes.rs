@@ -2,29 +2,25 @@
 //! tokens and roles, and the admin operations dripgate uses.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::Response;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use super::credential::FakeCredential;
-use super::{FakeKeycloakUser, Issued, Shared, State, new_id};
+use super::{FakeKeycloakUser, Shared, State};
 use crate::testkit::{Fault, Incoming_, Reply, json_response, signin_page};
 
-type Resp = Response<Full<Bytes>>;
+pub(super) type Resp = Response<Full<Bytes>>;
 
 /// `ErrorRepresentation`.
-fn error_message(status: u16, message: &str) -> Resp {
+pub(super) fn error_message(status: u16, message: &str) -> Resp {
     json_response(status, &json!({"errorMessage": message}))
 }
 
 /// The OAuth error shape (token endpoint, and some admin errors).
-fn oauth_error(status: u16, error: &str, description: &str) -> Resp {
+pub(super) fn oauth_error(status: u16, error: &str, description: &str) -> Resp {
     json_response(
         status,
         &json!({"error": error, "error_description": description}),
@@ -149,7 +145,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
         Some(Fault::PasswordPolicy) | None => {}
     }
     let reply = if op == "token" {
-        token(s, &req)
+        super::token::token(s, &req)
     } else {
         admin(s, op, &params, &req)
     };
@@ -160,101 +156,11 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
     }
 }
 
-fn policy_refusal(key: &str, description: &str) -> Resp {
+pub(super) fn policy_refusal(key: &str, description: &str) -> Resp {
     oauth_error(400, key, description)
 }
 
-fn token(s: &Shared, req: &Incoming_) -> Resp {
-    let ct = header(req, hyper::header::CONTENT_TYPE);
-    if !ct.starts_with("application/x-www-form-urlencoded") {
-        s.lock()
-            .knobs
-            .violation(format!("token: content type {ct:?}"));
-        return oauth_error(
-            400,
-            "invalid_request",
-            "Content-Type must be application/x-www-form-urlencoded",
-        );
-    }
-    let form: HashMap<String, String> = form_urlencoded::parse(&req.body).into_owned().collect();
-    // client_secret_basic or client_secret_post.
-    let basic = header(req, hyper::header::AUTHORIZATION)
-        .strip_prefix("Basic ")
-        .and_then(|b| STANDARD.decode(b).ok())
-        .and_then(|b| String::from_utf8(b).ok())
-        .and_then(|b| {
-            b.split_once(':')
-                .map(|(i, p)| (i.to_string(), p.to_string()))
-        });
-    let (id, secret) = match basic {
-        Some((i, p)) => (Some(i), Some(p)),
-        None => (
-            form.get("client_id").cloned(),
-            form.get("client_secret").cloned(),
-        ),
-    };
-    let opts = &s.options;
-    if id.as_deref() != Some(opts.client_id.as_str()) {
-        return oauth_error(
-            401,
-            "invalid_client",
-            "Invalid client or Invalid client credentials",
-        );
-    }
-    if secret.as_deref() != Some(opts.client_secret.as_str()) {
-        return oauth_error(
-            401,
-            "unauthorized_client",
-            "Invalid client or Invalid client credentials",
-        );
-    }
-    match form.get("grant_type").map(String::as_str) {
-        Some("client_credentials") => {}
-        _ => return oauth_error(400, "unsupported_grant_type", "Unsupported grant_type"),
-    }
-    if !opts.service_accounts_enabled {
-        return oauth_error(
-            401,
-            "unauthorized_client",
-            "Client not enabled to retrieve service account",
-        );
-    }
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    let lifetime = opts.token_lifetime.as_secs().max(1);
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#);
-    let jti: [u8; 16] = rand::random();
-    let payload = URL_SAFE_NO_PAD.encode(
-        json!({
-            "exp": now + lifetime, "iat": now, "jti": hex::encode(jti),
-            "iss": format!("{}/realms/{}", s.base_url, opts.realm), "typ": "Bearer",
-            "azp": opts.client_id, "preferred_username": format!("service-account-{}", opts.client_id),
-            "resource_access": {"realm-management": {"roles": opts.roles}},
-            "scope": "profile email",
-        })
-        .to_string(),
-    );
-    let sig: [u8; 32] = rand::random();
-    let token = format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(sig));
-    s.lock().tokens.insert(
-        token.clone(),
-        Issued {
-            expires_at: Instant::now() + opts.token_lifetime,
-            roles: opts.roles.clone(),
-        },
-    );
-    json_response(
-        200,
-        &json!({
-            "access_token": token, "expires_in": lifetime, "refresh_expires_in": 0,
-            "token_type": "Bearer", "not-before-policy": 0, "scope": "profile email",
-        }),
-    )
-}
-
-fn header(req: &Incoming_, name: hyper::header::HeaderName) -> String {
+pub(super) fn header(req: &Incoming_, name: hyper::header::HeaderName) -> String {
     req.headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -344,13 +250,13 @@ fn admin(s: &Shared, op: &str, params: &HashMap<String, String>, req: &Incoming_
     let body = body.unwrap_or(Value::Null);
     match op {
         "getUsers" => json_response(200, &Value::Array(search(&st, &query))),
-        "createUser" => create(s, &mut st, &body),
+        "createUser" => super::users::create(s, &mut st, &body),
         "getUser" => match st.users.get(&user_id) {
             Some(u) => json_response(200, &representation(u, false)),
             None => user_not_found(),
         },
-        "updateUser" => update(s, &mut st, &user_id, &body),
-        "resetPassword" => reset_password(s, &mut st, &user_id, &body),
+        "updateUser" => super::users::update(s, &mut st, &user_id, &body),
+        "resetPassword" => super::users::reset_password(s, &mut st, &user_id, &body),
         "getRealm" => json_response(
             200,
             &json!({
@@ -370,7 +276,7 @@ fn admin(s: &Shared, op: &str, params: &HashMap<String, String>, req: &Incoming_
     }
 }
 
-fn user_not_found() -> Resp {
+pub(super) fn user_not_found() -> Resp {
     json_response(404, &json!({"error": "User not found"}))
 }
 
@@ -423,205 +329,6 @@ fn search(st: &State, q: &HashMap<String, String>) -> Vec<Value> {
         .collect()
 }
 
-fn text(v: &Value, key: &str) -> Option<String> {
+pub(super) fn text(v: &Value, key: &str) -> Option<String> {
     v.get(key).and_then(Value::as_str).map(str::to_string)
-}
-
-fn create(s: &Shared, st: &mut State, body: &Value) -> Resp {
-    let Some(username) = text(body, "username").map(|u| u.to_lowercase()) else {
-        return error_message(400, "User name is missing");
-    };
-    let email = text(body, "email").map(|e| e.to_lowercase());
-    if st.users.values().any(|u| u.username == username) {
-        return error_message(409, "User exists with same username");
-    }
-    if email.is_some() && st.users.values().any(|u| u.email == email) {
-        return error_message(409, "User exists with same email");
-    }
-    let id = new_id();
-    let mut user = FakeKeycloakUser {
-        id: id.clone(),
-        username,
-        email,
-        email_verified: false,
-        enabled: false,
-        first_name: None,
-        last_name: None,
-        attributes: Default::default(),
-        required_actions: Vec::new(),
-        credential: None,
-    };
-    // All of it is one transaction: a refused credential creates no user.
-    if let Err(r) = apply(s, st, &mut user, body) {
-        return *r;
-    }
-    st.users.insert(id.clone(), user);
-    let mut r = crate::testkit::response(201, "application/json", "");
-    let location = format!("{}/admin/realms/{}/users/{id}", s.base_url, s.options.realm);
-    if let Ok(v) = hyper::header::HeaderValue::from_str(&location) {
-        r.headers_mut().insert(hyper::header::LOCATION, v);
-    }
-    r
-}
-
-fn update(s: &Shared, st: &mut State, id: &str, body: &Value) -> Resp {
-    let Some(mut user) = st.users.get(id).cloned() else {
-        return user_not_found();
-    };
-    if let Some(email) = text(body, "email").map(|e| e.to_lowercase())
-        && st
-            .users
-            .values()
-            .any(|u| u.id != id && u.email.as_deref() == Some(email.as_str()))
-    {
-        return error_message(409, "User exists with same email");
-    }
-    if let Err(r) = apply(s, st, &mut user, body) {
-        return *r;
-    }
-    st.users.insert(id.to_string(), user);
-    crate::testkit::response(204, "application/json", "")
-}
-
-/// Applies a `UserRepresentation` to `user` (create or update).
-fn apply(
-    s: &Shared,
-    st: &mut State,
-    user: &mut FakeKeycloakUser,
-    body: &Value,
-) -> Result<(), Box<Resp>> {
-    if let Some(e) = text(body, "email") {
-        user.email = Some(e.to_lowercase());
-    }
-    for (key, slot) in [
-        ("emailVerified", &mut user.email_verified),
-        ("enabled", &mut user.enabled),
-    ] {
-        if let Some(b) = body.get(key).and_then(Value::as_bool) {
-            *slot = b;
-        }
-    }
-    if let Some(v) = text(body, "firstName") {
-        user.first_name = Some(v);
-    }
-    if let Some(v) = text(body, "lastName") {
-        user.last_name = Some(v);
-    }
-    if let Some(attrs) = body.get("attributes").and_then(Value::as_object) {
-        user.attributes = if s.options.unmanaged_attributes {
-            attrs
-                .iter()
-                .map(|(k, v)| {
-                    (
-                        k.clone(),
-                        v.as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|x| x.as_str().map(str::to_string))
-                            .collect(),
-                    )
-                })
-                .collect()
-        } else {
-            Default::default()
-        };
-    }
-    if let Some(actions) = body.get("requiredActions").and_then(Value::as_array) {
-        user.required_actions = actions
-            .iter()
-            .filter_map(|a| a.as_str().map(str::to_string))
-            .collect();
-    }
-    for cred in body
-        .get("credentials")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        if cred.get("type").and_then(Value::as_str) != Some("password") {
-            st.knobs
-                .violation(format!("credential of type {:?}", cred.get("type")));
-            return Err(Box::new(error_message(400, "unsupported credential type")));
-        }
-        let stored = match (
-            text(cred, "value"),
-            text(cred, "secretData"),
-            text(cred, "credentialData"),
-        ) {
-            (Some(value), _, _) => check_policy(s, user, &value)
-                .map_err(|(k, d)| Box::new(error_message(400, &format!("{k}: {d}"))))?,
-            (None, Some(secret), Some(data)) => {
-                FakeCredential::import(&data, &secret).map_err(|e| {
-                    st.knobs.violation(format!("credential: {e}"));
-                    Box::new(error_message(400, "Could not create credential"))
-                })?
-            }
-            _ => {
-                st.knobs
-                    .violation("credential without value or secretData/credentialData".into());
-                return Err(Box::new(error_message(400, "Could not create credential")));
-            }
-        };
-        if cred.get("temporary").and_then(Value::as_bool) == Some(true) {
-            add_update_password(user);
-        }
-        user.credential = Some(stored);
-    }
-    Ok(())
-}
-
-fn add_update_password(user: &mut FakeKeycloakUser) {
-    if !user.required_actions.iter().any(|a| a == "UPDATE_PASSWORD") {
-        user.required_actions.push("UPDATE_PASSWORD".into());
-    }
-}
-
-/// The realm's policy: `length(n)`, `passwordHistory(1)`; Ok is the credential to store.
-fn check_policy(
-    s: &Shared,
-    user: &FakeKeycloakUser,
-    password: &str,
-) -> Result<FakeCredential, (&'static str, String)> {
-    let min = s.options.min_password_length;
-    if password.chars().count() < min {
-        return Err((
-            "invalidPasswordMinLengthMessage",
-            format!("Invalid password: minimum length {min}."),
-        ));
-    }
-    if s.options.password_history
-        && user
-            .credential
-            .as_ref()
-            .is_some_and(|c| c.verify(password.as_bytes()))
-    {
-        return Err((
-            "invalidPasswordHistoryMessage",
-            "Invalid password: must not be equal to any of last 1 passwords.".into(),
-        ));
-    }
-    Ok(FakeCredential::hash(password, s.options.hash_iterations))
-}
-
-fn reset_password(s: &Shared, st: &mut State, id: &str, body: &Value) -> Resp {
-    let Some(mut user) = st.users.get(id).cloned() else {
-        return user_not_found();
-    };
-    let Some(value) = text(body, "value") else {
-        return json_response(400, &json!({"error": "No password provided"}));
-    };
-    if value.trim().is_empty() {
-        return json_response(400, &json!({"error": "Empty password not allowed"}));
-    }
-    match check_policy(s, &user, &value) {
-        Ok(c) => user.credential = Some(c),
-        Err((key, description)) => return policy_refusal(key, &description),
-    }
-    if body.get("temporary").and_then(Value::as_bool) == Some(true) {
-        add_update_password(&mut user);
-    } else {
-        user.required_actions.retain(|a| a != "UPDATE_PASSWORD");
-    }
-    st.users.insert(id.to_string(), user);
-    crate::testkit::response(204, "application/json", "")
 }
