@@ -147,4 +147,36 @@ impl Fake {
             Fake::Keycloak(f) => f.spec_violations(),
         }
     }
+
+    /// The `[provider]` section of a child process's config (Kinde or Keycloak); the client
+    /// secret is read from the variable [`Fake::child_secret`] names.
+    pub fn child_provider_toml(&self) -> String {
+        match self {
+            Fake::Kinde(k) => format!(
+                "[provider]\nkind = \"kinde\"\n\n[provider.kinde]\nbase_url = \"{}\"\n\
+                 client_id = \"{}\"\nclient_secret = {{ env = \"TEST_KINDE_SECRET\" }}\n\
+                 bcrypt_cost = 4\n",
+                k.base_url(),
+                k.options().client_id
+            ),
+            Fake::Keycloak(k) => format!(
+                "[provider]\nkind = \"keycloak\"\n\n[provider.keycloak]\nbase_url = \"{}\"\n\
+                 realm = \"{}\"\nclient_id = \"{}\"\n\
+                 client_secret = {{ env = \"TEST_KEYCLOAK_SECRET\" }}\n",
+                k.base_url(),
+                k.options().realm,
+                k.options().client_id
+            ),
+            Fake::Authgear(_) => panic!("child processes use the Kinde or Keycloak fake"),
+        }
+    }
+
+    /// The environment variable the child's client secret is read from, and its value.
+    pub fn child_secret(&self) -> (&'static str, String) {
+        match self {
+            Fake::Kinde(k) => ("TEST_KINDE_SECRET", k.options().client_secret.clone()),
+            Fake::Keycloak(k) => ("TEST_KEYCLOAK_SECRET", k.options().client_secret.clone()),
+            Fake::Authgear(_) => panic!("child processes use the Kinde or Keycloak fake"),
+        }
+    }
 }
