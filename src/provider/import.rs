@@ -49,7 +49,7 @@ impl HashingMethod {
     ];
 
     /// What Keycloak imports as a stored password credential (`argon2` only where enabled).
-    pub const KEYCLOAK: [HashingMethod; 3] = [Self::Pbkdf2, Self::Pbkdf2Sha1, Self::Argon2];
+    pub const KEYCLOAK: [HashingMethod; 3] = [Self::Pbkdf2Sha1, Self::Pbkdf2, Self::Argon2];
 
     /// The wire name (Kinde's `hashing_method` enum value; dripgate's name for the methods Kinde
     /// lacks); also the metric label.

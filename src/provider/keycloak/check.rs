@@ -176,11 +176,7 @@ impl KeycloakClient {
         let imports: Vec<&str> = self
             .imports()
             .iter()
-            .map(|m| match m {
-                crate::provider::HashingMethod::Pbkdf2Sha1 => "pbkdf2",
-                crate::provider::HashingMethod::Pbkdf2 => "pbkdf2-sha256, pbkdf2-sha512",
-                _ => "argon2",
-            })
+            .flat_map(|m| super::password::algorithms(*m).iter().copied())
             .collect();
         lines.push((
             "hash import".to_string(),

@@ -322,3 +322,67 @@ impl Provider for KeycloakClient {
         self.check().boxed()
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn client(import_argon2: bool) -> KeycloakClient {
+        let config: KeycloakConfig = toml::from_str(&format!(
+            "base_url = \"https://sso.example.com\"\nrealm = \"r\"\nclient_id = \"c\"\n\
+             client_secret = \"s\"\nimport_argon2 = {import_argon2}\n"
+        ))
+        .unwrap();
+        KeycloakClient::new(
+            &config,
+            &HttpConfig::default(),
+            &LimitsConfig::default(),
+            None,
+        )
+        .unwrap()
+    }
+
+    fn algorithms(c: &KeycloakClient) -> String {
+        c.capabilities()
+            .imports
+            .iter()
+            .flat_map(|m| password::algorithms(*m).iter().copied())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// docs/PROVIDERS.md's capability table says what the client does.
+    #[test]
+    fn the_capability_table_row_matches_the_client() {
+        let doc = include_str!("../../../docs/PROVIDERS.md");
+        let table = doc
+            .split("<!-- capability-table -->")
+            .nth(1)
+            .and_then(|t| t.split("<!-- /capability-table -->").next())
+            .expect("docs/PROVIDERS.md has the capability table");
+        let row = table
+            .lines()
+            .find(|l| l.starts_with("| Keycloak |"))
+            .expect("a Keycloak row");
+        let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+        let plain = client(false);
+        let caps = plain.capabilities();
+        assert_eq!(
+            cells[2].starts_with("yes"),
+            caps.atomic_create_with_password
+        );
+        assert_eq!(
+            cells[3],
+            format!("{}; argon2 with `import_argon2`", algorithms(&plain))
+        );
+        assert_eq!(
+            algorithms(&client(true)),
+            format!("{}, argon2", algorithms(&plain))
+        );
+        assert!(caps.stores_legacy_id);
+        assert_eq!(cells[4], "attribute `dripgate_legacy_id`");
+        assert!(cells[5].contains(UPDATE_PASSWORD));
+        assert!(!caps.prefers_legacy_hash, "plaintext is the default");
+    }
+}

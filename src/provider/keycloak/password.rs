@@ -31,6 +31,16 @@ fn unsupported(detail: &str) -> ProviderError {
     }
 }
 
+/// Keycloak's algorithm ids a hashing method is imported as.
+pub(super) fn algorithms(method: HashingMethod) -> &'static [&'static str] {
+    match method {
+        HashingMethod::Pbkdf2Sha1 => &["pbkdf2"],
+        HashingMethod::Pbkdf2 => &["pbkdf2-sha256", "pbkdf2-sha512"],
+        HashingMethod::Argon2 => &["argon2"],
+        _ => &[],
+    }
+}
+
 /// Keycloak's password hash provider id for a pbkdf2 hash: `pbkdf2` (SHA-1), `pbkdf2-sha256`,
 /// `pbkdf2-sha512`. Keycloak takes the key length from the stored value.
 fn pbkdf2_algorithm(hash: &ImportedHash) -> Option<&'static str> {
