@@ -189,13 +189,14 @@ impl KeycloakSpec {
                 _ => true,
             };
             if !ok {
-                return Err(format!("{at}: expected {t}, got {v}"));
+                // The kind, not the value: a misplaced password must not reach an error text.
+                return Err(format!("{at}: expected {t}, got {}", kind(v)));
             }
         }
         if let Some(e) = schema.get("enum").and_then(Value::as_array)
             && !e.contains(v)
         {
-            return Err(format!("{at}: {v} is not one of {e:?}"));
+            return Err(format!("{at}: not one of {e:?}"));
         }
         if let Some(obj) = v.as_object() {
             let props = schema.get("properties").and_then(Value::as_object);
@@ -226,5 +227,17 @@ impl KeycloakSpec {
             }
         }
         Ok(())
+    }
+}
+
+/// A JSON value's kind, for error texts.
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
     }
 }
