@@ -129,14 +129,15 @@ impl KeycloakClient {
         let users: Vec<UserRead> = serde_json::from_slice(&answer.body)
             .map_err(|e| invalid_body(op, answer.status, "users response", &e))?;
         let found = users.into_iter().find_map(|u| {
-            let matches = match field {
-                "email" => u
-                    .email
-                    .as_deref()
-                    .is_some_and(|e| e.eq_ignore_ascii_case(value)),
-                // An exact username search answers that user only.
-                _ => true,
+            // Servers without `exact` support answer substring matches: keep the equal one.
+            let have = if field == "email" {
+                &u.email
+            } else {
+                &u.username
             };
+            let matches = have
+                .as_deref()
+                .is_some_and(|h| h.eq_ignore_ascii_case(value));
             let legacy_id = self.legacy_id_of(&u);
             match (matches, u.id) {
                 (true, Some(id)) => Some(ProviderUser {

@@ -30,6 +30,7 @@ pub(super) struct OAuthError {
 #[serde(rename_all = "camelCase")]
 pub(super) struct UserRead {
     pub id: Option<String>,
+    pub username: Option<String>,
     pub email: Option<String>,
     #[serde(default)]
     pub attributes: Option<BTreeMap<String, Vec<String>>>,
