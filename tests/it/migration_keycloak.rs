@@ -503,3 +503,51 @@ async fn migrations_per_second_at_the_default_limit() {
     );
     dg.stop().await;
 }
+
+#[tokio::test]
+async fn an_import_keycloak_refuses_falls_back_to_the_password_and_is_counted() {
+    let world = World::new().await;
+    let fake = Fake::keycloak().await;
+    let (hash, password) = vector("pbkdf2_sha256-001");
+    let email = "refused@transfer.test";
+    sqlx::raw_sql("ALTER TABLE users ADD COLUMN format TEXT")
+        .execute(&world.store)
+        .await
+        .unwrap();
+    world.app.set_user(email, &password);
+    sqlx::query(
+        "INSERT INTO users (login, email, hash, format) VALUES ('refused', ?, ?, 'django')",
+    )
+    .bind(email)
+    .bind(&hash)
+    .execute(&world.store)
+    .await
+    .unwrap();
+    let mut config = world.config(Some(&fake), legacy_signature());
+    config.legacy.as_mut().unwrap().columns.format = Some("format".into());
+    let kc = config
+        .provider
+        .as_mut()
+        .and_then(|p| p.keycloak.as_mut())
+        .unwrap();
+    kc.password_transfer = KeycloakPasswordTransfer::LegacyHash;
+    fake.fail_next("updateUser", 1, Fault::Status(400));
+    let dg = Dripgate::start(config).await;
+    sign_in_unchanged(&world, &dg.url(""), email, &password).await;
+    wait_outcome(&dg, "migrated", 1).await;
+    let stored = keycloak(&fake)
+        .user_by_email(email)
+        .unwrap()
+        .credential
+        .unwrap();
+    assert!(
+        !stored.imported,
+        "the refused hash was replaced by the password"
+    );
+    assert!(fake.verify(email, &password));
+    let (_, page) = common::get_text(&dg.admin_url("/metrics")).await;
+    assert_eq!(transfers(&page, &[("result", "fallback_password")]), 1);
+    assert_eq!(transfers(&page, &[("result", "legacy_hash")]), 0);
+    world.assert_invariants(&fake, &[(email, &password)]).await;
+    dg.stop().await;
+}
