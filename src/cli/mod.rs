@@ -67,11 +67,11 @@ pub enum Command {
     /// The migration ledger: export it, verify it against the provider, forget a user.
     #[command(subcommand)]
     Ledger(ledger::LedgerCommand),
-    /// Start a complete local demo: a sample legacy app with generated users, the Kinde fake (or
-    /// the generic HTTP provider's, `--provider http`) with a hosted sign-in page, and dripgate
-    /// in front in `route` phase. Ctrl-C stops it.
+    /// Start a complete local demo: a sample legacy app with generated users, a provider fake
+    /// (Kinde's, or another with `--provider`) with a hosted sign-in page, and dripgate in front
+    /// in `route` phase. Ctrl-C stops it.
     #[command(
-        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data\n  dripgate demo --provider http"
+        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data\n  dripgate demo --provider keycloak"
     )]
     #[cfg(feature = "demo")]
     Demo {
@@ -88,8 +88,8 @@ pub enum Command {
         /// instead of a temporary directory removed at exit.
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// The new provider's fake: `kinde`, or `http` (the generic HTTP contract's reference
-        /// fake, HMAC-signed requests).
+        /// The new provider, played by its fake: `kinde`, `keycloak`, or `http` (the generic
+        /// HTTP contract's reference fake, HMAC-signed requests).
         #[arg(long, default_value = "kinde")]
         provider: crate::demo::DemoProvider,
     },

@@ -18,6 +18,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "provider.kinde.client_secret",
     "provider.authgear.private_key_pem",
     "provider.http_provider.signing_key",
+    "provider.keycloak.client_secret",
     "legacy.database_url",
     "ledger.url",
     "ledger.fingerprint_key",

@@ -22,7 +22,7 @@ use super::{ProviderError, ProviderKind};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
-    /// Which provider: `kinde`, `authgear` or `http` (the generic HTTP contract).
+    /// Which provider: `kinde`, `authgear`, `keycloak` or `http` (the generic HTTP contract).
     pub kind: ProviderKind,
     /// Kinde settings (required when `kind = "kinde"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -33,6 +33,9 @@ pub struct ProviderConfig {
     /// Generic HTTP provider settings (required when `kind = "http"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_provider: Option<super::generic::GenericHttpConfig>,
+    /// Keycloak settings (required when `kind = "keycloak"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keycloak: Option<super::keycloak::KeycloakConfig>,
     /// HTTP client settings.
     #[serde(default)]
     pub http: HttpConfig,
@@ -60,7 +63,15 @@ impl ProviderConfig {
                     "kind = \"http\" needs a [provider.http_provider] section".into(),
                 ));
             }
+            ProviderKind::Keycloak if self.keycloak.is_none() => {
+                return Err(ProviderError::Config(
+                    "kind = \"keycloak\" needs a [provider.keycloak] section".into(),
+                ));
+            }
             _ => {}
+        }
+        if let Some(k) = &self.keycloak {
+            k.validate()?;
         }
         if let Some(k) = &self.kinde {
             check_base_url(&k.base_url)?;
@@ -95,7 +106,7 @@ impl ProviderConfig {
     }
 }
 
-pub(super) fn check_base_url(url: &str) -> Result<(), ProviderError> {
+pub(crate) fn check_base_url(url: &str) -> Result<(), ProviderError> {
     let url = Url::parse(url).map_err(|e| ProviderError::Config(format!("base_url {url}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(ProviderError::Config(format!(
@@ -234,6 +245,8 @@ impl Default for HttpConfig {
 /// Kinde documents a requests-per-minute limiter and a concurrency limiter but publishes no
 /// numbers; the defaults stay well below what a tenant sees in practice (and Authgear's documented
 /// default of 60 requests per minute per IP applies to end-user features, not the Admin API).
+/// Keycloak has no admin API limit at all: the same defaults apply (about 1.7 migrations/s at
+/// three requests each); raise them for a Keycloak sized for more.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {

@@ -1,5 +1,6 @@
-//! New identity providers behind one trait: Kinde and Authgear clients, the generic HTTP
-//! contract's client, their token caches, client-side rate limits and retries. Their fakes are in `testkit` (cargo feature `testkit`).
+//! New identity providers behind one trait: Kinde, Authgear and Keycloak clients, the generic
+//! HTTP contract's client, their token caches, client-side rate limits and retries. Their fakes
+//! are in `testkit` (cargo feature `testkit`).
 //!
 //! The migration sequence the caller runs (see docs/PROVIDERS.md):
 //! find by email → create (Authgear sets the password in the same call) → set password
@@ -21,6 +22,7 @@ pub mod generic;
 pub mod hasher;
 mod http;
 pub mod import;
+pub mod keycloak;
 pub mod kinde;
 pub mod limit;
 pub mod metrics;
@@ -29,7 +31,7 @@ pub mod token;
 pub use config::ProviderConfig;
 pub use error::{ErrorClass, ProviderError};
 pub use hasher::{BlockingHasher, HasherError, PasswordHasher};
-pub use import::{HashingMethod, ImportedHash, Pbkdf2Params, SaltPlacement};
+pub use import::{Argon2Params, HashingMethod, ImportedHash, Pbkdf2Params, SaltPlacement};
 pub use metrics::ProviderMetrics;
 
 /// Which identity provider.
@@ -43,6 +45,8 @@ pub enum ProviderKind {
     /// An operator's own endpoint implementing the generic HTTP contract (HMAC-signed requests;
     /// docs/generic-http-provider.openapi.yaml).
     Http,
+    /// Keycloak (Admin REST API, client-credentials token of a service-account client).
+    Keycloak,
 }
 
 impl ProviderKind {
@@ -52,6 +56,7 @@ impl ProviderKind {
             Self::Kinde => "kinde",
             Self::Authgear => "authgear",
             Self::Http => "http",
+            Self::Keycloak => "keycloak",
         }
     }
 }
@@ -362,6 +367,17 @@ pub fn build(
                 ProviderError::Config("kind = \"http\" needs an [http_provider] section".into())
             })?;
             Ok(Arc::new(generic::GenericHttpClient::new(
+                section,
+                &config.http,
+                &config.limits,
+                metrics,
+            )?))
+        }
+        ProviderKind::Keycloak => {
+            let section = config.keycloak.as_ref().ok_or_else(|| {
+                ProviderError::Config("kind = \"keycloak\" needs a [keycloak] section".into())
+            })?;
+            Ok(Arc::new(keycloak::KeycloakClient::new(
                 section,
                 &config.http,
                 &config.limits,

@@ -56,6 +56,7 @@ mod provider_check;
 mod provider_http;
 #[cfg(feature = "testkit")]
 mod provider_http_contract;
+mod provider_keycloak;
 #[cfg(feature = "testkit")]
 mod provider_kinde;
 
@@ -68,6 +69,7 @@ mod migration_edges;
 mod migration_flow;
 #[cfg(feature = "testkit")]
 mod migration_http;
+mod migration_keycloak;
 #[cfg(feature = "testkit")]
 mod migration_replicas;
 #[cfg(feature = "testkit")]

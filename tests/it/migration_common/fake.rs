@@ -8,6 +8,7 @@ pub enum Fake {
     Authgear(FakeAuthgear),
     /// The generic HTTP contract's reference fake.
     Http(FakeGenericHttp),
+    Keycloak(FakeKeycloak),
 }
 
 impl Fake {
@@ -17,6 +18,10 @@ impl Fake {
 
     pub async fn authgear() -> Self {
         Fake::Authgear(provider_common::authgear_fake().await)
+    }
+
+    pub async fn keycloak() -> Self {
+        Fake::Keycloak(provider_common::keycloak::fake().await)
     }
 
     pub async fn http() -> Self {
@@ -43,6 +48,7 @@ impl Fake {
 
     pub fn provider_config(&self) -> ProviderConfig {
         let (kind, kinde, authgear, http_provider) = match self {
+            Fake::Keycloak(f) => return provider_common::keycloak::provider_config(f),
             Fake::Kinde(f) => (
                 ProviderKind::Kinde,
                 Some(provider_common::kinde_config(f)),
@@ -67,6 +73,7 @@ impl Fake {
             kinde,
             authgear,
             http_provider,
+            keycloak: None,
             http: provider_common::http(Duration::from_secs(5)),
             limits: provider_common::fast_limits(),
         }
@@ -89,7 +96,17 @@ impl Fake {
                 f.base_url(),
                 f.options().keys[0].0
             ),
-            Fake::Authgear(_) => panic!("child processes use the Kinde or the generic HTTP fake"),
+            Fake::Keycloak(f) => format!(
+                "[provider]\nkind = \"keycloak\"\n\n[provider.keycloak]\nbase_url = \"{}\"\n\
+                 realm = \"{}\"\nclient_id = \"{}\"\n\
+                 client_secret = {{ env = \"TEST_PROVIDER_SECRET\" }}\n",
+                f.base_url(),
+                f.options().realm,
+                f.options().client_id
+            ),
+            Fake::Authgear(_) => {
+                panic!("child processes use the Kinde, Keycloak or generic HTTP fake")
+            }
         }
     }
 
@@ -98,7 +115,10 @@ impl Fake {
         let secret = match self {
             Fake::Kinde(f) => f.options().client_secret.clone(),
             Fake::Http(f) => f.options().keys[0].1.clone(),
-            Fake::Authgear(_) => panic!("child processes use the Kinde or the generic HTTP fake"),
+            Fake::Keycloak(f) => f.options().client_secret.clone(),
+            Fake::Authgear(_) => {
+                panic!("child processes use the Kinde, Keycloak or generic HTTP fake")
+            }
         };
         ("TEST_PROVIDER_SECRET", secret)
     }
@@ -125,6 +145,11 @@ impl Fake {
                 .iter()
                 .filter(|u| u.email.eq_ignore_ascii_case(email))
                 .count(),
+            Fake::Keycloak(f) => f
+                .users()
+                .iter()
+                .filter(|u| u.email.as_deref() == Some(email.to_lowercase().as_str()))
+                .count(),
         }
     }
 
@@ -133,6 +158,7 @@ impl Fake {
             Fake::Kinde(f) => f.users().len(),
             Fake::Authgear(f) => f.users().len(),
             Fake::Http(f) => f.users().len(),
+            Fake::Keycloak(f) => f.users().len(),
         }
     }
 
@@ -142,6 +168,7 @@ impl Fake {
             Fake::Kinde(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Authgear(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Http(f) => f.verify_password(email, plaintext.as_bytes()),
+            Fake::Keycloak(f) => f.verify_password(email, plaintext.as_bytes()),
         }
     }
 
@@ -150,6 +177,7 @@ impl Fake {
             Fake::Kinde(f) => f.calls(operation),
             Fake::Authgear(f) => f.calls(operation),
             Fake::Http(f) => f.calls(operation),
+            Fake::Keycloak(f) => f.calls(operation),
         }
     }
 
@@ -158,6 +186,7 @@ impl Fake {
             Fake::Kinde(f) => f.fail_next(operation, n, fault),
             Fake::Authgear(f) => f.fail_next(operation, n, fault),
             Fake::Http(f) => f.fail_next(operation, n, fault),
+            Fake::Keycloak(f) => f.fail_next(operation, n, fault),
         }
     }
 
@@ -176,6 +205,10 @@ impl Fake {
                 .iter()
                 .map(|op| f.calls(op))
                 .sum(),
+            Fake::Keycloak(f) => ["createUser", "updateUser", "resetPassword"]
+                .iter()
+                .map(|op| f.calls(op))
+                .sum(),
         }
     }
 
@@ -185,6 +218,7 @@ impl Fake {
             Fake::Authgear(f) => f.spec_violations(),
             // A refused signature breaks the contract as much as a bad body.
             Fake::Http(f) => [f.spec_violations(), f.auth_refusals()].concat(),
+            Fake::Keycloak(f) => f.spec_violations(),
         }
     }
 }

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 mod http_spec;
 pub use http_spec::*;
+pub mod keycloak;
 
 pub fn spec_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
