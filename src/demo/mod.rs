@@ -1,12 +1,17 @@
 //! `dripgate demo`: a complete local migration in one process, on loopback, with no setup.
 //!
 //! It starts a sample legacy app with a sign-in form and a few thousand generated users in a
-//! SQLite file ([`users`], [`LegacyApp`]), the Kinde fake (or, with `--provider auth0`, the Auth0
-//! fake; with `--provider http`, the generic HTTP contract's reference fake) as the new provider with a hosted sign-in page of its own, and dripgate in front of the app in `route` phase. Signing in once through
+//! SQLite file ([`users`], [`LegacyApp`]), a provider fake as the new provider (Kinde's, or
+//! another with `--provider`, [`DemoProvider`]) with a hosted sign-in page of its own, and
+//! dripgate in front of the app in `route` phase. Signing in once through
 //! dripgate migrates the user; the next sign-in is redirected to the provider's page, which
 //! accepts the same password.
 
+mod providers;
 pub mod users;
+
+use providers::DemoFake;
+pub use providers::DemoProvider;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,9 +20,6 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::server::{BoundServer, ServerError};
-use crate::testkit::auth0::{FakeAuth0, FakeAuth0Options};
-use crate::testkit::generic::{FakeGenericHttp, FakeGenericHttpOptions};
-use crate::testkit::kinde::{FakeKinde, FakeKindeOptions};
 use crate::testkit::legacy_app::LegacyApp;
 use crate::testkit::signin_page;
 pub use users::SampleUser;
@@ -39,93 +41,6 @@ pub struct DemoOptions {
     pub data_dir: Option<PathBuf>,
     /// Which provider fake the users move to.
     pub provider: DemoProvider,
-}
-
-/// The provider fake of the demo (`--provider`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum DemoProvider {
-    /// The Kinde fake.
-    #[default]
-    Kinde,
-    /// The generic HTTP contract's reference fake (HMAC-signed requests).
-    Http,
-    /// The Auth0 fake (database connection; Auth0's free-tier limit of 2 requests per second).
-    Auth0,
-}
-
-impl std::str::FromStr for DemoProvider {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "kinde" => Ok(Self::Kinde),
-            "http" => Ok(Self::Http),
-            "auth0" => Ok(Self::Auth0),
-            other => Err(format!(
-                "unknown demo provider {other:?} (kinde, http, auth0)"
-            )),
-        }
-    }
-}
-
-/// A running provider fake (kept until shutdown).
-enum DemoFake {
-    Kinde(FakeKinde),
-    Http(FakeGenericHttp),
-    Auth0(FakeAuth0),
-}
-
-impl DemoFake {
-    async fn start(provider: DemoProvider) -> std::io::Result<Self> {
-        Ok(match provider {
-            DemoProvider::Kinde => {
-                Self::Kinde(FakeKinde::start("127.0.0.1:0", FakeKindeOptions::default()).await?)
-            }
-            DemoProvider::Http => Self::Http(
-                FakeGenericHttp::start("127.0.0.1:0", FakeGenericHttpOptions::default()).await?,
-            ),
-            DemoProvider::Auth0 => {
-                Self::Auth0(FakeAuth0::start("127.0.0.1:0", FakeAuth0Options::default()).await?)
-            }
-        })
-    }
-
-    fn base_url(&self) -> String {
-        match self {
-            Self::Kinde(f) => f.base_url(),
-            Self::Http(f) => f.base_url(),
-            Self::Auth0(f) => f.base_url(),
-        }
-    }
-
-    /// The `[provider]` table for this fake (TOML).
-    fn provider_toml(&self) -> String {
-        match self {
-            Self::Kinde(f) => format!(
-                "[provider]\nkind = \"kinde\"\n\n[provider.kinde]\nbase_url = \"{}\"\n\
-                 client_id = \"{}\"\nclient_secret = \"{}\"\nbcrypt_cost = 10\n",
-                f.base_url(),
-                f.options().client_id,
-                f.options().client_secret
-            ),
-            Self::Http(f) => {
-                let (key_id, key) = &f.options().keys[0];
-                format!(
-                    "[provider]\nkind = \"http\"\n\n[provider.http_provider]\nbase_url = \"{}\"\n\
-                     key_id = \"{key_id}\"\nsigning_key = \"{key}\"\nrequire_password_change = true\n",
-                    f.base_url()
-                )
-            }
-            Self::Auth0(f) => format!(
-                "[provider]\nkind = \"auth0\"\n\n[provider.auth0]\nbase_url = \"{}\"\n\
-                 client_id = \"{}\"\nclient_secret = \"{}\"\nconnection = \"{}\"\n",
-                f.base_url(),
-                f.options().client_id,
-                f.options().client_secret,
-                f.options().connection
-            ),
-        }
-    }
 }
 
 impl Default for DemoOptions {

@@ -28,6 +28,7 @@ use tokio::sync::watch;
 pub mod auth0;
 pub mod authgear;
 pub mod generic;
+pub mod keycloak;
 pub mod kinde;
 pub mod legacy_app;
 pub mod signin_page;

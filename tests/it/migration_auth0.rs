@@ -307,8 +307,8 @@ async fn legacy_hash_transfer_falls_back_to_the_password_and_is_counted() {
     for label in [
         "provider=\"auth0\"",
         "format=\"bcrypt\"",
-        "method=\"bcrypt\"",
-        "result=\"fallback_bcrypt\"",
+        "method=\"password\"",
+        "result=\"fallback_password\"",
     ] {
         assert!(counted[0].contains(label), "{label} not in {counted:?}");
     }

@@ -183,4 +183,22 @@ fn the_capability_table_row_matches_the_client() {
         ],
         "{row}"
     );
+    // The wider table between the capability-table markers.
+    let wide = doc
+        .split("<!-- capability-table -->")
+        .nth(1)
+        .and_then(|t| t.split("<!-- /capability-table -->").next())
+        .expect("the marked capability table");
+    let row = wide
+        .lines()
+        .find(|l| l.starts_with("| Auth0 |"))
+        .expect("an Auth0 row in the marked capability table");
+    let cells: Vec<&str> = row.trim_matches('|').split('|').map(str::trim).collect();
+    assert_eq!(cells[1], yes_no(caps.atomic_create_with_password), "{row}");
+    assert!(cells[2].starts_with(imports.as_str()), "{row}");
+    assert_eq!(
+        cells[3].contains("dripgate_legacy_id"),
+        caps.stores_legacy_id,
+        "{row}"
+    );
 }

@@ -192,7 +192,7 @@ fn the_capability_table_matches_the_code() {
         password_transfer: Default::default(),
         bcrypt_cost: 4,
         is_temporary_password: false,
-        mark_email_verified: true,
+        mark_email_verified: Some(true),
     };
     let caps = KindeClient::new(&kinde, &h, &fast_limits(), None)
         .unwrap()

@@ -25,8 +25,9 @@ pub enum Auth0PasswordTransfer {
     #[default]
     Password,
     /// Prefer the verified legacy hash. Auth0's Management API has no per-user hash import
-    /// (only bulk import jobs), so every transfer falls back to the password; each is counted
-    /// in `dripgate_password_transfer_total` (`result="fallback_bcrypt"`: Auth0 stores bcrypt).
+    /// (only bulk import jobs), so every transfer falls back to the password, which Auth0
+    /// hashes itself; each is counted in `dripgate_password_transfer_total`
+    /// (`method="password"`, `result="fallback_password"`).
     LegacyHash,
 }
 

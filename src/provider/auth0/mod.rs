@@ -25,8 +25,9 @@ use super::http::build_client;
 use super::limit::{Idempotency, Limiter};
 use super::token::TokenCache;
 use super::{
-    Capabilities, CheckReport, CreatedUser, ImportedHash, NewUser, Operation, Password, Provider,
-    ProviderError, ProviderKind, ProviderMetrics, ProviderUser, ProviderUserId,
+    Capabilities, CheckReport, CreatedUser, ImportedHash, NewUser, Operation, Password,
+    PasswordState, Provider, ProviderError, ProviderKind, ProviderMetrics, ProviderUser,
+    ProviderUserId, UserDetails,
 };
 
 mod check;
@@ -153,21 +154,30 @@ impl Auth0Client {
             .find_map(|u| self.listed(u)))
     }
 
-    async fn get_user(&self, id: &str) -> Result<Option<ProviderUser>, ProviderError> {
+    /// `GET /api/v2/users/{id}`; `None` on 404.
+    async fn fetch_user(&self, id: &str) -> Result<Option<User>, ProviderError> {
         let op = Operation::FindUser;
         let url = self.user_url(id)?;
         match self
             .call(op, Idempotency::Idempotent, reqwest::Method::GET, url, None)
             .await
         {
-            Ok(answer) => {
-                let user: User = serde_json::from_slice(&answer.body)
-                    .map_err(|e| invalid_body(op, "user response", &e))?;
-                Ok(self.listed(user))
-            }
+            Ok(answer) => serde_json::from_slice(&answer.body)
+                .map(Some)
+                .map_err(|e| invalid_body(op, "user response", &e)),
             Err(ProviderError::NotFound { .. }) => Ok(None),
             Err(e) => Err(e),
         }
+    }
+
+    /// The user read back for reconciliation. Auth0's user profile does not say whether a
+    /// password is set, so the password is `Unknown`.
+    async fn details(&self, id: &ProviderUserId) -> Result<Option<UserDetails>, ProviderError> {
+        let user = self.fetch_user(id.as_str()).await?;
+        Ok(user.and_then(|u| self.listed(u)).map(|user| UserDetails {
+            user,
+            password: PasswordState::Unknown,
+        }))
     }
 
     async fn create(
@@ -234,7 +244,12 @@ impl Auth0Client {
         if found.is_none()
             && let Some(id) = user_id
         {
-            found = self.get_user(&format!("auth0|{id}")).await.ok().flatten();
+            found = self
+                .fetch_user(&format!("auth0|{id}"))
+                .await
+                .ok()
+                .flatten()
+                .and_then(|u| self.listed(u));
         }
         ProviderError::AlreadyExists {
             provider: KIND,
@@ -344,5 +359,12 @@ impl Provider for Auth0Client {
 
     fn check_credentials(&self) -> BoxFuture<'_, CheckReport> {
         self.check().boxed()
+    }
+
+    fn get_user<'a>(
+        &'a self,
+        id: &'a ProviderUserId,
+    ) -> BoxFuture<'a, Result<Option<UserDetails>, ProviderError>> {
+        self.details(id).boxed()
     }
 }

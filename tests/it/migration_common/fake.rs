@@ -12,6 +12,7 @@ pub enum Fake {
     Http(FakeGenericHttp),
     /// The Auth0 fake (every request checked against the Auth0 spec).
     Auth0(FakeAuth0),
+    Keycloak(FakeKeycloak),
 }
 
 impl Fake {
@@ -31,6 +32,10 @@ impl Fake {
     /// An Auth0 fake with these settings.
     pub async fn auth0_with(options: FakeAuth0Options) -> Self {
         Fake::Auth0(auth0_spec::auth0_fake_with(options).await)
+    }
+
+    pub async fn keycloak() -> Self {
+        Fake::Keycloak(provider_common::keycloak::fake().await)
     }
 
     pub async fn http() -> Self {
@@ -57,6 +62,7 @@ impl Fake {
 
     pub fn provider_config(&self) -> ProviderConfig {
         let (kind, kinde, authgear, http_provider) = match self {
+            Fake::Keycloak(f) => return provider_common::keycloak::provider_config(f),
             Fake::Kinde(f) => (
                 ProviderKind::Kinde,
                 Some(provider_common::kinde_config(f)),
@@ -87,6 +93,7 @@ impl Fake {
             authgear,
             http_provider,
             auth0,
+            keycloak: None,
             http: provider_common::http(Duration::from_secs(5)),
             limits: provider_common::fast_limits(),
         }
@@ -116,8 +123,16 @@ impl Fake {
                 f.base_url(),
                 f.options().client_id
             ),
+            Fake::Keycloak(f) => format!(
+                "[provider]\nkind = \"keycloak\"\n\n[provider.keycloak]\nbase_url = \"{}\"\n\
+                 realm = \"{}\"\nclient_id = \"{}\"\n\
+                 client_secret = {{ env = \"TEST_PROVIDER_SECRET\" }}\n",
+                f.base_url(),
+                f.options().realm,
+                f.options().client_id
+            ),
             Fake::Authgear(_) => {
-                panic!("child processes use the Kinde, Auth0 or generic HTTP fake")
+                panic!("child processes use the Kinde, Keycloak, Auth0 or generic HTTP fake")
             }
         }
     }
@@ -128,8 +143,9 @@ impl Fake {
             Fake::Kinde(f) => f.options().client_secret.clone(),
             Fake::Http(f) => f.options().keys[0].1.clone(),
             Fake::Auth0(f) => f.options().client_secret.clone(),
+            Fake::Keycloak(f) => f.options().client_secret.clone(),
             Fake::Authgear(_) => {
-                panic!("child processes use the Kinde, Auth0 or generic HTTP fake")
+                panic!("child processes use the Kinde, Keycloak, Auth0 or generic HTTP fake")
             }
         };
         ("TEST_PROVIDER_SECRET", secret)
@@ -158,6 +174,11 @@ impl Fake {
                 .filter(|u| u.email.eq_ignore_ascii_case(email))
                 .count(),
             Fake::Auth0(f) => f.users_by_email(email).len(),
+            Fake::Keycloak(f) => f
+                .users()
+                .iter()
+                .filter(|u| u.email.as_deref() == Some(email.to_lowercase().as_str()))
+                .count(),
         }
     }
 
@@ -167,6 +188,7 @@ impl Fake {
             Fake::Authgear(f) => f.users().len(),
             Fake::Http(f) => f.users().len(),
             Fake::Auth0(f) => f.users().len(),
+            Fake::Keycloak(f) => f.users().len(),
         }
     }
 
@@ -177,6 +199,7 @@ impl Fake {
             Fake::Authgear(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Http(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Auth0(f) => f.verify_password(email, plaintext.as_bytes()),
+            Fake::Keycloak(f) => f.verify_password(email, plaintext.as_bytes()),
         }
     }
 
@@ -186,6 +209,7 @@ impl Fake {
             Fake::Authgear(f) => f.calls(operation),
             Fake::Http(f) => f.calls(operation),
             Fake::Auth0(f) => f.calls(operation),
+            Fake::Keycloak(f) => f.calls(operation),
         }
     }
 
@@ -195,6 +219,7 @@ impl Fake {
             Fake::Authgear(f) => f.fail_next(operation, n, fault),
             Fake::Http(f) => f.fail_next(operation, n, fault),
             Fake::Auth0(f) => f.fail_next(operation, n, fault),
+            Fake::Keycloak(f) => f.fail_next(operation, n, fault),
         }
     }
 
@@ -217,6 +242,10 @@ impl Fake {
                 .iter()
                 .map(|op| f.calls(op))
                 .sum(),
+            Fake::Keycloak(f) => ["createUser", "updateUser", "resetPassword"]
+                .iter()
+                .map(|op| f.calls(op))
+                .sum(),
         }
     }
 
@@ -227,6 +256,7 @@ impl Fake {
             // A refused signature breaks the contract as much as a bad body.
             Fake::Http(f) => [f.spec_violations(), f.auth_refusals()].concat(),
             Fake::Auth0(f) => f.spec_violations(),
+            Fake::Keycloak(f) => f.spec_violations(),
         }
     }
 }

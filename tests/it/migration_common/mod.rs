@@ -20,6 +20,7 @@ use dripgate::signin::extract::BodyKind;
 use dripgate::testkit::Fault;
 use dripgate::testkit::authgear::{FakeAuthgear, FakeAuthgearOptions};
 use dripgate::testkit::generic::FakeGenericHttp;
+use dripgate::testkit::keycloak::FakeKeycloak;
 use dripgate::testkit::kinde::FakeKinde;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
@@ -343,9 +344,9 @@ impl World {
 
 impl World {
     /// Writes a `dripgate serve` config for a child process: the world's legacy app, store,
-    /// ledger and audit file, the Kinde or generic HTTP fake (its secret from
-    /// `TEST_PROVIDER_SECRET`, which [`ChildDripgate::spawn`] sets), JSON logs at trace level,
-    /// phase `migrate`. `overrides` is TOML merged over that, table by table.
+    /// ledger and audit file, the provider fake (its secret from `TEST_PROVIDER_SECRET`, which
+    /// [`ChildDripgate::spawn`] sets), JSON logs at trace level, phase `migrate`. `overrides` is
+    /// TOML merged over that, table by table.
     pub fn write_child_config(&self, fake: &Fake, overrides: &str) -> PathBuf {
         let base = format!(
             r#"

@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 
 mod http_spec;
 pub use http_spec::*;
+pub mod keycloak;
 
 pub fn spec_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -230,7 +231,7 @@ pub fn kinde_config(fake: &FakeKinde) -> KindeConfig {
         password_transfer: PasswordTransfer::Bcrypt,
         bcrypt_cost: 4,
         is_temporary_password: false,
-        mark_email_verified: true,
+        mark_email_verified: Some(true),
     }
 }
 
