@@ -498,3 +498,23 @@ async fn at_the_free_tier_rate_callers_are_admitted_in_order_within_the_deadline
     }
     assert_eq!(fake.calls("get_users-by-email"), 28);
 }
+
+#[tokio::test]
+async fn a_user_is_read_back_by_id_for_reconciliation() {
+    let fake = auth0_fake().await;
+    let c = client(&fake);
+    let secret = SecretString::from(GOOD);
+    let created = c.create_user(&ada(), Some(pw(&secret))).await.unwrap();
+    let details = c.get_user(&created.id).await.unwrap().unwrap();
+    assert_eq!(details.user.id, created.id);
+    assert_eq!(details.user.email.as_deref(), Some("ada@example.com"));
+    assert_eq!(details.user.legacy_id.as_deref(), Some("legacy-4711"));
+    assert_eq!(
+        details.password,
+        dripgate::provider::PasswordState::Unknown,
+        "Auth0's user profile does not say"
+    );
+    let missing = ProviderUserId("auth0|0000".into());
+    assert_eq!(c.get_user(&missing).await.unwrap(), None);
+    no_violations(&fake);
+}
