@@ -48,6 +48,11 @@ pub enum AuditKind {
     /// The phase or canary share changed.
     #[serde(rename = "phase.changed")]
     PhaseChanged,
+    /// A user not yet migrated asked for a password reset and was created at the provider
+    /// for the provider's reset page (the reason says with the legacy hash or without a
+    /// password).
+    #[serde(rename = "user.provisioned_for_reset")]
+    ProvisionedForReset,
 }
 
 /// One audit line.

@@ -37,6 +37,7 @@ pub use error::LedgerError;
 pub use fingerprint::Fingerprinter;
 pub use history::{HOUR_MS, MigrationHistory};
 pub use metrics::LedgerMetrics;
+pub use settings::{MAX_SETTINGS_TEXT, SettingsWrite, StoredSettings};
 pub use model::{
     Claim, MAX_LABEL_BYTES, MAX_OWNER_BYTES, MAX_USER_KEY_BYTES, MigratedUser, State, UserRecord,
 };
@@ -68,6 +69,7 @@ mod census;
 mod claims;
 mod counts;
 mod history;
+mod settings;
 
 struct Inner {
     backend: Backend,

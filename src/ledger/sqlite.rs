@@ -26,6 +26,13 @@ const MIGRATIONS: &[Migration] = &[
         include_str!("schema/sqlite/0002_migrated_at_index.sql"),
     ),
     (3, "census", include_str!("schema/sqlite/0003_census.sql")),
+    // Version 4 is the hand-off's; the runner applies whichever versions are missing, in
+    // order, so a ledger at 5 still takes 4 when it arrives.
+    (
+        5,
+        "settings",
+        include_str!("schema/sqlite/0005_settings.sql"),
+    ),
 ];
 
 /// Opens (creating if missing) the SQLite file named by the config's URL.
