@@ -27,6 +27,66 @@ pub struct SigninConfig {
     /// How long a sign-in waits for room in `buffer_budget_bytes`.
     #[serde(with = "humantime_serde")]
     pub buffer_wait: Duration,
+    /// The legacy app's forgot-password routes, bridged to the provider's reset page in
+    /// `route` and `complete` (`[signin.forgot_password]`).
+    pub forgot_password: ForgotPasswordConfig,
+}
+
+/// `[signin.forgot_password]`: the legacy app's forgot-password routes and their limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForgotPasswordConfig {
+    /// The method + path pairs of the legacy app's reset requests (none: no bridging).
+    pub routes: Vec<ForgotPasswordRoute>,
+    /// Reset requests allowed per identifier per `period` (then 429 until the period frees one).
+    pub per_identifier: u32,
+    /// Reset requests allowed per client address per `period`.
+    pub per_client: u32,
+    /// The window the two limits count over.
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
+    /// Identifiers and addresses tracked at once by the limiters; beyond it the oldest idle
+    /// ones are dropped, and while none can be, new ones are refused (429).
+    pub max_tracked_keys: usize,
+    /// Every bridged reset request is answered this long after it arrived, whether the user is
+    /// unknown, migrated or provisioned meanwhile, so the answer's timing does not tell them
+    /// apart; provisioning still running then finishes in the background.
+    #[serde(with = "humantime_serde")]
+    pub answer_after: Duration,
+}
+
+impl Default for ForgotPasswordConfig {
+    fn default() -> Self {
+        Self {
+            routes: Vec::new(),
+            per_identifier: 5,
+            per_client: 30,
+            period: Duration::from_secs(3600),
+            max_tracked_keys: 100_000,
+            answer_after: Duration::from_secs(2),
+        }
+    }
+}
+
+/// One forgot-password route of the legacy app.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPasswordRoute {
+    /// HTTP method, e.g. `POST`.
+    pub method: String,
+    /// Request path, compared after normalization as a sign-in route's. A path shared with a
+    /// sign-in route (WordPress's `/wp-login.php`) is a reset request when the body has this
+    /// route's identifier field and no sign-in credentials.
+    pub path: String,
+    /// Compare the path without ASCII case.
+    #[serde(default)]
+    pub case_insensitive_path: bool,
+    /// Body encoding: `auto`, `form`, `json` or `multipart`.
+    #[serde(default)]
+    pub body: super::extract::BodyKind,
+    /// Field holding the identifier (WordPress: `user_login`).
+    #[serde(default = "default_identifier_field")]
+    pub identifier_field: String,
 }
 
 /// What happens in `route` to a sign-in dripgate cannot read unambiguously.
@@ -59,6 +119,7 @@ impl Default for SigninConfig {
             unread_in_route: UnreadInRoute::Refuse,
             buffer_budget_bytes: 16 * 1024 * 1024,
             buffer_wait: Duration::from_secs(1),
+            forgot_password: ForgotPasswordConfig::default(),
         }
     }
 }
