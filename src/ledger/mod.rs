@@ -37,11 +37,11 @@ pub use error::LedgerError;
 pub use fingerprint::Fingerprinter;
 pub use history::{HOUR_MS, MigrationHistory};
 pub use metrics::LedgerMetrics;
-pub use settings::{MAX_SETTINGS_TEXT, SettingsWrite, StoredSettings};
 pub use model::{
     Claim, MAX_LABEL_BYTES, MAX_OWNER_BYTES, MAX_USER_KEY_BYTES, MigratedUser, State, UserRecord,
 };
 use model::{MigratedRow, RecordRow, check_key};
+pub use settings::{MAX_SETTINGS_TEXT, SettingsWrite, StoredSettings};
 
 enum Backend {
     Sqlite(SqlitePool),

@@ -39,7 +39,12 @@ impl Phase {
     }
 
     /// All phases.
-    pub const ALL: [Phase; 4] = [Phase::Observe, Phase::Migrate, Phase::Route, Phase::Complete];
+    pub const ALL: [Phase; 4] = [
+        Phase::Observe,
+        Phase::Migrate,
+        Phase::Route,
+        Phase::Complete,
+    ];
 
     /// Whether sign-ins of migrated users go to the provider (`route` and `complete`).
     pub fn routes(self) -> bool {
@@ -107,7 +112,7 @@ pub fn check_phase(
     if phase != Phase::Observe && !has_provider {
         return Err(PhaseUnsupported {
             key: "migration.phase",
-            message: "phases migrate, route and complete need a [provider] section (observe does not)",
+            message: "phases migrate and route need a [provider] section (complete too; observe does not)",
         });
     }
     if phase.routes() && !has_route_target {

@@ -206,7 +206,12 @@ impl Engine {
     /// Returns whether it was applied; a phase this replica cannot run is refused and logged.
     fn apply_stored(&self, row: &StoredSettings, metrics: &SettingsMetrics, when: &str) -> bool {
         // A poll that read the row just before this replica's own newer change was stored.
-        if self.phase().origin().version.is_some_and(|v| v > row.version) {
+        if self
+            .phase()
+            .origin()
+            .version
+            .is_some_and(|v| v > row.version)
+        {
             metrics.poll("unchanged");
             return false;
         }
@@ -254,8 +259,12 @@ impl Engine {
         force: bool,
         metrics: &SettingsMetrics,
     ) -> Result<RuntimeSettings, ChangeRefused> {
-        check_phase(new.phase, self.has_provider(), self.config().route.is_some())
-            .map_err(SettingsError::from)?;
+        check_phase(
+            new.phase,
+            self.has_provider(),
+            self.config().route.is_some(),
+        )
+        .map_err(SettingsError::from)?;
         let current = self.phase().get();
         let entering_complete = new.phase == Phase::Complete && current.phase != Phase::Complete;
         let mut handoff_at = None;
@@ -296,17 +305,22 @@ impl Engine {
             "migration phase changed"
         );
         self.audit().emit(
-            AuditEvent::new(AuditKind::PhaseChanged, None, new.phase.as_str(), self.replica())
-                .detail(format!(
-                    "{} -> {}, canary {} -> {}, via {}, settings version {}{handoff}",
-                    current.phase.as_str(),
-                    new.phase.as_str(),
-                    current.canary_percent,
-                    new.canary_percent,
-                    actor.via,
-                    row.version,
-                ))
-                .actor(actor),
+            AuditEvent::new(
+                AuditKind::PhaseChanged,
+                None,
+                new.phase.as_str(),
+                self.replica(),
+            )
+            .detail(format!(
+                "{} -> {}, canary {} -> {}, via {}, settings version {}{handoff}",
+                current.phase.as_str(),
+                new.phase.as_str(),
+                current.canary_percent,
+                new.canary_percent,
+                actor.via,
+                row.version,
+            ))
+            .actor(actor),
         );
         Ok(current)
     }

@@ -525,11 +525,16 @@ fn spawn_migration_reload(
                     canary_percent: config.migration.canary_percent,
                 };
                 if reloaded == file {
-                    tracing::info!("config reloaded; the file's phase and canary share are unchanged, the shared ones stay");
+                    tracing::info!(
+                        "config reloaded; the file's phase and canary share are unchanged, the shared ones stay"
+                    );
                     continue;
                 }
                 let actor = crate::audit::Actor::sighup();
-                match engine.change_shared(reloaded, &actor, false, &settings).await {
+                match engine
+                    .change_shared(reloaded, &actor, false, &settings)
+                    .await
+                {
                     Ok(_) => file = reloaded,
                     Err(e) => {
                         tracing::error!(error = %e, "config reload refused; keeping the running phase");

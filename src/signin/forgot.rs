@@ -183,7 +183,10 @@ impl SigninHandler {
         }
         let (parts, body) = req.into_parts();
         match self.read_body(body, &parts.headers).await {
-            Ok(bytes) => self.forgot_buffered(parts, bytes, client, legacy, route).await,
+            Ok(bytes) => {
+                self.forgot_buffered(parts, bytes, client, legacy, route)
+                    .await
+            }
             Err(resp) => resp,
         }
     }

@@ -320,7 +320,9 @@ impl SigninHandler {
                 if reason == Unread::NoCredentials
                     && let Some(forgot) = self.reset_beside(route)
                 {
-                    return self.forgot_buffered(parts, bytes, client, legacy, forgot).await;
+                    return self
+                        .forgot_buffered(parts, bytes, client, legacy, forgot)
+                        .await;
                 }
                 engine.record(Exit::with(Outcome::Unread, &reason));
                 // In `complete` a half-filled sign-in goes to the provider too, never to legacy.

@@ -107,17 +107,28 @@ impl Router {
                 identifier: r.identifier_field.clone(),
                 password: r.password_field.clone(),
             };
-            (&r.method, &r.path, r.case_insensitive_path, fields, RouteClass::Signin(i))
+            (
+                &r.method,
+                &r.path,
+                r.case_insensitive_path,
+                fields,
+                RouteClass::Signin(i),
+            )
         });
-        let forgot = config.forgot_password.routes.iter().enumerate().map(|(i, r)| {
-            let fields = FieldSpec {
-                kind: r.body,
-                identifier: r.identifier_field.clone(),
-                password: r.identifier_field.clone(),
-            };
-            let class = RouteClass::ForgotPassword(i);
-            (&r.method, &r.path, r.case_insensitive_path, fields, class)
-        });
+        let forgot = config
+            .forgot_password
+            .routes
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let fields = FieldSpec {
+                    kind: r.body,
+                    identifier: r.identifier_field.clone(),
+                    password: r.identifier_field.clone(),
+                };
+                let class = RouteClass::ForgotPassword(i);
+                (&r.method, &r.path, r.case_insensitive_path, fields, class)
+            });
         let signin = signin
             .chain(forgot)
             .filter_map(|(method, path, case_insensitive, fields, class)| {

@@ -69,7 +69,10 @@ async fn complete_needs_a_handoff_or_force_sends_every_signin_to_the_provider_an
     assert!(detail.contains("forced"), "{detail}");
     let now = status(&dg).await;
     assert_eq!(now["migration"]["settings_origin"]["source"], "admin_api");
-    assert_eq!(now["migration"]["handoff_completed_at"], serde_json::Value::Null);
+    assert_eq!(
+        now["migration"]["handoff_completed_at"],
+        serde_json::Value::Null
+    );
 
     // An unmigrated user's sign-in, with the right password, reaches the provider, not legacy.
     let legacy_before = world.app.requests.load(Ordering::SeqCst);
@@ -83,7 +86,11 @@ async fn complete_needs_a_handoff_or_force_sends_every_signin_to_the_provider_an
     let unknown = sign_in(&dg.url(""), "nobody@example.com", "x").await;
     assert_eq!(unknown.status, 303);
     assert_eq!(world.app.requests.load(Ordering::SeqCst), legacy_before);
-    assert_eq!(fake.calls("createUser"), 0, "nothing migrates on a sign-in legacy never saw");
+    assert_eq!(
+        fake.calls("createUser"),
+        0,
+        "nothing migrates on a sign-in legacy never saw"
+    );
     // The rest of the app is still proxied.
     let (code, _) = common::get_text(&dg.url("/download?bytes=10")).await;
     assert_eq!(code, 200);
@@ -156,7 +163,10 @@ async fn replicas_share_the_phase_through_postgres_and_a_restart_keeps_it() {
     let a = Dripgate::start(config("replica-a")).await;
     let b = Dripgate::start(config("replica-b")).await;
     assert_eq!(phase_of(&b).await, "migrate");
-    assert_eq!(status(&b).await["migration"]["settings_origin"]["source"], "file");
+    assert_eq!(
+        status(&b).await["migration"]["settings_origin"]["source"],
+        "file"
+    );
 
     let (code, text) = set_phase(&a, r#"{"phase": "route", "canary_percent": 40}"#).await;
     assert_eq!(code, 200, "{text}");
@@ -183,7 +193,10 @@ async fn replicas_share_the_phase_through_postgres_and_a_restart_keeps_it() {
     );
     let (_, metrics) = common::get_text(&b.admin_url("/metrics")).await;
     assert_eq!(
-        common::metric(&metrics, "dripgate_settings_polls_total{result=\"applied\"}"),
+        common::metric(
+            &metrics,
+            "dripgate_settings_polls_total{result=\"applied\"}"
+        ),
         Some(1.0)
     );
     // The change is audited once, by the replica that made it.
@@ -194,7 +207,10 @@ async fn replicas_share_the_phase_through_postgres_and_a_restart_keeps_it() {
     b.stop().await;
     let b = Dripgate::start(config("replica-b")).await;
     assert_eq!(phase_of(&b).await, "route");
-    assert_eq!(status(&b).await["migration"]["settings"]["canary_percent"], 40.0);
+    assert_eq!(
+        status(&b).await["migration"]["settings"]["canary_percent"],
+        40.0
+    );
 
     a.stop().await;
     b.stop().await;

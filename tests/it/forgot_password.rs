@@ -37,7 +37,8 @@ fn with_reset(mut config: Config, phase: Phase) -> Config {
         body: BodyKind::Form,
         identifier_field: field.into(),
     };
-    config.signin.forgot_password.routes = vec![route("/forgot", "email"), route("/signin", "user_login")];
+    config.signin.forgot_password.routes =
+        vec![route("/forgot", "email"), route("/signin", "user_login")];
     config.signin.forgot_password.answer_after = Duration::from_millis(300);
     config
 }
@@ -136,7 +137,10 @@ async fn known_and_unknown_identifiers_get_the_same_answer_and_the_user_is_provi
     assert_eq!(fake.users_with_email(bob), 0);
     assert!(fake.verify(ann, &password), "the legacy hash was imported");
     let again = reset(&dg.url(""), "/forgot", "email", ann).await;
-    assert_eq!(again, known, "a migrated user's request goes straight there");
+    assert_eq!(
+        again, known,
+        "a migrated user's request goes straight there"
+    );
     assert_eq!(fake.calls("createUser"), 1, "provisioned exactly once");
 
     // A format Kinde does not import: created without a password, a change requested. The
@@ -188,17 +192,40 @@ async fn the_reset_route_is_limited_per_identifier_and_per_client() {
     let dg = Dripgate::start(config).await;
     let base = dg.url("");
 
-    assert_eq!(reset(&base, "/forgot", "email", "x@example.com").await.status, 303);
+    assert_eq!(
+        reset(&base, "/forgot", "email", "x@example.com")
+            .await
+            .status,
+        303
+    );
     // Another spelling of the same identifier counts for it.
-    assert_eq!(reset(&base, "/forgot", "email", "X@Example.com").await.status, 303);
+    assert_eq!(
+        reset(&base, "/forgot", "email", "X@Example.com")
+            .await
+            .status,
+        303
+    );
     let limited = reset(&base, "/forgot", "email", "x@example.com").await;
     assert_eq!(limited.status, 429, "the identifier's limit trips");
-    assert!(limited.headers.iter().any(|(name, _)| name == "retry-after"));
+    assert!(
+        limited
+            .headers
+            .iter()
+            .any(|(name, _)| name == "retry-after")
+    );
     // The client has made three requests now: its own limit trips for any identifier.
-    assert_eq!(reset(&base, "/forgot", "email", "y@example.com").await.status, 429);
+    assert_eq!(
+        reset(&base, "/forgot", "email", "y@example.com")
+            .await
+            .status,
+        429
+    );
     let (_, metrics) = common::get_text(&dg.admin_url("/metrics")).await;
     assert_eq!(
-        common::metric(&metrics, "dripgate_forgot_password_total{result=\"rate_limited\"}"),
+        common::metric(
+            &metrics,
+            "dripgate_forgot_password_total{result=\"rate_limited\"}"
+        ),
         Some(2.0)
     );
     dg.stop().await;
@@ -210,7 +237,10 @@ async fn observe_and_migrate_pass_reset_requests_to_legacy_untouched() {
     let fake = Fake::kinde().await;
     let email = "dee@example.com";
     world.add_user(email, &canary_password("forgot-pass")).await;
-    let mut config = with_reset(world.config(Some(&fake), legacy_signature()), Phase::Observe);
+    let mut config = with_reset(
+        world.config(Some(&fake), legacy_signature()),
+        Phase::Observe,
+    );
     // The legacy test app echoes `/login` bodies: the reset request is seen as sent.
     config.signin.forgot_password.routes[0].path = "/login".into();
     let dg = Dripgate::start(config).await;
@@ -227,7 +257,11 @@ async fn observe_and_migrate_pass_reset_requests_to_legacy_untouched() {
     };
     let direct = post(world.legacy_url()).await;
     assert_eq!(direct.0, 200);
-    assert_eq!(post(dg.url("")).await, direct, "observe: legacy's answer, unchanged");
+    assert_eq!(
+        post(dg.url("")).await,
+        direct,
+        "observe: legacy's answer, unchanged"
+    );
     let resp = raw_client()
         .post(dg.admin_url("/phase"))
         .header("content-type", "application/json")
@@ -236,14 +270,21 @@ async fn observe_and_migrate_pass_reset_requests_to_legacy_untouched() {
         .await
         .unwrap();
     assert_eq!(resp.status().as_u16(), 200);
-    assert_eq!(post(dg.url("")).await, direct, "migrate: legacy's answer, unchanged");
+    assert_eq!(
+        post(dg.url("")).await,
+        direct,
+        "migrate: legacy's answer, unchanged"
+    );
     assert_eq!(fake.writes(), 0, "nothing provisioned");
     let ledger = world.ledger().await;
     assert!(ledger.get(email).await.unwrap().is_none());
     ledger.close().await;
     let (_, metrics) = common::get_text(&dg.admin_url("/metrics")).await;
     assert_eq!(
-        common::metric(&metrics, "dripgate_forgot_password_total{result=\"forwarded\"}"),
+        common::metric(
+            &metrics,
+            "dripgate_forgot_password_total{result=\"forwarded\"}"
+        ),
         Some(2.0)
     );
     dg.stop().await;

@@ -449,7 +449,12 @@ async fn a_forgot_password_identifier_is_read_canonically_or_refused() {
         Err(Unread::ControlCharacters)
     );
     assert_eq!(
-        read("application/json", br#"{"user_login":"a","user_login":"b"}"#, None).await,
+        read(
+            "application/json",
+            br#"{"user_login":"a","user_login":"b"}"#,
+            None
+        )
+        .await,
         Err(Unread::RepeatedField)
     );
 }
