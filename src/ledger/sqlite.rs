@@ -136,3 +136,14 @@ pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), LedgerError> {
     }
     tx.commit().await.map_err(fail)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The runner applies missing versions in list order: the list must ascend, so a version
+    /// merged later (4) is applied before the ones after it on a fresh ledger.
+    #[test]
+    fn schema_versions_ascend() {
+        let versions: Vec<i64> = super::MIGRATIONS.iter().map(|m| m.0).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    }
+}
