@@ -520,6 +520,36 @@ mod admin_and_upstream_tests {
     }
 
     #[test]
+    fn complete_needs_a_route_target_and_reset_routes_a_reset_page() {
+        let mut config = Config::default();
+        config.migration.phase = crate::migrate::Phase::Complete;
+        assert_eq!(invalid_key(&config), "migration.route");
+        config.migration.route = Some(crate::migrate::phase::RouteTarget::Redirect {
+            url_template: "https://auth.example.test/login?login_hint={login_hint}".into(),
+        });
+        config.validate().unwrap();
+        config.signin.forgot_password.routes = vec![crate::signin::config::ForgotPasswordRoute {
+            method: "POST".into(),
+            path: "/forgot".into(),
+            case_insensitive_path: false,
+            body: crate::signin::extract::BodyKind::Form,
+            identifier_field: "email".into(),
+        }];
+        assert_eq!(invalid_key(&config), "migration.reset_url_template");
+        config.migration.reset_url_template =
+            Some("https://auth.example.test/reset?login_hint={login_hint}".into());
+        config.validate().unwrap();
+        config.signin.forgot_password.routes[0].path = "forgot".into();
+        assert_eq!(
+            invalid_key(&config),
+            "signin.forgot_password.routes[0].path"
+        );
+        config.signin.forgot_password.routes[0].path = "/forgot".into();
+        config.signin.forgot_password.per_client = 0;
+        assert_eq!(invalid_key(&config), "signin.forgot_password");
+    }
+
+    #[test]
     fn admin_token_is_required_off_loopback_only() {
         let mut config = Config::default();
         config.admin.listen = "0.0.0.0:9090".parse().unwrap();

@@ -132,10 +132,7 @@ impl ResetRun<'_> {
         {
             return self.failed(&e).await;
         }
-        let decision = match self.password(&id).await {
-            Ok(decision) => decision,
-            Err(e) => return self.failed(&e).await,
-        };
+        let decision = self.password(&id).await;
         let fingerprint = ledger.fingerprint(self.user.hash.hash().as_bytes());
         if let Err(e) = ledger
             .mark_migrated(self.claim, id.as_str(), &fingerprint)
@@ -174,19 +171,23 @@ impl ResetRun<'_> {
 
     /// The legacy hash where the provider imports its format, else a password change at the
     /// next sign-in (the provider's reset flow sets the password).
-    async fn password(&self, id: &ProviderUserId) -> Result<ResetDecision, ProviderError> {
+    async fn password(&self, id: &ProviderUserId) -> ResetDecision {
         let capabilities = self.provider.capabilities();
         if let Ok(hash) = importable(&self.user.hash, self.user.format)
             && capabilities.imports(hash.method)
         {
             match self.provider.import_legacy_hash(id, &hash).await {
-                Ok(()) => return Ok(ResetDecision::ProvisionedWithHash),
+                Ok(()) => return ResetDecision::ProvisionedWithHash,
                 Err(e) => tracing::warn!(error = %e,
                     "provider refused the legacy hash for a reset; requesting a password change"),
             }
         }
-        self.provider.require_password_change(id).await?;
-        Ok(ResetDecision::ProvisionedWithoutPassword)
+        // The user has no password at the provider: its reset flow works with or without the
+        // flag, so a provider that refuses it (none to expire) does not stop the bridge.
+        if let Err(e) = self.provider.require_password_change(id).await {
+            tracing::warn!(error = %e, "provider refused a password change request for a user without a password");
+        }
+        ResetDecision::ProvisionedWithoutPassword
     }
 
     fn audit(&self, kind: AuditKind, provider_id: Option<&str>) -> AuditEvent {

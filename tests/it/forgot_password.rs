@@ -177,6 +177,39 @@ async fn known_and_unknown_identifiers_get_the_same_answer_and_the_user_is_provi
         let series = format!("dripgate_forgot_password_total{{result=\"{result}\"}}");
         assert_eq!(common::metric(&metrics, &series), Some(n), "{series}");
     }
+    assert!(
+        fake.spec_violations().is_empty(),
+        "{:?}",
+        fake.spec_violations()
+    );
+    world.assert_secret_nowhere(&[&dg], &password, &[]).await;
+    dg.stop().await;
+}
+
+#[tokio::test]
+async fn authgear_users_are_provisioned_without_a_password_for_its_reset_page() {
+    let world = World::new().await;
+    let fake = Fake::authgear().await;
+    let email = "fay@example.com";
+    let password = canary_password("forgot-authgear");
+    world.add_user(email, &password).await;
+    let config = with_reset(world.config(Some(&fake), legacy_signature()), Phase::Route);
+    let dg = Dripgate::start(config).await;
+    let answer = reset(&dg.url(""), "/forgot", "email", email).await;
+    assert_eq!(answer.status, 303);
+    wait_migrated(&world, email).await;
+    assert_eq!(fake.users_with_email(email), 1);
+    assert!(
+        !fake.verify(email, &password),
+        "no password without a proven one"
+    );
+    assert_eq!(reset(&dg.url(""), "/forgot", "email", email).await, answer);
+    assert_eq!(fake.calls("createUser"), 1);
+    assert!(
+        fake.spec_violations().is_empty(),
+        "{:?}",
+        fake.spec_violations()
+    );
     world.assert_secret_nowhere(&[&dg], &password, &[]).await;
     dg.stop().await;
 }
