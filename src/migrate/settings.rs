@@ -205,12 +205,12 @@ impl Engine {
     /// Applies a stored row here (no audit: the replica that made the change audited it).
     /// Returns whether it was applied; a phase this replica cannot run is refused and logged.
     fn apply_stored(&self, row: &StoredSettings, metrics: &SettingsMetrics, when: &str) -> bool {
-        // A poll that read the row just before this replica's own newer change was stored.
+        // Already applied, or a poll that read the row just before this replica stored a newer one.
         if self
             .phase()
             .origin()
             .version
-            .is_some_and(|v| v > row.version)
+            .is_some_and(|v| v >= row.version)
         {
             metrics.poll("unchanged");
             return false;

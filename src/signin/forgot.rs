@@ -183,7 +183,7 @@ impl SigninHandler {
         }
         let (parts, body) = req.into_parts();
         match self.read_body(body, &parts.headers).await {
-            Ok(bytes) => {
+            Ok((bytes, _room)) => {
                 self.forgot_buffered(parts, bytes, client, legacy, route)
                     .await
             }

@@ -235,12 +235,13 @@ impl SigninHandler {
     }
 
     /// Reads a body within the limits for a request that is answered here (a bridged reset
-    /// request): too large is refused (413), a failed read answered with its status.
+    /// request): too large is refused (413), a failed read answered with its status. The
+    /// reservation holds the body's room in the budget for as long as the caller keeps it.
     async fn read_body(
         &self,
         body: Body,
         headers: &http::HeaderMap,
-    ) -> Result<Bytes, Response<Body>> {
+    ) -> Result<(Bytes, budget::Reservation), Response<Body>> {
         let declared = content_length(headers);
         if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
             return Err(self.refuse(Refusal::TooLarge));
@@ -251,7 +252,7 @@ impl SigninHandler {
             .await
             .unwrap_or(Err(ReadError::Timeout))
         {
-            Ok(SigninBody::Buffered(bytes)) => Ok(bytes),
+            Ok(SigninBody::Buffered(bytes)) => Ok((bytes, room)),
             Ok(SigninBody::Oversized(_)) => Err(self.refuse(Refusal::TooLarge)),
             Err(e) => {
                 self.record(Exit::with(e.outcome(), &e));
