@@ -344,6 +344,16 @@ impl Config {
                     "must not be empty",
                 ));
             }
+            if route
+                .query
+                .iter()
+                .any(|pair| pair.split_once('=').is_none_or(|(name, _)| name.is_empty()))
+            {
+                return Err(invalid(
+                    format!("signin.forgot_password.routes[{i}].query"),
+                    "each entry is a name=value pair, e.g. \"action=lostpassword\"",
+                ));
+            }
         }
         if forgot.routes.is_empty() {
             return Ok(());
@@ -534,6 +544,7 @@ mod admin_and_upstream_tests {
             case_insensitive_path: false,
             body: crate::signin::extract::BodyKind::Form,
             identifier_field: "email".into(),
+            query: Vec::new(),
         }];
         assert_eq!(invalid_key(&config), "migration.reset_url_template");
         config.migration.reset_url_template =
@@ -545,6 +556,13 @@ mod admin_and_upstream_tests {
             "signin.forgot_password.routes[0].path"
         );
         config.signin.forgot_password.routes[0].path = "/forgot".into();
+        config.signin.forgot_password.routes[0].query = vec!["action".into()];
+        assert_eq!(
+            invalid_key(&config),
+            "signin.forgot_password.routes[0].query"
+        );
+        config.signin.forgot_password.routes[0].query = vec!["action=lostpassword".into()];
+        config.validate().unwrap();
         config.signin.forgot_password.per_client = 0;
         assert_eq!(invalid_key(&config), "signin.forgot_password");
     }

@@ -87,6 +87,11 @@ pub struct ForgotPasswordRoute {
     /// Field holding the identifier (WordPress: `user_login`).
     #[serde(default = "default_identifier_field")]
     pub identifier_field: String,
+    /// `name=value` pairs of which the query string must hold one, its name once (WordPress:
+    /// `["action=lostpassword", "action=retrievepassword"]`, so that registration, which posts
+    /// `user_login` to the same path, still reaches legacy). Empty: any query.
+    #[serde(default)]
+    pub query: Vec<String>,
 }
 
 /// What happens in `route` to a sign-in dripgate cannot read unambiguously.

@@ -29,11 +29,30 @@ use crate::body::{Body, full};
 use crate::migrate::{Engine, Phase, ResetDecision};
 use crate::proxy::{ClientInfo, Forwarder};
 
-/// One forgot-password route's field.
+/// One forgot-password route's field and query condition.
 #[derive(Clone)]
 struct Field {
     kind: BodyKind,
     name: String,
+    /// `(name, value)` pairs of which the query must hold one.
+    query: Vec<(String, String)>,
+}
+
+impl Field {
+    /// Whether `query` holds one of the route's pairs, with that name once (none configured:
+    /// any query). Names and values are compared decoded, exactly.
+    fn query_matches(&self, query: Option<&str>) -> bool {
+        if self.query.is_empty() {
+            return true;
+        }
+        let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        self.query.iter().any(|(name, value)| {
+            let mut named = pairs.iter().filter(|(k, _)| k == name);
+            matches!((named.next(), named.next()), (Some((_, v)), None) if v == value)
+        })
+    }
 }
 
 /// The configured forgot-password routes, their limits and metrics.
@@ -80,6 +99,14 @@ impl ForgotPassword {
                 .map(|r| Field {
                     kind: r.body,
                     name: r.identifier_field.clone(),
+                    query: r
+                        .query
+                        .iter()
+                        .map(|pair| match pair.split_once('=') {
+                            Some((k, v)) => (k.to_owned(), v.to_owned()),
+                            None => (pair.clone(), String::new()),
+                        })
+                        .collect(),
                 })
                 .collect(),
             beside: (0..signin_routes)
@@ -211,6 +238,12 @@ impl SigninHandler {
         let Some(field) = forgot.routes.get(route) else {
             return plain(StatusCode::INTERNAL_SERVER_ERROR);
         };
+        if !field.query_matches(parts.uri.query()) {
+            forgot.count("forwarded");
+            return legacy
+                .forward(Request::from_parts(parts, full(bytes)), client)
+                .await;
+        }
         let read = extract_identifier(
             field.kind,
             &field.name,
@@ -292,6 +325,30 @@ fn too_many(wait: Duration) -> Response<Body> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn the_query_condition_needs_one_pair_with_its_name_once() {
+        let field = Field {
+            kind: BodyKind::Form,
+            name: "user_login".into(),
+            query: vec![
+                ("action".into(), "lostpassword".into()),
+                ("action".into(), "retrievepassword".into()),
+            ],
+        };
+        assert!(field.query_matches(Some("action=lostpassword")));
+        assert!(field.query_matches(Some("x=1&action=retrievepassword")));
+        assert!(field.query_matches(Some("action=lost%70assword")));
+        assert!(!field.query_matches(Some("action=register")));
+        assert!(!field.query_matches(None));
+        assert!(!field.query_matches(Some("action=lostpassword&action=register")));
+        assert!(!field.query_matches(Some("Action=lostpassword")));
+        let any = Field {
+            query: Vec::new(),
+            ..field
+        };
+        assert!(any.query_matches(None));
+    }
 
     #[test]
     fn limits_trip_per_identifier_and_per_client_and_stay_bounded() {

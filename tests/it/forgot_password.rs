@@ -30,15 +30,18 @@ fn with_reset(mut config: Config, phase: Phase) -> Config {
     config.migration.phase = phase;
     config.migration.route = redirect();
     config.migration.reset_url_template = Some(RESET.into());
-    let route = |path: &str, field: &str| ForgotPasswordRoute {
+    let route = |path: &str, field: &str, query: &[&str]| ForgotPasswordRoute {
         method: "POST".into(),
         path: path.into(),
         case_insensitive_path: false,
         body: BodyKind::Form,
         identifier_field: field.into(),
+        query: query.iter().map(|q| (*q).to_owned()).collect(),
     };
-    config.signin.forgot_password.routes =
-        vec![route("/forgot", "email"), route("/signin", "user_login")];
+    config.signin.forgot_password.routes = vec![
+        route("/forgot", "email", &[]),
+        route("/signin", "user_login", &["action=lostpassword"]),
+    ];
     config.signin.forgot_password.answer_after = Duration::from_millis(300);
     config
 }
@@ -145,7 +148,13 @@ async fn known_and_unknown_identifiers_get_the_same_answer_and_the_user_is_provi
 
     // A format Kinde does not import: created without a password, a change requested. The
     // request comes on the sign-in path with WordPress's lost-password field.
-    let on_signin_path = reset(&dg.url(""), "/signin", "user_login", argon).await;
+    let on_signin_path = reset(
+        &dg.url(""),
+        "/signin?action=lostpassword",
+        "user_login",
+        argon,
+    )
+    .await;
     assert_eq!(on_signin_path.status, 303);
     assert_eq!(
         on_signin_path.location.as_deref(),
@@ -163,6 +172,20 @@ async fn known_and_unknown_identifiers_get_the_same_answer_and_the_user_is_provi
         world.app.requests.load(std::sync::atomic::Ordering::SeqCst),
         legacy_before,
         "no reset request reached legacy"
+    );
+    // The same field without the route's query (WordPress's registration posts `user_login`
+    // too) is no reset request: it reaches legacy.
+    let other = reset(
+        &dg.url(""),
+        "/signin?action=register",
+        "user_login",
+        "new@example.com",
+    )
+    .await;
+    assert_ne!(other.status, 303);
+    assert_eq!(
+        world.app.requests.load(std::sync::atomic::Ordering::SeqCst),
+        legacy_before + 1
     );
     world
         .expect_audit_events("user.provisioned_for_reset", 2)
