@@ -320,65 +320,14 @@ fn check_upstream_url(key: &str, url: &str) -> Result<(), ConfigError> {
 impl Config {
     /// `[signin.forgot_password]`: methods, paths, limits, and the reset page they go to.
     fn validate_forgot_password(&self) -> Result<(), ConfigError> {
-        let invalid = |key: String, message: &str| ConfigError::Invalid {
-            key,
-            message: message.to_owned(),
-        };
-        let forgot = &self.signin.forgot_password;
-        for (i, route) in forgot.routes.iter().enumerate() {
-            if http::Method::from_bytes(route.method.as_bytes()).is_err() {
-                return Err(invalid(
-                    format!("signin.forgot_password.routes[{i}].method"),
-                    "not an HTTP method",
-                ));
-            }
-            if !route.path.starts_with('/') || route.path.contains('?') {
-                return Err(invalid(
-                    format!("signin.forgot_password.routes[{i}].path"),
-                    "must start with '/' and carry no query",
-                ));
-            }
-            if route.identifier_field.is_empty() {
-                return Err(invalid(
-                    format!("signin.forgot_password.routes[{i}].identifier_field"),
-                    "must not be empty",
-                ));
-            }
-            if route
-                .query
-                .iter()
-                .any(|pair| pair.split_once('=').is_none_or(|(name, _)| name.is_empty()))
-            {
-                return Err(invalid(
-                    format!("signin.forgot_password.routes[{i}].query"),
-                    "each entry is a name=value pair, e.g. \"action=lostpassword\"",
-                ));
-            }
-        }
-        if forgot.routes.is_empty() {
-            return Ok(());
-        }
-        let template = self.migration.reset_url_template.as_deref().unwrap_or("");
-        if !template.contains("{login_hint}") {
-            return Err(invalid(
-                "migration.reset_url_template".to_owned(),
-                "signin.forgot_password.routes need the provider's reset page, a URL with \
-                 {login_hint} (e.g. https://auth.example.com/reset?login_hint={login_hint})",
-            ));
-        }
-        if forgot.per_identifier == 0 || forgot.per_client == 0 || forgot.period.is_zero() {
-            return Err(invalid(
-                "signin.forgot_password".to_owned(),
-                "per_identifier, per_client and period must be above zero",
-            ));
-        }
-        if forgot.max_tracked_keys == 0 {
-            return Err(invalid(
-                "signin.forgot_password.max_tracked_keys".to_owned(),
-                "must be at least 1",
-            ));
-        }
-        Ok(())
+        let template = self.migration.reset_url_template.as_deref();
+        self.signin
+            .forgot_password
+            .validate(template)
+            .map_err(|(key, message)| ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
     }
 
     /// Checks what types alone cannot: URLs, file pairs, distinct addresses.

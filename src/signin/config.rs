@@ -68,6 +68,56 @@ impl Default for ForgotPasswordConfig {
     }
 }
 
+impl ForgotPasswordConfig {
+    /// Checks the routes, the limits, and that routes have the provider's reset page
+    /// (`migration.reset_url_template`) to send requests to; the key and message of the first
+    /// problem.
+    pub fn validate(&self, reset_url_template: Option<&str>) -> Result<(), (String, &'static str)> {
+        for (i, route) in self.routes.iter().enumerate() {
+            let key = |field: &str| format!("signin.forgot_password.routes[{i}].{field}");
+            if http::Method::from_bytes(route.method.as_bytes()).is_err() {
+                return Err((key("method"), "not an HTTP method"));
+            }
+            if !route.path.starts_with('/') || route.path.contains('?') {
+                return Err((key("path"), "must start with '/' and carry no query"));
+            }
+            if route.identifier_field.is_empty() {
+                return Err((key("identifier_field"), "must not be empty"));
+            }
+            let not_a_pair = |pair: &String| pair.split_once('=').is_none_or(|(n, _)| n.is_empty());
+            if route.query.iter().any(not_a_pair) {
+                return Err((
+                    key("query"),
+                    "each entry is a name=value pair, e.g. \"action=lostpassword\"",
+                ));
+            }
+        }
+        if self.routes.is_empty() {
+            return Ok(());
+        }
+        if !reset_url_template.unwrap_or("").contains("{login_hint}") {
+            return Err((
+                "migration.reset_url_template".to_owned(),
+                "signin.forgot_password.routes need the provider's reset page, a URL with \
+                 {login_hint} (e.g. https://auth.example.com/reset?login_hint={login_hint})",
+            ));
+        }
+        if self.per_identifier == 0 || self.per_client == 0 || self.period.is_zero() {
+            return Err((
+                "signin.forgot_password".to_owned(),
+                "per_identifier, per_client and period must be above zero",
+            ));
+        }
+        if self.max_tracked_keys == 0 {
+            return Err((
+                "signin.forgot_password.max_tracked_keys".to_owned(),
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// One forgot-password route of the legacy app.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
