@@ -130,11 +130,6 @@ impl Engine {
         self.inner.provider.as_ref()
     }
 
-    /// How passwords reached the provider (for the reset bridge's hash import).
-    pub fn transfer_metrics(&self) -> &TransferMetrics {
-        &self.inner.transfer_metrics
-    }
-
     /// Changes the phase and canary share at run time (admin API or config reload); every
     /// change is audited with its `actor` (channel, and for the admin API peer and token name).
     /// Returns the previous settings. A phase the engine cannot run is refused by the check
