@@ -74,7 +74,7 @@ fn run(config: &std::path::Path, args: &[&str], secret: &str) -> std::process::O
         .args(args)
         .arg("--config")
         .arg(config)
-        .env("TEST_KINDE_SECRET", secret)
+        .env("TEST_PROVIDER_SECRET", secret)
         .env_remove("RUST_LOG")
         .output()
         .unwrap()
