@@ -30,6 +30,9 @@ pub struct ProviderConfig {
     /// Authgear settings (required when `kind = "authgear"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authgear: Option<AuthgearConfig>,
+    /// Amazon Cognito settings (required when `kind = "cognito"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cognito: Option<super::cognito::CognitoConfig>,
     /// HTTP client settings.
     #[serde(default)]
     pub http: HttpConfig,
@@ -52,7 +55,15 @@ impl ProviderConfig {
                     "kind = \"authgear\" needs a [provider.authgear] section".into(),
                 ));
             }
+            ProviderKind::Cognito if self.cognito.is_none() => {
+                return Err(ProviderError::Config(
+                    "kind = \"cognito\" needs a [provider.cognito] section".into(),
+                ));
+            }
             _ => {}
+        }
+        if let Some(c) = &self.cognito {
+            c.validate()?;
         }
         if let Some(k) = &self.kinde {
             check_base_url(&k.base_url)?;

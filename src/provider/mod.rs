@@ -14,6 +14,7 @@ use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 pub mod authgear;
+pub mod cognito;
 pub mod config;
 mod der;
 pub mod error;
@@ -39,6 +40,8 @@ pub enum ProviderKind {
     Kinde,
     /// Authgear (GraphQL Admin API, self-signed admin-key JWT).
     Authgear,
+    /// Amazon Cognito user pools (AWS JSON 1.1, Signature Version 4).
+    Cognito,
 }
 
 impl ProviderKind {
@@ -47,6 +50,7 @@ impl ProviderKind {
         match self {
             Self::Kinde => "kinde",
             Self::Authgear => "authgear",
+            Self::Cognito => "cognito",
         }
     }
 }
@@ -270,6 +274,14 @@ pub trait Provider: Send + Sync + fmt::Debug {
 
     /// Obtains credentials and makes one cheap read call.
     fn check_credentials(&self) -> BoxFuture<'_, CheckReport>;
+
+    /// What [`Provider::set_password`] hands the provider, as the `method` label of
+    /// `dripgate_password_transfer_total` when a legacy hash falls back to it: `bcrypt` (Kinde: a
+    /// fresh bcrypt of the password) unless the client says otherwise (`password`: the password
+    /// itself, e.g. Cognito).
+    fn set_password_method(&self) -> &'static str {
+        "bcrypt"
+    }
 }
 
 /// Builds the configured provider client; password hashing it needs runs on `hasher` when
@@ -296,6 +308,17 @@ pub fn build(
                 ProviderError::Config("kind = \"authgear\" needs an [authgear] section".into())
             })?;
             Ok(Arc::new(authgear::AuthgearClient::new(
+                section,
+                &config.http,
+                &config.limits,
+                metrics,
+            )?))
+        }
+        ProviderKind::Cognito => {
+            let section = config.cognito.as_ref().ok_or_else(|| {
+                ProviderError::Config("kind = \"cognito\" needs a [cognito] section".into())
+            })?;
+            Ok(Arc::new(cognito::CognitoClient::new(
                 section,
                 &config.http,
                 &config.limits,

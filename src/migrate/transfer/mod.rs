@@ -22,6 +22,8 @@ pub use convert::importable;
 pub const LEGACY_HASH: &str = "legacy_hash";
 /// `result` label: the provider got a bcrypt of the password instead.
 pub const FALLBACK_BCRYPT: &str = "fallback_bcrypt";
+/// `result` label: the provider got the password itself (it imports no hash, e.g. Cognito).
+pub const FALLBACK_PASSWORD: &str = "fallback_password";
 
 /// `dripgate_password_transfer_total`; cheap to clone.
 #[derive(Debug, Clone)]
@@ -44,9 +46,9 @@ impl TransferMetrics {
         Ok(Self { transfers })
     }
 
-    fn count(&self, provider: &str, format: Format, method: HashingMethod, result: &str) {
+    fn count(&self, provider: &str, format: Format, method: &str, result: &str) {
         self.transfers
-            .with_label_values(&[provider, format.as_str(), method.as_str(), result])
+            .with_label_values(&[provider, format.as_str(), method, result])
             .inc();
     }
 }
@@ -104,7 +106,7 @@ pub async fn transfer(
     match imported {
         Ok(hash) => match provider.import_legacy_hash(id, &hash).await {
             Ok(()) => {
-                metrics.count(kind, format, hash.method, LEGACY_HASH);
+                metrics.count(kind, format, hash.method.as_str(), LEGACY_HASH);
                 return Ok(());
             }
             Err(e) if matches!(e.class(), ErrorClass::Invalid | ErrorClass::Unsupported) => {
@@ -119,6 +121,12 @@ pub async fn transfer(
         }
     }
     provider.set_password(id, password).await?;
-    metrics.count(kind, format, HashingMethod::Bcrypt, FALLBACK_BCRYPT);
+    let method = provider.set_password_method();
+    let result = if method == HashingMethod::Bcrypt.as_str() {
+        FALLBACK_BCRYPT
+    } else {
+        FALLBACK_PASSWORD
+    };
+    metrics.count(kind, format, method, result);
     Ok(())
 }
