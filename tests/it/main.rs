@@ -48,6 +48,8 @@ mod provider_authgear;
 #[cfg(feature = "testkit")]
 mod provider_check;
 #[cfg(feature = "testkit")]
+mod provider_cognito;
+#[cfg(feature = "testkit")]
 mod provider_kinde;
 
 // End to end: sign-ins that migrate, route and refuse.

@@ -6,6 +6,7 @@ use super::*;
 pub enum Fake {
     Kinde(FakeKinde),
     Authgear(FakeAuthgear),
+    Cognito(FakeCognito),
 }
 
 impl Fake {
@@ -15,6 +16,10 @@ impl Fake {
 
     pub async fn authgear() -> Self {
         Fake::Authgear(provider_common::authgear_fake().await)
+    }
+
+    pub async fn cognito() -> Self {
+        Fake::Cognito(provider_common::cognito::fake().await)
     }
 
     /// An Authgear fake whose password policy wants at least `min_len` characters.
@@ -36,24 +41,54 @@ impl Fake {
     }
 
     pub fn provider_config(&self) -> ProviderConfig {
-        let (kind, kinde, authgear) = match self {
-            Fake::Kinde(f) => (
-                ProviderKind::Kinde,
-                Some(provider_common::kinde_config(f)),
-                None,
-            ),
-            Fake::Authgear(f) => (
-                ProviderKind::Authgear,
-                None,
-                Some(provider_common::authgear_config(f)),
-            ),
-        };
-        ProviderConfig {
-            kind,
-            kinde,
-            authgear,
+        let mut config = ProviderConfig {
+            kind: ProviderKind::Kinde,
+            kinde: None,
+            authgear: None,
+            cognito: None,
             http: provider_common::http(Duration::from_secs(5)),
             limits: provider_common::fast_limits(),
+        };
+        match self {
+            Fake::Kinde(f) => config.kinde = Some(provider_common::kinde_config(f)),
+            Fake::Authgear(f) => {
+                config.kind = ProviderKind::Authgear;
+                config.authgear = Some(provider_common::authgear_config(f));
+            }
+            Fake::Cognito(f) => {
+                config.kind = ProviderKind::Cognito;
+                config.cognito = Some(provider_common::cognito::config(f));
+            }
+        }
+        config
+    }
+
+    /// The `[provider]` tables of a child process's config file, and the environment
+    /// variables holding their secrets (a config file never holds them).
+    pub fn child_provider(&self) -> (String, Vec<(&'static str, String)>) {
+        match self {
+            Fake::Kinde(k) => (
+                format!(
+                    "[provider]\nkind = \"kinde\"\n\n[provider.kinde]\nbase_url = \"{}\"\nclient_id = \"{}\"\nclient_secret = {{ env = \"TEST_KINDE_SECRET\" }}\nbcrypt_cost = 4\n",
+                    k.base_url(),
+                    k.options().client_id
+                ),
+                vec![("TEST_KINDE_SECRET", k.options().client_secret.clone())],
+            ),
+            Fake::Cognito(c) => {
+                let o = c.options();
+                (
+                    format!(
+                        "[provider]\nkind = \"cognito\"\n\n[provider.cognito]\nregion = \"{}\"\nuser_pool_id = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = {{ env = \"TEST_COGNITO_SECRET\" }}\nendpoint = \"{}\"\nlegacy_id_attribute = \"custom:legacy_id\"\n",
+                        o.region,
+                        o.user_pool_id,
+                        o.access_key_id,
+                        c.base_url()
+                    ),
+                    vec![("TEST_COGNITO_SECRET", o.secret_access_key.clone())],
+                )
+            }
+            Fake::Authgear(_) => panic!("child processes use the Kinde or Cognito fake"),
         }
     }
 
@@ -74,6 +109,11 @@ impl Fake {
                 .iter()
                 .filter(|u| u.email.eq_ignore_ascii_case(email))
                 .count(),
+            Fake::Cognito(f) => f
+                .users()
+                .iter()
+                .filter(|u| u.email().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+                .count(),
         }
     }
 
@@ -81,6 +121,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.users().len(),
             Fake::Authgear(f) => f.users().len(),
+            Fake::Cognito(f) => f.users().len(),
         }
     }
 
@@ -89,6 +130,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Authgear(f) => f.verify_password(email, plaintext.as_bytes()),
+            Fake::Cognito(f) => f.verify_password(email, plaintext.as_bytes()),
         }
     }
 
@@ -96,6 +138,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.calls(operation),
             Fake::Authgear(f) => f.calls(operation),
+            Fake::Cognito(f) => f.calls(operation),
         }
     }
 
@@ -103,6 +146,7 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.fail_next(operation, n, fault),
             Fake::Authgear(f) => f.fail_next(operation, n, fault),
+            Fake::Cognito(f) => f.fail_next(operation, n, fault),
         }
     }
 
@@ -117,6 +161,14 @@ impl Fake {
                 .iter()
                 .map(|op| f.calls(op))
                 .sum(),
+            Fake::Cognito(f) => [
+                "AdminCreateUser",
+                "AdminSetUserPassword",
+                "AdminResetUserPassword",
+            ]
+            .iter()
+            .map(|op| f.calls(op))
+            .sum(),
         }
     }
 
@@ -124,6 +176,12 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.spec_violations(),
             Fake::Authgear(f) => f.spec_violations(),
+            // A request the fake could not authenticate is a client bug here too.
+            Fake::Cognito(f) => f
+                .spec_violations()
+                .into_iter()
+                .chain(f.auth_failures())
+                .collect(),
         }
     }
 }
