@@ -352,9 +352,14 @@ impl CognitoClient {
                 })
             }
             Err(ProviderError::AlreadyExists { .. }) => {
-                let existing = match self.config.username {
+                // Our own username (a retried create), else the email (an alias clash).
+                let mine = match self.config.username {
                     CognitoUsername::LegacyId => self.get_user(op, &username).await?,
-                    CognitoUsername::Email => self.find(&email).await?,
+                    CognitoUsername::Email => None,
+                };
+                let existing = match mine {
+                    Some(user) => Some(user),
+                    None => self.find(&email).await?,
                 };
                 Err(ProviderError::AlreadyExists {
                     provider: KIND,

@@ -118,7 +118,7 @@ pub(super) fn handle(s: &Shared, op: &str, body: &Value) -> Reply {
             }
             None => not_found(),
         },
-        _ => describe(s),
+        _ => describe(s, &st),
     }
 }
 
@@ -350,7 +350,7 @@ fn list(st: &State, body: &Value) -> Reply {
     ok(&json!({"Users": users}))
 }
 
-fn describe(s: &Shared) -> Reply {
+fn describe(s: &Shared, st: &State) -> Reply {
     let o = &s.options;
     let p = &o.password_policy;
     let mut schema: Vec<Value> = STANDARD
@@ -369,7 +369,7 @@ fn describe(s: &Shared) -> Reply {
         }},
         "SchemaAttributes": schema,
         "UsernameConfiguration": {"CaseSensitive": false},
-        "EstimatedNumberOfUsers": s.lock().users.len(),
+        "EstimatedNumberOfUsers": st.users.len(),
     });
     if o.email_as_username {
         pool["UsernameAttributes"] = json!(["email"]);
