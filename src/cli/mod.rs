@@ -62,10 +62,10 @@ pub enum Command {
     /// The legacy hash store: census before a migration, look up one user.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
-    /// Start a complete local demo: a sample legacy app with generated users, the Kinde fake
-    /// with a hosted sign-in page, and dripgate in front in `route` phase. Ctrl-C stops it.
+    /// Start a complete local demo: a sample legacy app with generated users, a provider fake
+    /// (Kinde, or Amazon Cognito with `--provider cognito`) with a hosted sign-in page, and dripgate in front in `route` phase. Ctrl-C stops it.
     #[command(
-        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data"
+        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data\n  dripgate demo --provider cognito"
     )]
     #[cfg(feature = "demo")]
     Demo {
@@ -82,6 +82,9 @@ pub enum Command {
         /// instead of a temporary directory removed at exit.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// The new provider (a fake with its hosted sign-in page).
+        #[arg(long, value_enum, default_value_t = crate::demo::DemoProvider::Kinde)]
+        provider: crate::demo::DemoProvider,
     },
     /// Not in this build: it was built without the `demo` cargo feature.
     #[cfg(not(feature = "demo"))]
@@ -152,11 +155,13 @@ pub fn main() -> ExitCode {
             admin,
             users,
             data_dir,
+            provider,
         } => demo(crate::demo::DemoOptions {
             listen,
             admin,
             users,
             data_dir,
+            provider,
         }),
         #[cfg(not(feature = "demo"))]
         Command::Demo { .. } => {

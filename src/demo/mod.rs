@@ -1,11 +1,13 @@
 //! `dripgate demo`: a complete local migration in one process, on loopback, with no setup.
 //!
 //! It starts a sample legacy app with a sign-in form and a few thousand generated users in a
-//! SQLite file ([`users`], [`LegacyApp`]), the Kinde fake as the new provider with a hosted sign-in
+//! SQLite file ([`users`], [`LegacyApp`]), a provider fake ([`provider`]: Kinde, or Amazon Cognito
+//! with `--provider cognito`) as the new provider with a hosted sign-in
 //! page of its own, and dripgate in front of the app in `route` phase. Signing in once through
 //! dripgate migrates the user; the next sign-in is redirected to the provider's page, which
 //! accepts the same password.
 
+pub mod provider;
 pub mod users;
 
 use std::net::SocketAddr;
@@ -15,9 +17,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::server::{BoundServer, ServerError};
-use crate::testkit::kinde::{FakeKinde, FakeKindeOptions};
 use crate::testkit::legacy_app::LegacyApp;
 use crate::testkit::signin_page;
+pub use provider::{DemoProvider, RunningProvider};
 pub use users::SampleUser;
 
 /// Default number of generated legacy users.
@@ -35,6 +37,8 @@ pub struct DemoOptions {
     /// Where the legacy database, ledger and audit log go; a fresh temporary directory, removed
     /// at shutdown, when `None`. Files in it are recreated at every start.
     pub data_dir: Option<PathBuf>,
+    /// Which provider fake to migrate to.
+    pub provider: DemoProvider,
 }
 
 impl Default for DemoOptions {
@@ -44,6 +48,7 @@ impl Default for DemoOptions {
             admin: SocketAddr::from(([127, 0, 0, 1], 9090)),
             users: DEFAULT_USERS,
             data_dir: None,
+            provider: DemoProvider::default(),
         }
     }
 }
@@ -80,7 +85,7 @@ pub struct DemoHandle {
     pub admin_url: String,
     /// The legacy app's own URL (behind dripgate; for comparison only).
     pub legacy_url: String,
-    /// The new provider's (Kinde fake's) base URL.
+    /// The new provider's (fake's) base URL.
     pub provider_url: String,
     /// The new provider's hosted sign-in page.
     pub provider_signin_url: String,
@@ -92,7 +97,7 @@ pub struct DemoHandle {
     pub user_count: usize,
     stop: oneshot::Sender<()>,
     server: JoinHandle<Result<(), ServerError>>,
-    provider: FakeKinde,
+    provider: RunningProvider,
     app: LegacyApp,
     remove_data_dir: bool,
 }
@@ -120,9 +125,7 @@ pub async fn start(options: DemoOptions) -> Result<DemoHandle, DemoError> {
     let app = LegacyApp::start(&legacy_db)
         .await
         .map_err(|e| DemoError::Setup(e.to_string()))?;
-    let provider = FakeKinde::start("127.0.0.1:0", FakeKindeOptions::default())
-        .await
-        .map_err(|e| DemoError::Setup(format!("provider fake: {e}")))?;
+    let provider = RunningProvider::start(options.provider).await?;
     let provider_url = provider.base_url();
     let provider_signin_url = format!("{provider_url}{}", signin_page::PATH);
     let text = config_toml(
@@ -158,12 +161,11 @@ pub async fn start(options: DemoOptions) -> Result<DemoHandle, DemoError> {
 fn config_toml(
     options: &DemoOptions,
     app_url: &str,
-    provider: &FakeKinde,
+    provider: &RunningProvider,
     legacy_db: &Path,
     ledger_db: &Path,
     audit_log: &Path,
 ) -> String {
-    let kinde = provider.options();
     let quoted = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
     let sqlite = |p: &Path| toml::Value::String(format!("sqlite://{}", p.display())).to_string();
     format!(
@@ -200,15 +202,7 @@ format = "auto"
 salt_position = "suffix"
 columns = {{ id = "id", login = "", email = "email", hash = "hash", format = "format", salt = "salt", given_name = "given_name", family_name = "family_name" }}
 
-[provider]
-kind = "kinde"
-
-[provider.kinde]
-base_url = "{provider_url}"
-client_id = "{client_id}"
-client_secret = "{client_secret}"
-bcrypt_cost = 10
-
+{provider_tables}
 [ledger]
 url = {ledger_url}
 
@@ -223,8 +217,7 @@ route = {{ mode = "redirect", url_template = "{provider_url}{page}?login_hint={{
         admin = options.admin,
         legacy_url = sqlite(legacy_db),
         provider_url = provider.base_url(),
-        client_id = kinde.client_id,
-        client_secret = kinde.client_secret,
+        provider_tables = provider.config_toml(),
         ledger_url = sqlite(ledger_db),
         audit_file = quoted(audit_log),
         page = signin_page::PATH,
