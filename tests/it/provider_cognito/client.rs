@@ -576,3 +576,47 @@ secret_access_key = "s"
     )
     .unwrap()
 }
+
+#[tokio::test]
+async fn the_capability_table_row_matches_the_client() {
+    let fake = fake().await;
+    let caps = client(&fake).capabilities();
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PROVIDERS.md")).unwrap();
+    let row = doc
+        .lines()
+        .find(|l| l.starts_with("| Cognito |"))
+        .expect("a Cognito row in the capability table");
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    assert_eq!(cells[2], yes_no(caps.atomic_create_with_password), "{row}");
+    assert_eq!(
+        cells[3],
+        if caps.atomic_create_with_password {
+            "1"
+        } else {
+            "2"
+        },
+        "{row}"
+    );
+    assert!(
+        cells[4].starts_with(yes_no(!caps.imports.is_empty())),
+        "{row}"
+    );
+    assert!(
+        caps.stores_legacy_id && cells[5].contains("legacy_id_attribute"),
+        "{row}"
+    );
+    assert!(cells[6].contains("AdminResetUserPassword"), "{row}");
+    // The "calls to create" cell counts what the fake saw.
+    let secret = SecretString::from(GOOD);
+    let created = client(&fake).create_user(&ada(), None).await.unwrap();
+    client(&fake)
+        .set_password(&created.id, Password::from_secret_string(&secret))
+        .await
+        .unwrap();
+    assert_eq!(
+        fake.calls("AdminCreateUser") + fake.calls("AdminSetUserPassword"),
+        2
+    );
+}
