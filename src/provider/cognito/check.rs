@@ -126,16 +126,12 @@ impl CognitoClient {
             permanent: true,
         })?;
         Ok(vec![
-            self.probe("ListUsers", Category::UserList, &list).await,
-            self.probe("AdminGetUser", Category::UserRead, &user).await,
-            self.probe("AdminSetUserPassword", Category::UserAccountRecovery, &set)
+            self.probe("ListUsers", Category::List, &list).await,
+            self.probe("AdminGetUser", Category::Read, &user).await,
+            self.probe("AdminSetUserPassword", Category::AccountRecovery, &set)
                 .await,
-            self.probe(
-                "AdminResetUserPassword",
-                Category::UserAccountRecovery,
-                &user,
-            )
-            .await,
+            self.probe("AdminResetUserPassword", Category::AccountRecovery, &user)
+                .await,
             (
                 "IAM cognito-idp:AdminCreateUser".to_string(),
                 Ok("not probed (a probe would create a user); the first migration shows it".into()),
@@ -152,7 +148,7 @@ impl CognitoClient {
             self.call(
                 Operation::Check,
                 "DescribeUserPool",
-                Category::UserPoolRead,
+                Category::PoolRead,
                 Idempotency::Idempotent,
                 &body,
                 plain,

@@ -218,7 +218,7 @@ impl CognitoClient {
             .call(
                 op,
                 "ListUsers",
-                Category::UserList,
+                Category::List,
                 Idempotency::Idempotent,
                 &body,
                 plain,
@@ -253,7 +253,7 @@ impl CognitoClient {
             .call(
                 op,
                 "AdminGetUser",
-                Category::UserRead,
+                Category::Read,
                 Idempotency::Idempotent,
                 &body,
                 not_found_is_none,
@@ -327,7 +327,7 @@ impl CognitoClient {
             .call(
                 op,
                 "AdminCreateUser",
-                Category::UserCreation,
+                Category::Creation,
                 Idempotency::NotIdempotent,
                 &body,
                 duplicate,
@@ -401,7 +401,7 @@ impl CognitoClient {
         self.call(
             op,
             "AdminSetUserPassword",
-            Category::UserAccountRecovery,
+            Category::AccountRecovery,
             Idempotency::Idempotent,
             &body,
             refused_password,
@@ -419,7 +419,7 @@ impl CognitoClient {
         self.call(
             op,
             "AdminResetUserPassword",
-            Category::UserAccountRecovery,
+            Category::AccountRecovery,
             Idempotency::Idempotent,
             &body,
             plain,

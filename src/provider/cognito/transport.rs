@@ -30,14 +30,15 @@ pub const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 /// The SigV4 signing name (`endpointPrefix`).
 pub const SERVICE: &str = "cognito-idp";
 
-/// Cognito's quota categories (per account and region).
+/// Cognito's quota categories (per account and region): `UserCreation`, `UserAccountRecovery`,
+/// `UserRead`, `UserList`, `UserPoolRead`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Category {
-    UserCreation,
-    UserAccountRecovery,
-    UserRead,
-    UserList,
-    UserPoolRead,
+    Creation,
+    AccountRecovery,
+    Read,
+    List,
+    PoolRead,
 }
 
 /// One token bucket per category. The burst is a tenth of a second's worth, so that dripgate
@@ -66,11 +67,11 @@ impl Quotas {
 
     fn bucket(&self, c: Category) -> &DefaultDirectRateLimiter {
         let i = match c {
-            Category::UserCreation => 0,
-            Category::UserAccountRecovery => 1,
-            Category::UserRead => 2,
-            Category::UserList => 3,
-            Category::UserPoolRead => 4,
+            Category::Creation => 0,
+            Category::AccountRecovery => 1,
+            Category::Read => 2,
+            Category::List => 3,
+            Category::PoolRead => 4,
         };
         &self.buckets[i]
     }

@@ -71,11 +71,11 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
     }
     let op = match envelope(s, &req) {
         Ok(op) => op,
-        Err(reply) => return reply,
+        Err(reply) => return *reply,
     };
     let fault = s.lock().knobs.arrive(&op);
     if let Err(reply) = authenticate(s, &req) {
-        return reply;
+        return *reply;
     }
     let mut hang_after = false;
     match fault {
@@ -113,7 +113,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
     }
     let body = match checked_body(s, &op, &req.body) {
         Ok(b) => b,
-        Err(reply) => return reply,
+        Err(reply) => return *reply,
     };
     if let Some(buckets) = &s.quotas
         && buckets[category(&op)].check().is_err()
@@ -126,10 +126,10 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
 }
 
 /// `POST /`, the JSON 1.1 content type, a target the model (or the fake) knows.
-fn envelope(s: &Shared, req: &Incoming_) -> Result<String, Reply> {
+fn envelope(s: &Shared, req: &Incoming_) -> Result<String, Box<Reply>> {
     let violation = |what: String, reply: Reply| {
         s.lock().knobs.violation(what);
-        reply
+        Box::new(reply)
     };
     if req.method != hyper::Method::POST || req.uri.path() != "/" {
         return Err(violation(
@@ -179,10 +179,10 @@ fn now_secs() -> i64 {
 
 /// Signature Version 4 with the fake's key, region and service, a fresh `X-Amz-Date`, the
 /// target signed, and the session token when the fake expects one.
-fn authenticate(s: &Shared, req: &Incoming_) -> Result<(), Reply> {
+fn authenticate(s: &Shared, req: &Incoming_) -> Result<(), Box<Reply>> {
     let fail = |why: String, status: u16, kind: &str, message: &str| {
         s.lock().auth_failures.push(why);
-        aws_error(status, kind, message)
+        Box::new(aws_error(status, kind, message))
     };
     let auth = header(req, "authorization");
     if auth.is_empty() {
@@ -329,10 +329,14 @@ fn denied(s: &Shared, op: &str) -> Option<Reply> {
 }
 
 /// The body as JSON, checked against the model (when loaded).
-fn checked_body(s: &Shared, op: &str, raw: &[u8]) -> Result<Value, Reply> {
+fn checked_body(s: &Shared, op: &str, raw: &[u8]) -> Result<Value, Box<Reply>> {
     let body: Value = serde_json::from_slice(raw).map_err(|_| {
         s.lock().knobs.violation(format!("{op}: body is not JSON"));
-        aws_error(400, "SerializationException", "Malformed JSON body")
+        Box::new(aws_error(
+            400,
+            "SerializationException",
+            "Malformed JSON body",
+        ))
     })?;
     let model = s.lock().model.clone();
     if let Some(model) = model
@@ -344,11 +348,11 @@ fn checked_body(s: &Shared, op: &str, raw: &[u8]) -> Result<Value, Reply> {
         } else {
             "InvalidParameterException"
         };
-        return Err(aws_error(
+        return Err(Box::new(aws_error(
             400,
             kind,
             &format!("1 validation error detected: {e}"),
-        ));
+        )));
     }
     Ok(body)
 }
