@@ -620,3 +620,31 @@ async fn the_capability_table_row_matches_the_client() {
         2
     );
 }
+
+#[test]
+fn the_example_configs_cognito_section_parses_and_validates() {
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/dripgate.example.toml"
+    ))
+    .unwrap();
+    let start = example.find("# [provider.cognito]").unwrap();
+    let end = start + example[start..].find("# [provider.http]").unwrap();
+    let section: String = example[start..end]
+        .lines()
+        .filter(|l| !l.contains("session_token"))
+        .map(|l| l.trim_start_matches('#').trim_start())
+        .map(|l| l.replace(r#"{ env = "AWS_SECRET_ACCESS_KEY" }"#, r#""example""#))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let text = format!("[provider]\nkind = \"cognito\"\n{section}");
+    #[derive(serde::Deserialize)]
+    struct Holder {
+        provider: dripgate::provider::ProviderConfig,
+    }
+    let parsed: Holder = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    parsed.provider.validate().unwrap();
+    let c = parsed.provider.cognito.unwrap();
+    assert_eq!(c.quotas, CognitoQuotas::default());
+    assert_eq!(c.legacy_id_attribute.as_deref(), Some("custom:legacy_id"));
+}
