@@ -353,8 +353,21 @@ async fn throughput_at_the_default_quotas() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(150);
+    // COGNITO_UNLIMITED=1: no quotas at either end, for the ceiling of the rest of the path
+    // (legacy app, hash verify, SQLite ledger, the machine).
+    let unlimited = std::env::var("COGNITO_UNLIMITED").is_ok_and(|v| v == "1");
     let world = World::new().await;
-    let fake = Fake::cognito().await;
+    let fake = if unlimited {
+        Fake::Cognito(
+            fake_with(FakeCognitoOptions {
+                quotas: None,
+                ..Default::default()
+            })
+            .await,
+        )
+    } else {
+        Fake::cognito().await
+    };
     let password = "Bench-Password-7!";
     for i in 0..users {
         world
@@ -365,6 +378,15 @@ async fn throughput_at_the_default_quotas() {
     if let Some(p) = config.provider.as_mut() {
         // The defaults of [provider.limits] apart from the rate (per category for Cognito).
         p.limits = dripgate::provider::config::LimitsConfig::default();
+        if let (true, Some(c)) = (unlimited, p.cognito.as_mut()) {
+            c.quotas = dripgate::provider::cognito::CognitoQuotas {
+                user_creation: 10_000,
+                user_account_recovery: 10_000,
+                user_read: 10_000,
+                user_list: 10_000,
+                user_pool_read: 10_000,
+            };
+        }
     }
     let dg = Dripgate::start(config).await;
     let url = dg.url("");
@@ -391,6 +413,25 @@ async fn throughput_at_the_default_quotas() {
     let secs = started.elapsed().as_secs_f64();
     let rate = done as f64 / secs;
     let f = cognito(&fake);
+    // The steady rate at the provider: creates between the first and the last one.
+    let creates: Vec<_> = f
+        .arrivals()
+        .into_iter()
+        .filter(|(op, _)| op == "AdminCreateUser")
+        .map(|(_, t)| t)
+        .collect();
+    let span = creates
+        .last()
+        .unwrap()
+        .duration_since(creates[0])
+        .as_secs_f64();
+    let steady = (creates.len() - 1) as f64 / span;
+    println!(
+        "cognito steady: {} AdminCreateUser in {span:.2}s = {steady:.1}/s (ratio {:.2} to 50/s, {:.2} to 30/s)",
+        creates.len(),
+        steady / 50.0,
+        steady / 30.0
+    );
     println!(
         "cognito throughput: {done}/{users} migrated in {secs:.2}s = {rate:.1} migrations/s; \
          ratio to UserCreation 50/s = {:.2}, to the binding UserList/UserAccountRecovery 30/s = {:.2}; \
