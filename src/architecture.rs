@@ -57,7 +57,7 @@ pub const ALLOWED: &[(&str, &[&str])] = &[
         "cli",
         &[
             "demo", "server", "config", "logging", "hash", "legacy", "provider", "ledger",
-            "migrate", "secret", "failure",
+            "migrate", "audit", "secret", "failure",
         ],
     ),
     ("architecture", &[]),

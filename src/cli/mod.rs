@@ -2,6 +2,8 @@
 
 pub mod hash;
 mod health;
+pub mod ledger;
+pub mod ledger_verify;
 pub mod legacy;
 pub mod provider_check;
 mod status;
@@ -62,10 +64,14 @@ pub enum Command {
     /// The legacy hash store: census before a migration, look up one user.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
+    /// The migration ledger: export it, verify it against the provider, forget a user.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
     /// Start a complete local demo: a sample legacy app with generated users, a provider fake
-    /// (Kinde, or Amazon Cognito with `--provider cognito`) with a hosted sign-in page, and dripgate in front in `route` phase. Ctrl-C stops it.
+    /// (Kinde's, or another with `--provider`) with a hosted sign-in page, and dripgate in front
+    /// in `route` phase. Ctrl-C stops it.
     #[command(
-        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data\n  dripgate demo --provider cognito"
+        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data\n  dripgate demo --provider keycloak\n  dripgate demo --provider cognito"
     )]
     #[cfg(feature = "demo")]
     Demo {
@@ -82,8 +88,10 @@ pub enum Command {
         /// instead of a temporary directory removed at exit.
         #[arg(long)]
         data_dir: Option<PathBuf>,
-        /// The new provider (a fake with its hosted sign-in page).
-        #[arg(long, value_enum, default_value_t = crate::demo::DemoProvider::Kinde)]
+        /// The new provider, played by its fake: `kinde`, `keycloak`, `http` (the generic
+        /// HTTP contract's reference fake, HMAC-signed requests) or `cognito` (an Amazon Cognito
+        /// user pool, SigV4-signed requests).
+        #[arg(long, default_value = "kinde")]
         provider: crate::demo::DemoProvider,
     },
     /// Not in this build: it was built without the `demo` cargo feature.
@@ -149,6 +157,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Hash(cmd) => hash::run(cmd),
         Command::Legacy(cmd) => legacy::run(cmd),
+        Command::Ledger(cmd) => ledger::run(cmd),
         #[cfg(feature = "demo")]
         Command::Demo {
             listen,
@@ -188,6 +197,9 @@ fn serve(path: &std::path::Path) -> ExitCode {
         }
     };
     crate::logging::init(&config.log);
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let runtime = match serve_runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -249,6 +261,9 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     if let Err(e) = runtime.block_on(crate::server::preflight(&config)) {
         eprintln!("dripgate: {e}");
         return ExitCode::from(EXIT_USAGE);
+    }
+    for warning in config.warnings() {
+        eprintln!("dripgate: warning: {warning}");
     }
     match config.to_redacted_toml() {
         Ok(text) => {

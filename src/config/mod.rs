@@ -2,6 +2,7 @@
 //! files, and validation. `dripgate check-config` prints the effective result with secrets
 //! redacted. Every key and its default is documented in config/dripgate.example.toml.
 
+mod derived;
 mod load;
 
 use std::net::SocketAddr;

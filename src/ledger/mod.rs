@@ -34,7 +34,9 @@ use zeroize::Zeroizing;
 pub use census::{CensusRecord, MAX_CENSUS_BYTES};
 pub use config::{BackendKind, LedgerCacheConfig, LedgerConfig};
 pub use error::LedgerError;
+pub use export::{EXPORT_COLUMNS, EXPORT_PAGE_ROWS, ExportRow};
 pub use fingerprint::Fingerprinter;
+pub use forget::{FORGOTTEN, Forgotten, PROVIDER_USER_GONE, cleared};
 pub use history::{HOUR_MS, MigrationHistory};
 pub use metrics::LedgerMetrics;
 pub use model::{
@@ -67,6 +69,8 @@ macro_rules! on_pool {
 mod census;
 mod claims;
 mod counts;
+mod export;
+mod forget;
 mod history;
 
 struct Inner {

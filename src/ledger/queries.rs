@@ -89,6 +89,26 @@ macro_rules! ledger_queries {
             " WHERE user_key = $1 AND epoch = $2"
         );
 
+        /// An operator forgets a user: back to `claimed` with nothing of the provider's, lease
+        /// released, epoch bumped (fencing any holder). `$1` user key, `$2` epoch read, `$3`
+        /// reason.
+        pub(super) const FORGET: &str = concat!(
+            "UPDATE ledger_users SET state = 'claimed', provider_user_id = NULL, \
+               hash_fingerprint = NULL, migrated_at = NULL, last_error = $3, \
+               lease_owner = NULL, lease_expires_at = 0, epoch = epoch + 1, updated_at = ",
+            $now,
+            " WHERE user_key = $1 AND epoch = $2"
+        );
+
+        /// The holder found the recorded provider user gone: back to `claimed` with nothing of
+        /// the provider's; lease and epoch kept. `$1` user key, `$2` epoch, `$3` reason.
+        pub(super) const CLEAR_PROVIDER_USER: &str = concat!(
+            "UPDATE ledger_users SET state = 'claimed', provider_user_id = NULL, \
+               hash_fingerprint = NULL, migrated_at = NULL, last_error = $3, updated_at = ",
+            $now,
+            " WHERE user_key = $1 AND epoch = $2"
+        );
+
         /// One user's row. `$1` user key.
         pub(super) const GET: &str = "SELECT user_key, state, provider_user_id, attempts, \
              last_error, legacy_format, hash_fingerprint, lease_owner, lease_expires_at, epoch, \

@@ -20,6 +20,8 @@ use crate::ledger::{Claim, Ledger, LedgerError, State};
 use crate::legacy::{LegacyStore, LegacyUser, Lookup};
 use crate::provider::{NewUser, Provider, ProviderError, ProviderUserId};
 
+mod gone;
+
 /// Everything a migration needs; cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -376,6 +378,9 @@ impl Run<'_> {
             return self.failed(Stage::Ledger, &e).await;
         }
         if !password_set && let Err(e) = self.transfer_password(&id).await {
+            if self.provider_user_gone(&e) {
+                return self.provision_again(&id).await;
+            }
             return self.provider_failed(&e, Some(&id)).await;
         }
         if let Err(e) = ledger

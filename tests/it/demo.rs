@@ -52,6 +52,16 @@ async fn sample_user_migrates_on_first_sign_in_and_is_routed_on_the_second() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_generic_http_provider_too() {
+    sample_users_migrate_and_are_routed(DemoProvider::Http).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keycloak_demo_migrates_and_routes_the_same_way() {
+    sample_users_migrate_and_are_routed(DemoProvider::Keycloak).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cognito_demo_migrates_and_routes_the_same_way() {
     sample_users_migrate_and_are_routed(DemoProvider::Cognito).await;
 }

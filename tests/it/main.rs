@@ -37,10 +37,15 @@ mod legacy_cli;
 mod legacy_export;
 mod legacy_sql;
 mod legacy_timeout;
+mod legacy_unverifiable;
 
 // The ledger.
 mod ledger_claims;
+#[cfg(feature = "testkit")]
+mod ledger_forget_flow;
 mod ledger_state;
+#[cfg(feature = "testkit")]
+mod ledger_tools;
 
 // The provider clients against the fakes.
 #[cfg(feature = "testkit")]
@@ -49,6 +54,11 @@ mod provider_authgear;
 mod provider_check;
 #[cfg(feature = "testkit")]
 mod provider_cognito;
+#[cfg(feature = "testkit")]
+mod provider_http;
+#[cfg(feature = "testkit")]
+mod provider_http_contract;
+mod provider_keycloak;
 #[cfg(feature = "testkit")]
 mod provider_kinde;
 
@@ -59,6 +69,9 @@ mod migration_crash;
 mod migration_edges;
 #[cfg(feature = "testkit")]
 mod migration_flow;
+#[cfg(feature = "testkit")]
+mod migration_http;
+mod migration_keycloak;
 #[cfg(feature = "testkit")]
 mod migration_replicas;
 #[cfg(feature = "testkit")]

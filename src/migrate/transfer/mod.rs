@@ -1,6 +1,7 @@
 //! The password's way to the provider: the verified legacy hash itself where the provider is
-//! configured to take it (Kinde `password_transfer = "legacy_hash"`) and takes its method, else
-//! the password the user just proved (Kinde: a fresh bcrypt of it). Every choice under
+//! configured to take it (Kinde or Keycloak `password_transfer = "legacy_hash"`) and takes its
+//! method, else the password the user just proved (Kinde: a fresh bcrypt of it; Keycloak: the
+//! password, which it hashes itself, counted as `fallback_password`). Every choice under
 //! `legacy_hash` is counted in `dripgate_password_transfer_total{provider,format,method,result}`.
 //!
 //! [`importable`] is the one conversion from `hash`'s parsed [`LegacyHash`] to the provider's
@@ -11,7 +12,7 @@ use prometheus::{IntCounterVec, Opts, Registry};
 
 use crate::hash::{Format, LegacyHash};
 use crate::provider::{
-    ErrorClass, HashingMethod, Password, Provider, ProviderError, ProviderUserId,
+    ErrorClass, HashingMethod, Password, Provider, ProviderError, ProviderKind, ProviderUserId,
 };
 
 mod convert;
@@ -20,9 +21,9 @@ pub use convert::importable;
 
 /// `result` label: the legacy hash was imported as it is.
 pub const LEGACY_HASH: &str = "legacy_hash";
-/// `result` label: the provider got a bcrypt of the password instead.
+/// `result` label: the provider got a bcrypt of the password instead (Kinde).
 pub const FALLBACK_BCRYPT: &str = "fallback_bcrypt";
-/// `result` label: the provider got the password itself (it imports no hash, e.g. Cognito).
+/// `result` label: the provider got the password instead, to hash itself (Keycloak).
 pub const FALLBACK_PASSWORD: &str = "fallback_password";
 
 /// `dripgate_password_transfer_total`; cheap to clone.
@@ -38,7 +39,8 @@ impl TransferMetrics {
             Opts::new(
                 "dripgate_password_transfer_total",
                 "Passwords given to a provider configured to import legacy hashes, by legacy \
-                 format, hashing method sent and result (legacy_hash, fallback_bcrypt).",
+                 format, hashing method sent and result (legacy_hash, fallback_bcrypt, \
+                 fallback_password).",
             ),
             &["provider", "format", "method", "result"],
         )?;
@@ -121,11 +123,10 @@ pub async fn transfer(
         }
     }
     provider.set_password(id, password).await?;
-    let method = provider.set_password_method();
-    let result = if method == HashingMethod::Bcrypt.as_str() {
-        FALLBACK_BCRYPT
-    } else {
-        FALLBACK_PASSWORD
+    // Kinde is sent a bcrypt of the password; the others hash the password themselves.
+    let (method, result) = match provider.kind() {
+        ProviderKind::Kinde => (HashingMethod::Bcrypt.as_str(), FALLBACK_BCRYPT),
+        _ => ("password", FALLBACK_PASSWORD),
     };
     metrics.count(kind, format, method, result);
     Ok(())

@@ -445,10 +445,6 @@ impl Provider for CognitoClient {
         }
     }
 
-    fn set_password_method(&self) -> &'static str {
-        "password"
-    }
-
     fn find_user_by_email<'a>(
         &'a self,
         email: &'a str,

@@ -20,6 +20,8 @@ use dripgate::signin::extract::BodyKind;
 use dripgate::testkit::Fault;
 use dripgate::testkit::authgear::{FakeAuthgear, FakeAuthgearOptions};
 use dripgate::testkit::cognito::FakeCognito;
+use dripgate::testkit::generic::FakeGenericHttp;
+use dripgate::testkit::keycloak::FakeKeycloak;
 use dripgate::testkit::kinde::FakeKinde;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
@@ -343,11 +345,10 @@ impl World {
 
 impl World {
     /// Writes a `dripgate serve` config for a child process: the world's legacy app, store,
-    /// ledger and audit file, the provider fake (Kinde or Cognito; its secret from an
-    /// environment variable, which [`ChildDripgate::spawn`] sets), JSON logs at trace level,
-    /// phase `migrate`. `overrides` is TOML merged over that, table by table.
+    /// ledger and audit file, the provider fake (its secret from `TEST_PROVIDER_SECRET`, which
+    /// [`ChildDripgate::spawn`] sets), JSON logs at trace level, phase `migrate`. `overrides` is
+    /// TOML merged over that, table by table.
     pub fn write_child_config(&self, fake: &Fake, overrides: &str) -> PathBuf {
-        let (provider, _) = fake.child_provider();
         let base = format!(
             r#"
 [upstream]
@@ -389,6 +390,7 @@ burst = 1000
             store = self.store_path.display(),
             ledger = self.ledger_path.display(),
             audit = self.audit_path.display(),
+            provider = fake.child_provider_toml(),
         );
         let mut config: toml::Table = base.parse().unwrap();
         merge_toml(&mut config, overrides.parse().unwrap());
