@@ -55,6 +55,11 @@ pub enum AuditKind {
     /// provisioned again.
     #[serde(rename = "user.provider_user_gone")]
     ProviderUserGone,
+    /// A user not yet migrated asked for a password reset and was created at the provider
+    /// for the provider's reset page (the reason says with the legacy hash or without a
+    /// password).
+    #[serde(rename = "user.provisioned_for_reset")]
+    ProvisionedForReset,
 }
 
 /// One audit line.

@@ -43,6 +43,7 @@ pub use model::{
     Claim, MAX_LABEL_BYTES, MAX_OWNER_BYTES, MAX_USER_KEY_BYTES, MigratedUser, State, UserRecord,
 };
 use model::{MigratedRow, RecordRow, check_key};
+pub use settings::{MAX_SETTINGS_TEXT, SettingsWrite, StoredSettings};
 
 enum Backend {
     Sqlite(SqlitePool),
@@ -72,6 +73,7 @@ mod counts;
 mod export;
 mod forget;
 mod history;
+mod settings;
 
 struct Inner {
     backend: Backend,

@@ -122,6 +122,16 @@ impl Engine {
         &self.inner.replica
     }
 
+    /// Whether a provider is configured (phases other than `observe` need one).
+    pub fn has_provider(&self) -> bool {
+        self.inner.provider.is_some()
+    }
+
+    /// The provider, when one is configured.
+    pub fn provider(&self) -> Option<&Arc<dyn Provider>> {
+        self.inner.provider.as_ref()
+    }
+
     /// Changes the phase and canary share at run time (admin API or config reload); every
     /// change is audited with its `actor` (channel, and for the admin API peer and token name).
     /// Returns the previous settings. A phase the engine cannot run is refused by the check

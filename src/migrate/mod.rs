@@ -8,13 +8,17 @@ pub mod metrics;
 pub mod outcome;
 pub mod phase;
 pub mod recent;
+pub mod reset;
 mod routing;
+pub mod settings;
 pub mod transfer;
 
 pub use credentials::Credentials;
 pub use engine::{Engine, EngineParts, SettingsError};
 pub use metrics::{MigrationMetrics, ProgressCollector};
 pub use outcome::{Cause, Exit, Outcome, Stage};
-pub use phase::{MigrationConfig, Phase, PhaseState, RuntimeSettings};
+pub use phase::{MigrationConfig, Phase, PhaseState, RuntimeSettings, SettingsOrigin};
+pub use reset::ResetDecision;
 pub use routing::RouteDecision;
+pub use settings::{ChangeRefused, SettingsMetrics, spawn_settings_poll};
 pub use transfer::TransferMetrics;

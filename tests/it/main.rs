@@ -65,6 +65,10 @@ mod provider_kinde;
 
 // End to end: sign-ins that migrate, route and refuse.
 #[cfg(feature = "testkit")]
+mod cutover;
+#[cfg(feature = "testkit")]
+mod forgot_password;
+#[cfg(feature = "testkit")]
 mod migration_crash;
 #[cfg(feature = "testkit")]
 mod migration_edges;
