@@ -25,8 +25,9 @@ use super::error::clip;
 use super::http::build_client;
 use super::limit::{Idempotency, Limiter};
 use super::{
-    Capabilities, CheckReport, CreatedUser, ImportedHash, NewUser, Operation, Password, Provider,
-    ProviderError, ProviderKind, ProviderMetrics, ProviderUser, ProviderUserId,
+    Capabilities, CheckReport, CreatedUser, ImportedHash, NewUser, Operation, Password,
+    PasswordState, Provider, ProviderError, ProviderKind, ProviderMetrics, ProviderUser,
+    ProviderUserId, UserDetails,
 };
 
 mod check;
@@ -245,6 +246,17 @@ impl CognitoClient {
         op: Operation,
         username: &str,
     ) -> Result<Option<ProviderUser>, ProviderError> {
+        Ok(self.admin_get_user(op, username).await?.map(|d| d.user))
+    }
+
+    /// `AdminGetUser`; the password state from `UserStatus`: `CONFIRMED` and `UNCONFIRMED` have
+    /// a password of their own, `FORCE_CHANGE_PASSWORD` (created, never given one: the ledger's
+    /// `created`), `RESET_REQUIRED` and `EXTERNAL_PROVIDER` have none usable, others are unknown.
+    async fn admin_get_user(
+        &self,
+        op: Operation,
+        username: &str,
+    ) -> Result<Option<UserDetails>, ProviderError> {
         let body = encode(&UserRef {
             user_pool_id: self.pool(),
             username,
@@ -266,7 +278,16 @@ impl CognitoClient {
         };
         let parsed: AdminGetUserResponse = serde_json::from_slice(&answer.body)
             .map_err(|e| invalid(op, Some(200), format!("AdminGetUser response: {e}")))?;
-        Ok(self.to_user(parsed.username, &parsed.user_attributes))
+        let password = match parsed.user_status.as_deref() {
+            Some("CONFIRMED" | "UNCONFIRMED") => PasswordState::Set,
+            Some("FORCE_CHANGE_PASSWORD" | "RESET_REQUIRED" | "EXTERNAL_PROVIDER") => {
+                PasswordState::NotSet
+            }
+            _ => PasswordState::Unknown,
+        };
+        Ok(self
+            .to_user(parsed.username, &parsed.user_attributes)
+            .map(|user| UserDetails { user, password }))
     }
 
     fn new_attributes(&self, user: &NewUser, email: &str) -> Vec<Attribute> {
@@ -492,5 +513,12 @@ impl Provider for CognitoClient {
 
     fn check_credentials(&self) -> BoxFuture<'_, CheckReport> {
         self.check().boxed()
+    }
+
+    fn get_user<'a>(
+        &'a self,
+        id: &'a ProviderUserId,
+    ) -> BoxFuture<'a, Result<Option<UserDetails>, ProviderError>> {
+        self.admin_get_user(Operation::GetUser, id.as_str()).boxed()
     }
 }

@@ -92,6 +92,7 @@ pub(super) struct AdminGetUserResponse {
     pub username: Option<String>,
     #[serde(default)]
     pub user_attributes: Vec<Attribute>,
+    pub user_status: Option<String>,
 }
 
 /// The value of attribute `name`, if present.

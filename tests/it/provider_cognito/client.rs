@@ -647,3 +647,25 @@ fn the_example_configs_cognito_section_parses_and_validates() {
     assert_eq!(c.quotas, CognitoQuotas::default());
     assert_eq!(c.legacy_id_attribute.as_deref(), Some("custom:legacy_id"));
 }
+
+#[tokio::test]
+async fn get_user_reads_the_password_state_from_the_user_status() {
+    use dripgate::provider::PasswordState;
+    let fake = fake().await;
+    let c = client(&fake);
+    let id = c.create_user(&ada(), None).await.unwrap().id;
+    let created = c.get_user(&id).await.unwrap().unwrap();
+    assert_eq!(
+        created.password,
+        PasswordState::NotSet,
+        "FORCE_CHANGE_PASSWORD"
+    );
+    assert_eq!(created.user.legacy_id.as_deref(), Some("legacy-4711"));
+    set(&c, &id, GOOD).await.unwrap();
+    let migrated = c.get_user(&id).await.unwrap().unwrap();
+    assert_eq!(migrated.password, PasswordState::Set);
+    assert_eq!(migrated.user.email.as_deref(), Some("ada@example.com"));
+    let gone = ProviderUserId("00000000-0000-4000-a000-000000000000".into());
+    assert_eq!(c.get_user(&gone).await.unwrap(), None);
+    assert_clean(&fake);
+}
