@@ -1,6 +1,7 @@
 //! The demo's new provider, played by one of the test kit's fakes (`dripgate demo --provider`),
 //! and the `[provider]` section that points dripgate at it.
 
+use crate::testkit::cognito::{FakeCognito, FakeCognitoOptions, FakePasswordPolicy};
 use crate::testkit::generic::{FakeGenericHttp, FakeGenericHttpOptions};
 use crate::testkit::keycloak::{FakeKeycloak, FakeKeycloakOptions};
 use crate::testkit::kinde::{FakeKinde, FakeKindeOptions};
@@ -15,11 +16,13 @@ pub enum DemoProvider {
     Keycloak,
     /// The generic HTTP contract's reference fake (HMAC-signed requests).
     Http,
+    /// The Amazon Cognito fake (a user pool; SigV4-signed AWS JSON 1.1).
+    Cognito,
 }
 
 impl DemoProvider {
     /// Every demo provider, in the order `--help` lists them.
-    pub const ALL: [DemoProvider; 3] = [Self::Kinde, Self::Keycloak, Self::Http];
+    pub const ALL: [DemoProvider; 4] = [Self::Kinde, Self::Keycloak, Self::Http, Self::Cognito];
 
     /// The name `--provider` takes.
     pub fn as_str(self) -> &'static str {
@@ -27,6 +30,7 @@ impl DemoProvider {
             Self::Kinde => "kinde",
             Self::Keycloak => "keycloak",
             Self::Http => "http",
+            Self::Cognito => "cognito",
         }
     }
 }
@@ -45,11 +49,27 @@ impl std::str::FromStr for DemoProvider {
     }
 }
 
+/// The demo's Cognito pool: its generated passwords are lower case, digits and a dash, so the
+/// policy asks for 8 characters and a digit (Cognito's default would block every one).
+fn demo_cognito_pool() -> FakeCognitoOptions {
+    FakeCognitoOptions {
+        password_policy: FakePasswordPolicy {
+            min_length: 8,
+            require_uppercase: false,
+            require_lowercase: false,
+            require_numbers: true,
+            require_symbols: false,
+        },
+        ..FakeCognitoOptions::default()
+    }
+}
+
 /// A running provider fake (kept until shutdown).
 pub(super) enum DemoFake {
     Kinde(FakeKinde),
     Keycloak(FakeKeycloak),
     Http(FakeGenericHttp),
+    Cognito(FakeCognito),
 }
 
 impl DemoFake {
@@ -65,6 +85,9 @@ impl DemoFake {
             DemoProvider::Http => {
                 Self::Http(FakeGenericHttp::start(ADDR, FakeGenericHttpOptions::default()).await?)
             }
+            DemoProvider::Cognito => {
+                Self::Cognito(FakeCognito::start(ADDR, demo_cognito_pool()).await?)
+            }
         })
     }
 
@@ -73,6 +96,7 @@ impl DemoFake {
             Self::Kinde(f) => f.base_url(),
             Self::Keycloak(f) => f.base_url(),
             Self::Http(f) => f.base_url(),
+            Self::Cognito(f) => f.base_url(),
         }
     }
 
@@ -99,6 +123,19 @@ impl DemoFake {
                 format!(
                     "[provider]\nkind = \"http\"\n\n[provider.http_provider]\nbase_url = \"{}\"\n\
                      key_id = \"{key_id}\"\nsigning_key = \"{key}\"\nrequire_password_change = true\n",
+                    f.base_url()
+                )
+            }
+            Self::Cognito(f) => {
+                let o = f.options();
+                format!(
+                    "[provider]\nkind = \"cognito\"\n\n[provider.cognito]\nregion = \"{}\"\n\
+                     user_pool_id = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n\
+                     endpoint = \"{}\"\nlegacy_id_attribute = \"custom:legacy_id\"\n",
+                    o.region,
+                    o.user_pool_id,
+                    o.access_key_id,
+                    o.secret_access_key,
                     f.base_url()
                 )
             }

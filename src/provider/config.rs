@@ -30,6 +30,9 @@ pub struct ProviderConfig {
     /// Authgear settings (required when `kind = "authgear"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authgear: Option<AuthgearConfig>,
+    /// Amazon Cognito settings (required when `kind = "cognito"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cognito: Option<super::cognito::CognitoConfig>,
     /// Generic HTTP provider settings (required when `kind = "http"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_provider: Option<super::generic::GenericHttpConfig>,
@@ -58,6 +61,11 @@ impl ProviderConfig {
                     "kind = \"authgear\" needs a [provider.authgear] section".into(),
                 ));
             }
+            ProviderKind::Cognito if self.cognito.is_none() => {
+                return Err(ProviderError::Config(
+                    "kind = \"cognito\" needs a [provider.cognito] section".into(),
+                ));
+            }
             ProviderKind::Http if self.http_provider.is_none() => {
                 return Err(ProviderError::Config(
                     "kind = \"http\" needs a [provider.http_provider] section".into(),
@@ -69,6 +77,9 @@ impl ProviderConfig {
                 ));
             }
             _ => {}
+        }
+        if let Some(c) = &self.cognito {
+            c.validate()?;
         }
         if let Some(k) = &self.keycloak {
             k.validate()?;

@@ -15,6 +15,7 @@ use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 pub mod authgear;
+pub mod cognito;
 pub mod config;
 mod der;
 pub mod error;
@@ -42,6 +43,8 @@ pub enum ProviderKind {
     Kinde,
     /// Authgear (GraphQL Admin API, self-signed admin-key JWT).
     Authgear,
+    /// Amazon Cognito user pools (AWS JSON 1.1, Signature Version 4).
+    Cognito,
     /// An operator's own endpoint implementing the generic HTTP contract (HMAC-signed requests;
     /// docs/generic-http-provider.openapi.yaml).
     Http,
@@ -55,6 +58,7 @@ impl ProviderKind {
         match self {
             Self::Kinde => "kinde",
             Self::Authgear => "authgear",
+            Self::Cognito => "cognito",
             Self::Http => "http",
             Self::Keycloak => "keycloak",
         }
@@ -356,6 +360,17 @@ pub fn build(
                 ProviderError::Config("kind = \"authgear\" needs an [authgear] section".into())
             })?;
             Ok(Arc::new(authgear::AuthgearClient::new(
+                section,
+                &config.http,
+                &config.limits,
+                metrics,
+            )?))
+        }
+        ProviderKind::Cognito => {
+            let section = config.cognito.as_ref().ok_or_else(|| {
+                ProviderError::Config("kind = \"cognito\" needs a [cognito] section".into())
+            })?;
+            Ok(Arc::new(cognito::CognitoClient::new(
                 section,
                 &config.http,
                 &config.limits,

@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub mod authgear;
+pub mod cognito;
 pub mod generic;
 pub mod keycloak;
 pub mod kinde;

@@ -53,9 +53,12 @@ mod provider_authgear;
 #[cfg(feature = "testkit")]
 mod provider_check;
 #[cfg(feature = "testkit")]
+mod provider_cognito;
+#[cfg(feature = "testkit")]
 mod provider_http;
 #[cfg(feature = "testkit")]
 mod provider_http_contract;
+#[cfg(feature = "testkit")]
 mod provider_keycloak;
 #[cfg(feature = "testkit")]
 mod provider_kinde;
@@ -73,6 +76,7 @@ mod migration_edges;
 mod migration_flow;
 #[cfg(feature = "testkit")]
 mod migration_http;
+#[cfg(feature = "testkit")]
 mod migration_keycloak;
 #[cfg(feature = "testkit")]
 mod migration_replicas;

@@ -9,6 +9,7 @@ pub enum Fake {
     /// The generic HTTP contract's reference fake.
     Http(FakeGenericHttp),
     Keycloak(FakeKeycloak),
+    Cognito(FakeCognito),
 }
 
 impl Fake {
@@ -26,6 +27,10 @@ impl Fake {
 
     pub async fn http() -> Self {
         Fake::Http(provider_common::http_fake().await)
+    }
+
+    pub async fn cognito() -> Self {
+        Fake::Cognito(provider_common::cognito::fake().await)
     }
 
     /// An Authgear fake whose password policy wants at least `min_len` characters.
@@ -49,6 +54,18 @@ impl Fake {
     pub fn provider_config(&self) -> ProviderConfig {
         let (kind, kinde, authgear, http_provider) = match self {
             Fake::Keycloak(f) => return provider_common::keycloak::provider_config(f),
+            Fake::Cognito(f) => {
+                return ProviderConfig {
+                    kind: ProviderKind::Cognito,
+                    kinde: None,
+                    authgear: None,
+                    cognito: Some(provider_common::cognito::config(f)),
+                    http_provider: None,
+                    keycloak: None,
+                    http: provider_common::http(Duration::from_secs(5)),
+                    limits: provider_common::fast_limits(),
+                };
+            }
             Fake::Kinde(f) => (
                 ProviderKind::Kinde,
                 Some(provider_common::kinde_config(f)),
@@ -74,6 +91,7 @@ impl Fake {
             authgear,
             http_provider,
             keycloak: None,
+            cognito: None,
             http: provider_common::http(Duration::from_secs(5)),
             limits: provider_common::fast_limits(),
         }
@@ -104,8 +122,21 @@ impl Fake {
                 f.options().realm,
                 f.options().client_id
             ),
+            Fake::Cognito(f) => {
+                let o = f.options();
+                format!(
+                    "[provider]\nkind = \"cognito\"\n\n[provider.cognito]\nregion = \"{}\"\n\
+                     user_pool_id = \"{}\"\naccess_key_id = \"{}\"\n\
+                     secret_access_key = {{ env = \"TEST_PROVIDER_SECRET\" }}\nendpoint = \"{}\"\n\
+                     legacy_id_attribute = \"custom:legacy_id\"\n",
+                    o.region,
+                    o.user_pool_id,
+                    o.access_key_id,
+                    f.base_url()
+                )
+            }
             Fake::Authgear(_) => {
-                panic!("child processes use the Kinde, Keycloak or generic HTTP fake")
+                panic!("child processes use the Kinde, Keycloak, Cognito or generic HTTP fake")
             }
         }
     }
@@ -116,8 +147,9 @@ impl Fake {
             Fake::Kinde(f) => f.options().client_secret.clone(),
             Fake::Http(f) => f.options().keys[0].1.clone(),
             Fake::Keycloak(f) => f.options().client_secret.clone(),
+            Fake::Cognito(f) => f.options().secret_access_key.clone(),
             Fake::Authgear(_) => {
-                panic!("child processes use the Kinde, Keycloak or generic HTTP fake")
+                panic!("child processes use the Kinde, Keycloak, Cognito or generic HTTP fake")
             }
         };
         ("TEST_PROVIDER_SECRET", secret)
@@ -150,6 +182,11 @@ impl Fake {
                 .iter()
                 .filter(|u| u.email.as_deref() == Some(email.to_lowercase().as_str()))
                 .count(),
+            Fake::Cognito(f) => f
+                .users()
+                .iter()
+                .filter(|u| u.email().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+                .count(),
         }
     }
 
@@ -159,6 +196,7 @@ impl Fake {
             Fake::Authgear(f) => f.users().len(),
             Fake::Http(f) => f.users().len(),
             Fake::Keycloak(f) => f.users().len(),
+            Fake::Cognito(f) => f.users().len(),
         }
     }
 
@@ -169,6 +207,7 @@ impl Fake {
             Fake::Authgear(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Http(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Keycloak(f) => f.verify_password(email, plaintext.as_bytes()),
+            Fake::Cognito(f) => f.verify_password(email, plaintext.as_bytes()),
         }
     }
 
@@ -178,6 +217,7 @@ impl Fake {
             Fake::Authgear(f) => f.calls(operation),
             Fake::Http(f) => f.calls(operation),
             Fake::Keycloak(f) => f.calls(operation),
+            Fake::Cognito(f) => f.calls(operation),
         }
     }
 
@@ -187,6 +227,7 @@ impl Fake {
             Fake::Authgear(f) => f.fail_next(operation, n, fault),
             Fake::Http(f) => f.fail_next(operation, n, fault),
             Fake::Keycloak(f) => f.fail_next(operation, n, fault),
+            Fake::Cognito(f) => f.fail_next(operation, n, fault),
         }
     }
 
@@ -209,6 +250,14 @@ impl Fake {
                 .iter()
                 .map(|op| f.calls(op))
                 .sum(),
+            Fake::Cognito(f) => [
+                "AdminCreateUser",
+                "AdminSetUserPassword",
+                "AdminResetUserPassword",
+            ]
+            .iter()
+            .map(|op| f.calls(op))
+            .sum(),
         }
     }
 
@@ -219,6 +268,8 @@ impl Fake {
             // A refused signature breaks the contract as much as a bad body.
             Fake::Http(f) => [f.spec_violations(), f.auth_refusals()].concat(),
             Fake::Keycloak(f) => f.spec_violations(),
+            // A request the fake could not authenticate is a client bug here too.
+            Fake::Cognito(f) => [f.spec_violations(), f.auth_failures()].concat(),
         }
     }
 }
