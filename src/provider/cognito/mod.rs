@@ -1,5 +1,5 @@
 //! Amazon Cognito user pools client (model: botocore `cognito-idp` 2016-04-18,
-//! `../shared/specs/next-providers/cognito/service-2.json`).
+//! `tests/provider_specs/cognito-idp-service-2.json`).
 //!
 //! - AWS JSON 1.1: `POST /` with `X-Amz-Target: AWSCognitoIdentityProviderService.<Op>`,
 //!   signed with Signature Version 4 (service `cognito-idp`; static keys, optional session token).

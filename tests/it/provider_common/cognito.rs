@@ -8,11 +8,11 @@ use dripgate::provider::cognito::{
 };
 use dripgate::testkit::cognito::{BotocoreModel, FakeCognito, FakeCognitoOptions};
 
-/// `../shared/specs/next-providers/cognito/service-2.json` (the steering repo's `shared/`
-/// beside the checkout; provenance in `SOURCES.md` there).
+/// The botocore model vendored in `tests/provider_specs/cognito-idp-service-2.json`
+/// (provenance in `SOURCES.md` there).
 pub fn model_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/specs/next-providers/cognito/service-2.json")
+        .join("tests/provider_specs/cognito-idp-service-2.json")
 }
 
 /// The botocore model, read once per test binary.
@@ -21,7 +21,7 @@ pub fn model() -> Arc<BotocoreModel> {
     MODEL
         .get_or_init(|| {
             Arc::new(BotocoreModel::load(&model_path()).unwrap_or_else(|e| {
-                panic!("the Cognito model (shared/specs/next-providers) is needed: {e}")
+                panic!("the Cognito model (tests/provider_specs) is needed: {e}")
             }))
         })
         .clone()
