@@ -71,7 +71,7 @@ pub enum Command {
     /// (Kinde's, or another with `--provider`) with a hosted sign-in page, and dripgate in front
     /// in `route` phase. Ctrl-C stops it.
     #[command(
-        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data\n  dripgate demo --provider keycloak\n  dripgate demo --provider auth0"
+        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data\n  dripgate demo --provider keycloak\n  dripgate demo --provider auth0\n  dripgate demo --provider cognito"
     )]
     #[cfg(feature = "demo")]
     Demo {
@@ -89,8 +89,8 @@ pub enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
         /// The new provider, played by its fake: `kinde`, `keycloak`, `auth0` (Auth0's free-tier
-        /// rate limit, 2/s), or `http` (the generic HTTP contract's reference fake, HMAC-signed
-        /// requests).
+        /// rate limit, 2/s), `http` (the generic HTTP contract's reference fake, HMAC-signed
+        /// requests) or `cognito` (an Amazon Cognito user pool, SigV4-signed requests).
         #[arg(long, default_value = "kinde")]
         provider: crate::demo::DemoProvider,
     },

@@ -2,6 +2,7 @@
 //! and the `[provider]` section that points dripgate at it.
 
 use crate::testkit::auth0::{FakeAuth0, FakeAuth0Options};
+use crate::testkit::cognito::{FakeCognito, FakeCognitoOptions, FakePasswordPolicy};
 use crate::testkit::generic::{FakeGenericHttp, FakeGenericHttpOptions};
 use crate::testkit::keycloak::{FakeKeycloak, FakeKeycloakOptions};
 use crate::testkit::kinde::{FakeKinde, FakeKindeOptions};
@@ -18,11 +19,19 @@ pub enum DemoProvider {
     Http,
     /// The Auth0 fake (database connection; Auth0's free-tier limit of 2 requests per second).
     Auth0,
+    /// The Amazon Cognito fake (a user pool; SigV4-signed AWS JSON 1.1).
+    Cognito,
 }
 
 impl DemoProvider {
     /// Every demo provider, in the order `--help` lists them.
-    pub const ALL: [DemoProvider; 4] = [Self::Kinde, Self::Keycloak, Self::Auth0, Self::Http];
+    pub const ALL: [DemoProvider; 5] = [
+        Self::Kinde,
+        Self::Keycloak,
+        Self::Auth0,
+        Self::Http,
+        Self::Cognito,
+    ];
 
     /// The name `--provider` takes.
     pub fn as_str(self) -> &'static str {
@@ -31,6 +40,7 @@ impl DemoProvider {
             Self::Keycloak => "keycloak",
             Self::Http => "http",
             Self::Auth0 => "auth0",
+            Self::Cognito => "cognito",
         }
     }
 }
@@ -49,12 +59,28 @@ impl std::str::FromStr for DemoProvider {
     }
 }
 
+/// The demo's Cognito pool: its generated passwords are lower case, digits and a dash, so the
+/// policy asks for 8 characters and a digit (Cognito's default would block every one).
+fn demo_cognito_pool() -> FakeCognitoOptions {
+    FakeCognitoOptions {
+        password_policy: FakePasswordPolicy {
+            min_length: 8,
+            require_uppercase: false,
+            require_lowercase: false,
+            require_numbers: true,
+            require_symbols: false,
+        },
+        ..FakeCognitoOptions::default()
+    }
+}
+
 /// A running provider fake (kept until shutdown).
 pub(super) enum DemoFake {
     Kinde(FakeKinde),
     Keycloak(FakeKeycloak),
     Http(FakeGenericHttp),
     Auth0(FakeAuth0),
+    Cognito(FakeCognito),
 }
 
 impl DemoFake {
@@ -73,6 +99,9 @@ impl DemoFake {
             DemoProvider::Auth0 => {
                 Self::Auth0(FakeAuth0::start(ADDR, FakeAuth0Options::default()).await?)
             }
+            DemoProvider::Cognito => {
+                Self::Cognito(FakeCognito::start(ADDR, demo_cognito_pool()).await?)
+            }
         })
     }
 
@@ -82,6 +111,7 @@ impl DemoFake {
             Self::Keycloak(f) => f.base_url(),
             Self::Http(f) => f.base_url(),
             Self::Auth0(f) => f.base_url(),
+            Self::Cognito(f) => f.base_url(),
         }
     }
 
@@ -119,6 +149,19 @@ impl DemoFake {
                 f.options().client_secret,
                 f.options().connection
             ),
+            Self::Cognito(f) => {
+                let o = f.options();
+                format!(
+                    "[provider]\nkind = \"cognito\"\n\n[provider.cognito]\nregion = \"{}\"\n\
+                     user_pool_id = \"{}\"\naccess_key_id = \"{}\"\nsecret_access_key = \"{}\"\n\
+                     endpoint = \"{}\"\nlegacy_id_attribute = \"custom:legacy_id\"\n",
+                    o.region,
+                    o.user_pool_id,
+                    o.access_key_id,
+                    o.secret_access_key,
+                    f.base_url()
+                )
+            }
         }
     }
 }

@@ -22,8 +22,8 @@ use super::{ProviderError, ProviderKind};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
-    /// Which provider: `kinde`, `authgear`, `keycloak`, `auth0` or `http` (the generic HTTP
-    /// contract).
+    /// Which provider: `kinde`, `authgear`, `keycloak`, `auth0`, `cognito` or `http` (the
+    /// generic HTTP contract).
     pub kind: ProviderKind,
     /// Kinde settings (required when `kind = "kinde"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -34,6 +34,9 @@ pub struct ProviderConfig {
     /// Auth0 settings (required when `kind = "auth0"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth0: Option<super::auth0::Auth0Config>,
+    /// Amazon Cognito settings (required when `kind = "cognito"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cognito: Option<super::cognito::CognitoConfig>,
     /// Generic HTTP provider settings (required when `kind = "http"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_provider: Option<super::generic::GenericHttpConfig>,
@@ -67,6 +70,11 @@ impl ProviderConfig {
                     "kind = \"auth0\" needs a [provider.auth0] section".into(),
                 ));
             }
+            ProviderKind::Cognito if self.cognito.is_none() => {
+                return Err(ProviderError::Config(
+                    "kind = \"cognito\" needs a [provider.cognito] section".into(),
+                ));
+            }
             ProviderKind::Http if self.http_provider.is_none() => {
                 return Err(ProviderError::Config(
                     "kind = \"http\" needs a [provider.http_provider] section".into(),
@@ -81,6 +89,9 @@ impl ProviderConfig {
         }
         if let Some(a) = &self.auth0 {
             a.validate()?;
+        }
+        if let Some(c) = &self.cognito {
+            c.validate()?;
         }
         if let Some(k) = &self.keycloak {
             k.validate()?;

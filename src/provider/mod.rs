@@ -1,4 +1,4 @@
-//! New identity providers behind one trait: Kinde, Authgear, Keycloak and Auth0 clients, the
+//! New identity providers behind one trait: Kinde, Authgear, Keycloak, Auth0 and Cognito clients, the
 //! generic HTTP contract's client, their token caches, client-side rate limits and retries. Their
 //! fakes are in `testkit` (cargo feature `testkit`).
 //!
@@ -16,6 +16,7 @@ use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 pub mod auth0;
 pub mod authgear;
+pub mod cognito;
 pub mod config;
 mod der;
 pub mod error;
@@ -45,6 +46,8 @@ pub enum ProviderKind {
     Authgear,
     /// Auth0 (Management API v2, client-credentials token).
     Auth0,
+    /// Amazon Cognito user pools (AWS JSON 1.1, Signature Version 4).
+    Cognito,
     /// An operator's own endpoint implementing the generic HTTP contract (HMAC-signed requests;
     /// docs/generic-http-provider.openapi.yaml).
     Http,
@@ -59,6 +62,7 @@ impl ProviderKind {
             Self::Kinde => "kinde",
             Self::Authgear => "authgear",
             Self::Auth0 => "auth0",
+            Self::Cognito => "cognito",
             Self::Http => "http",
             Self::Keycloak => "keycloak",
         }
@@ -371,6 +375,17 @@ pub fn build(
                 ProviderError::Config("kind = \"auth0\" needs an [auth0] section".into())
             })?;
             Ok(Arc::new(auth0::Auth0Client::new(
+                section,
+                &config.http,
+                &config.limits,
+                metrics,
+            )?))
+        }
+        ProviderKind::Cognito => {
+            let section = config.cognito.as_ref().ok_or_else(|| {
+                ProviderError::Config("kind = \"cognito\" needs a [cognito] section".into())
+            })?;
+            Ok(Arc::new(cognito::CognitoClient::new(
                 section,
                 &config.http,
                 &config.limits,

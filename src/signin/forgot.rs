@@ -23,7 +23,7 @@ use prometheus::{IntCounterVec, Opts, Registry};
 use tokio::time::Instant;
 
 use super::config::ForgotPasswordConfig;
-use super::extract::{BodyKind, extract_identifier};
+use super::extract::{BodyKind, Unread, extract_identifier};
 use super::{Refusal, SigninHandler, plain, redirect};
 use crate::body::{Body, full};
 use crate::migrate::{Engine, Phase, ResetDecision};
@@ -38,20 +38,47 @@ struct Field {
     query: Vec<(String, String)>,
 }
 
+/// How a request's query string reads against a route's query condition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Condition {
+    /// It holds one of the route's pairs, with that name once (or the route has none).
+    Holds,
+    /// It holds none: not this route's request (another form posted to the same path).
+    Fails,
+    /// A condition's name is in it more than once: PHP reads the last value, Go's `FormValue`
+    /// the first, so dripgate cannot tell which action legacy would run.
+    Repeated,
+}
+
 impl Field {
-    /// Whether `query` holds one of the route's pairs, with that name once (none configured:
-    /// any query). Names and values are compared decoded, exactly.
-    fn query_matches(&self, query: Option<&str>) -> bool {
+    /// How `query` reads against the route's pairs (none configured: any query holds). Names
+    /// and values are compared decoded, exactly.
+    fn query_condition(&self, query: Option<&str>) -> Condition {
         if self.query.is_empty() {
-            return true;
+            return Condition::Holds;
         }
         let pairs: Vec<(String, String)> = form_urlencoded::parse(query.unwrap_or("").as_bytes())
             .map(|(k, v)| (k.into_owned(), v.into_owned()))
             .collect();
-        self.query.iter().any(|(name, value)| {
-            let mut named = pairs.iter().filter(|(k, _)| k == name);
-            matches!((named.next(), named.next()), (Some((_, v)), None) if v == value)
-        })
+        let values = |name: &str| -> Vec<&str> {
+            pairs
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+                .collect()
+        };
+        if self.query.iter().any(|(name, _)| values(name).len() > 1) {
+            return Condition::Repeated;
+        }
+        let holds = self
+            .query
+            .iter()
+            .any(|(name, value)| values(name).contains(&value.as_str()));
+        if holds {
+            Condition::Holds
+        } else {
+            Condition::Fails
+        }
     }
 }
 
@@ -238,11 +265,19 @@ impl SigninHandler {
         let Some(field) = forgot.routes.get(route) else {
             return plain(StatusCode::INTERNAL_SERVER_ERROR);
         };
-        if !field.query_matches(parts.uri.query()) {
-            forgot.count("forwarded");
-            return legacy
-                .forward(Request::from_parts(parts, full(bytes)), client)
-                .await;
+        match field.query_condition(parts.uri.query()) {
+            Condition::Holds => {}
+            Condition::Fails => {
+                forgot.count("forwarded");
+                return legacy
+                    .forward(Request::from_parts(parts, full(bytes)), client)
+                    .await;
+            }
+            // Legacy may read it as a reset request: never let it reach legacy's reset there.
+            Condition::Repeated => {
+                forgot.count("refused");
+                return self.refuse(Refusal::Unread(Unread::RepeatedField));
+            }
         }
         let read = extract_identifier(
             field.kind,
@@ -336,18 +371,27 @@ mod tests {
                 ("action".into(), "retrievepassword".into()),
             ],
         };
-        assert!(field.query_matches(Some("action=lostpassword")));
-        assert!(field.query_matches(Some("x=1&action=retrievepassword")));
-        assert!(field.query_matches(Some("action=lost%70assword")));
-        assert!(!field.query_matches(Some("action=register")));
-        assert!(!field.query_matches(None));
-        assert!(!field.query_matches(Some("action=lostpassword&action=register")));
-        assert!(!field.query_matches(Some("Action=lostpassword")));
+        let reads = |q| field.query_condition(q);
+        assert_eq!(reads(Some("action=lostpassword")), Condition::Holds);
+        assert_eq!(reads(Some("x=1&action=retrievepassword")), Condition::Holds);
+        assert_eq!(reads(Some("action=lost%70assword")), Condition::Holds);
+        assert_eq!(reads(Some("action=register")), Condition::Fails);
+        assert_eq!(reads(None), Condition::Fails);
+        assert_eq!(reads(Some("Action=lostpassword")), Condition::Fails);
+        // Last-wins (PHP) and first-wins (Go) stacks read these differently: refused.
+        assert_eq!(
+            reads(Some("action=lostpassword&action=register")),
+            Condition::Repeated
+        );
+        assert_eq!(
+            reads(Some("action=register&action=lostpassword")),
+            Condition::Repeated
+        );
         let any = Field {
             query: Vec::new(),
             ..field
         };
-        assert!(any.query_matches(None));
+        assert_eq!(any.query_condition(None), Condition::Holds);
     }
 
     #[test]

@@ -27,6 +27,7 @@ use tokio::sync::watch;
 
 pub mod auth0;
 pub mod authgear;
+pub mod cognito;
 pub mod generic;
 pub mod keycloak;
 pub mod kinde;

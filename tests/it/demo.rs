@@ -67,6 +67,11 @@ async fn the_keycloak_demo_migrates_and_routes_the_same_way() {
     sample_users_migrate_and_are_routed(DemoProvider::Keycloak).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cognito_demo_migrates_and_routes_the_same_way() {
+    sample_users_migrate_and_are_routed(DemoProvider::Cognito).await;
+}
+
 async fn sample_users_migrate_and_are_routed(provider: DemoProvider) {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let handle = demo::start(DemoOptions {

@@ -59,6 +59,8 @@ mod provider_authgear;
 #[cfg(feature = "testkit")]
 mod provider_check;
 #[cfg(feature = "testkit")]
+mod provider_cognito;
+#[cfg(feature = "testkit")]
 mod provider_http;
 #[cfg(feature = "testkit")]
 mod provider_http_contract;

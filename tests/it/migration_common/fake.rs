@@ -13,6 +13,7 @@ pub enum Fake {
     /// The Auth0 fake (every request checked against the Auth0 spec).
     Auth0(FakeAuth0),
     Keycloak(FakeKeycloak),
+    Cognito(FakeCognito),
 }
 
 impl Fake {
@@ -42,6 +43,10 @@ impl Fake {
         Fake::Http(provider_common::http_fake().await)
     }
 
+    pub async fn cognito() -> Self {
+        Fake::Cognito(provider_common::cognito::fake().await)
+    }
+
     /// An Authgear fake whose password policy wants at least `min_len` characters.
     pub async fn authgear_min_length(min_len: usize) -> Self {
         let fake = FakeAuthgear::start(
@@ -63,6 +68,19 @@ impl Fake {
     pub fn provider_config(&self) -> ProviderConfig {
         let (kind, kinde, authgear, http_provider) = match self {
             Fake::Keycloak(f) => return provider_common::keycloak::provider_config(f),
+            Fake::Cognito(f) => {
+                return ProviderConfig {
+                    kind: ProviderKind::Cognito,
+                    kinde: None,
+                    authgear: None,
+                    cognito: Some(provider_common::cognito::config(f)),
+                    http_provider: None,
+                    keycloak: None,
+                    auth0: None,
+                    http: provider_common::http(Duration::from_secs(5)),
+                    limits: provider_common::fast_limits(),
+                };
+            }
             Fake::Kinde(f) => (
                 ProviderKind::Kinde,
                 Some(provider_common::kinde_config(f)),
@@ -94,6 +112,7 @@ impl Fake {
             http_provider,
             auth0,
             keycloak: None,
+            cognito: None,
             http: provider_common::http(Duration::from_secs(5)),
             limits: provider_common::fast_limits(),
         }
@@ -131,8 +150,23 @@ impl Fake {
                 f.options().realm,
                 f.options().client_id
             ),
+            Fake::Cognito(f) => {
+                let o = f.options();
+                format!(
+                    "[provider]\nkind = \"cognito\"\n\n[provider.cognito]\nregion = \"{}\"\n\
+                     user_pool_id = \"{}\"\naccess_key_id = \"{}\"\n\
+                     secret_access_key = {{ env = \"TEST_PROVIDER_SECRET\" }}\nendpoint = \"{}\"\n\
+                     legacy_id_attribute = \"custom:legacy_id\"\n",
+                    o.region,
+                    o.user_pool_id,
+                    o.access_key_id,
+                    f.base_url()
+                )
+            }
             Fake::Authgear(_) => {
-                panic!("child processes use the Kinde, Keycloak, Auth0 or generic HTTP fake")
+                panic!(
+                    "child processes use the Kinde, Keycloak, Auth0, Cognito or generic HTTP fake"
+                )
             }
         }
     }
@@ -144,8 +178,11 @@ impl Fake {
             Fake::Http(f) => f.options().keys[0].1.clone(),
             Fake::Auth0(f) => f.options().client_secret.clone(),
             Fake::Keycloak(f) => f.options().client_secret.clone(),
+            Fake::Cognito(f) => f.options().secret_access_key.clone(),
             Fake::Authgear(_) => {
-                panic!("child processes use the Kinde, Keycloak, Auth0 or generic HTTP fake")
+                panic!(
+                    "child processes use the Kinde, Keycloak, Auth0, Cognito or generic HTTP fake"
+                )
             }
         };
         ("TEST_PROVIDER_SECRET", secret)
@@ -179,6 +216,11 @@ impl Fake {
                 .iter()
                 .filter(|u| u.email.as_deref() == Some(email.to_lowercase().as_str()))
                 .count(),
+            Fake::Cognito(f) => f
+                .users()
+                .iter()
+                .filter(|u| u.email().is_some_and(|e| e.eq_ignore_ascii_case(email)))
+                .count(),
         }
     }
 
@@ -189,6 +231,7 @@ impl Fake {
             Fake::Http(f) => f.users().len(),
             Fake::Auth0(f) => f.users().len(),
             Fake::Keycloak(f) => f.users().len(),
+            Fake::Cognito(f) => f.users().len(),
         }
     }
 
@@ -200,6 +243,7 @@ impl Fake {
             Fake::Http(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Auth0(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Keycloak(f) => f.verify_password(email, plaintext.as_bytes()),
+            Fake::Cognito(f) => f.verify_password(email, plaintext.as_bytes()),
         }
     }
 
@@ -210,6 +254,7 @@ impl Fake {
             Fake::Http(f) => f.calls(operation),
             Fake::Auth0(f) => f.calls(operation),
             Fake::Keycloak(f) => f.calls(operation),
+            Fake::Cognito(f) => f.calls(operation),
         }
     }
 
@@ -220,6 +265,7 @@ impl Fake {
             Fake::Http(f) => f.fail_next(operation, n, fault),
             Fake::Auth0(f) => f.fail_next(operation, n, fault),
             Fake::Keycloak(f) => f.fail_next(operation, n, fault),
+            Fake::Cognito(f) => f.fail_next(operation, n, fault),
         }
     }
 
@@ -246,6 +292,14 @@ impl Fake {
                 .iter()
                 .map(|op| f.calls(op))
                 .sum(),
+            Fake::Cognito(f) => [
+                "AdminCreateUser",
+                "AdminSetUserPassword",
+                "AdminResetUserPassword",
+            ]
+            .iter()
+            .map(|op| f.calls(op))
+            .sum(),
         }
     }
 
@@ -257,6 +311,8 @@ impl Fake {
             Fake::Http(f) => [f.spec_violations(), f.auth_refusals()].concat(),
             Fake::Auth0(f) => f.spec_violations(),
             Fake::Keycloak(f) => f.spec_violations(),
+            // A request the fake could not authenticate is a client bug here too.
+            Fake::Cognito(f) => [f.spec_violations(), f.auth_failures()].concat(),
         }
     }
 }

@@ -19,6 +19,7 @@ use dripgate::provider::{ProviderConfig, ProviderKind};
 use dripgate::signin::extract::BodyKind;
 use dripgate::testkit::Fault;
 use dripgate::testkit::authgear::{FakeAuthgear, FakeAuthgearOptions};
+use dripgate::testkit::cognito::FakeCognito;
 use dripgate::testkit::generic::FakeGenericHttp;
 use dripgate::testkit::keycloak::FakeKeycloak;
 use dripgate::testkit::kinde::FakeKinde;

@@ -60,6 +60,7 @@ pub fn provider_config(fake: &FakeKeycloak) -> ProviderConfig {
         kinde: None,
         authgear: None,
         keycloak: Some(config(fake)),
+        cognito: None,
         http_provider: None,
         auth0: None,
         http: super::http(Duration::from_secs(5)),

@@ -1,6 +1,8 @@
 //! Shared helpers of the provider tests: spec-based request validators and client configs.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod cognito;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
