@@ -24,15 +24,20 @@ pub struct AuditConfig {
 /// The audit event names (a fixed set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum AuditKind {
-    /// A user was created (or adopted) at the provider and given the password.
+    /// A user was created (or recovered, or adopted) at the provider and given the password.
     #[serde(rename = "user.migrated")]
     Migrated,
     /// A migration attempt failed; the next sign-in retries.
     #[serde(rename = "user.migration_failed")]
     MigrationFailed,
-    /// An existing provider user was linked and given the password.
+    /// A provider user that existed before the migration (not created by dripgate) was
+    /// linked and given the password (`on_existing_user = "adopt"` only).
     #[serde(rename = "user.adopted_existing")]
     AdoptedExisting,
+    /// A provider user dripgate itself created for this legacy user (its stored legacy id
+    /// matches) in an attempt whose answer was lost, found again and given the password.
+    #[serde(rename = "user.recovered_own_create")]
+    RecoveredOwnCreate,
     /// An existing provider user was left alone (`on_existing_user = "skip"`).
     #[serde(rename = "user.conflict")]
     Conflict,

@@ -157,6 +157,29 @@ impl Ledger {
         .await
     }
 
+    /// After this claim's holder wrote a password at the provider and then found the claim
+    /// superseded (a fenced write): its write may have landed after the newer holder's, so the
+    /// row is no longer trusted as `migrated`. Demotes it to `created` with no fingerprint and
+    /// bumps the epoch (the newer holder's pending writes are fenced); the next sign-in sets the
+    /// password again. Drops the user from the cache. `false` when there was nothing to demote.
+    pub async fn mark_superseded(&self, claim: &Claim) -> Result<bool, LedgerError> {
+        let result = self
+            .run("mark_superseded", async {
+                let done = on_pool!(&self.inner.backend, |p, q| {
+                    sqlx::query(q::MARK_SUPERSEDED)
+                        .bind(&claim.user_key)
+                        .bind(claim.epoch)
+                        .execute(p)
+                        .await
+                        .map(|r| r.rows_affected())
+                })?;
+                Ok(done > 0)
+            })
+            .await;
+        self.invalidate_cached(&claim.user_key).await;
+        result
+    }
+
     /// Ends the migration of a user in `State::Conflict` or `State::BlockedPolicy` with a
     /// reason label, releases the lease and drops the user from the cache. Ordinary claims no
     /// longer take the user. [`LedgerError::Fenced`] when the claim was superseded.

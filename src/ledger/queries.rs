@@ -79,6 +79,17 @@ macro_rules! ledger_queries {
             " WHERE user_key = $1 AND epoch = $2"
         );
 
+        /// Demotes a row whose `$2`-epoch holder wrote a password at the provider after it was
+        /// superseded: `created` (not routable), fingerprint cleared, epoch bumped (fencing the
+        /// newer holder's pending writes). The lease is kept. `$1` user key, `$2` stale epoch.
+        pub(super) const MARK_SUPERSEDED: &str = concat!(
+            "UPDATE ledger_users SET state = 'created', epoch = epoch + 1, \
+               hash_fingerprint = NULL, last_error = 'superseded_password_write', updated_at = ",
+            $now,
+            " WHERE user_key = $1 AND epoch > $2 AND provider_user_id IS NOT NULL \
+               AND state IN ('claimed', 'created', 'migrated')"
+        );
+
         /// Moves to a terminal state and releases the lease; records the fingerprint when given.
         /// `$1` user key, `$2` epoch, `$3` state, `$4` reason, `$5` fingerprint or NULL.
         pub(super) const MARK_TERMINAL: &str = concat!(

@@ -9,16 +9,17 @@ use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
 
 use super::Credentials;
+use super::adoption::{self, Taking};
 use super::metrics::MigrationMetrics;
 use super::outcome::{Exit, Outcome, Stage};
-use super::phase::{MigrationConfig, OnExistingUser, Phase, PhaseState, RuntimeSettings};
+use super::phase::{MigrationConfig, Phase, PhaseState, RuntimeSettings};
 use super::transfer::{self, TransferMetrics};
 use crate::audit::{Actor, AuditEvent, AuditKind, AuditLog};
 use crate::failure::Classified;
 use crate::hash::{Password, VerifyPool};
 use crate::ledger::{Claim, Ledger, LedgerError, State};
 use crate::legacy::{LegacyStore, LegacyUser, Lookup};
-use crate::provider::{NewUser, Provider, ProviderError, ProviderUserId};
+use crate::provider::{NewUser, Provider, ProviderError, ProviderUser, ProviderUserId};
 
 /// Everything a migration needs; cheap to clone.
 #[derive(Clone)]
@@ -353,13 +354,13 @@ impl Run<'_> {
     async fn provision(&self, resync: bool) -> Exit {
         let fingerprint = self.fingerprint;
         let ledger = self.engine.ledger();
-        let mut adopted = false;
+        let mut taken = None;
         let mut password_set = false;
         let id = match self.claim.provider_user_id.clone() {
             Some(id) => ProviderUserId(id),
             None => match self.find_or_create().await {
-                Ok(Found::Existing(id)) => {
-                    adopted = true;
+                Ok(Found::Existing(id, how)) => {
+                    taken = Some(how);
                     id
                 }
                 Ok(Found::Created(id, set)) => {
@@ -382,6 +383,9 @@ impl Run<'_> {
             .mark_migrated(self.claim, id.as_str(), fingerprint)
             .await
         {
+            if matches!(e, LedgerError::Fenced) {
+                super::stale::after_fenced_password_write(self.engine, self.claim).await;
+            }
             return self.failed(Stage::Ledger, &e).await;
         }
         let audit = self.engine.audit();
@@ -389,15 +393,19 @@ impl Run<'_> {
             audit.emit(self.audit(AuditKind::PasswordResynced, Some(id.as_str())));
             return Outcome::Resynced.into();
         }
-        if adopted {
-            audit.emit(self.audit(AuditKind::AdoptedExisting, Some(id.as_str())));
-        }
+        let outcome = match taken {
+            Some(Took::Recovered) => {
+                audit.emit(self.audit(AuditKind::RecoveredOwnCreate, Some(id.as_str())));
+                Outcome::Recovered
+            }
+            Some(Took::Adopted) => {
+                audit.emit(self.audit(AuditKind::AdoptedExisting, Some(id.as_str())));
+                Outcome::Adopted
+            }
+            None => Outcome::Migrated,
+        };
         audit.emit(self.audit(AuditKind::Migrated, Some(id.as_str())));
-        if adopted {
-            Outcome::Adopted.into()
-        } else {
-            Outcome::Migrated.into()
-        }
+        outcome.into()
     }
 
     /// The password the user just proved, to the provider: the verified legacy hash where the
@@ -415,14 +423,10 @@ impl Run<'_> {
     }
 
     /// Find-by-email first (it also finds a user created by an attempt that crashed), then
-    /// create if absent.
+    /// create if absent. A found user is taken only as [`adoption::decide`] allows.
     async fn find_or_create(&self) -> Result<Found, ProviderError> {
         if let Some(existing) = self.provider.find_user_by_email(&self.user.email).await? {
-            let first_attempt = self.claim.attempts <= 1;
-            if first_attempt && self.engine.config().on_existing_user == OnExistingUser::Skip {
-                return Ok(Found::Stop(self.conflict(&existing.id).await));
-            }
-            return Ok(Found::Existing(existing.id));
+            return Ok(self.take(existing).await);
         }
         let new_user = NewUser {
             email: self.user.email.clone(),
@@ -436,11 +440,25 @@ impl Run<'_> {
             .await
         {
             Ok(created) => Ok(Found::Created(created.id, created.password_set)),
-            Err(ProviderError::AlreadyExists {
-                existing_id: Some(id),
-                ..
-            }) => Ok(Found::Existing(id)),
+            // Created meanwhile (by another holder, or by someone else): decided as if found.
+            Err(e @ ProviderError::AlreadyExists { .. }) => {
+                match self.provider.find_user_by_email(&self.user.email).await? {
+                    Some(existing) => Ok(self.take(existing).await),
+                    None => Err(e),
+                }
+            }
             Err(e) => Err(e),
+        }
+    }
+
+    /// A provider user found with the legacy user's email: recovered when dripgate provably
+    /// created it for this user, else adopted or left alone as `on_existing_user` says.
+    async fn take(&self, existing: ProviderUser) -> Found {
+        let policy = self.engine.config().on_existing_user;
+        match adoption::decide(existing, &self.user.legacy_id, policy) {
+            Taking::Recovered(id) => Found::Existing(id, Took::Recovered),
+            Taking::Adopted(id) => Found::Existing(id, Took::Adopted),
+            Taking::Refused(id) => Found::Stop(self.conflict(&id).await),
         }
     }
 
@@ -516,7 +534,16 @@ impl Run<'_> {
 }
 
 enum Found {
-    Existing(ProviderUserId),
+    Existing(ProviderUserId, Took),
     Created(ProviderUserId, bool),
     Stop(Exit),
+}
+
+/// How a found provider user was taken.
+#[derive(Clone, Copy)]
+enum Took {
+    /// dripgate's own earlier create, recovered.
+    Recovered,
+    /// A pre-existing user, adopted (`on_existing_user = "adopt"`).
+    Adopted,
 }

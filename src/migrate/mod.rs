@@ -2,6 +2,7 @@
 //! their metrics. The sign-in handler (`signin`) decides per request; the [`Engine`] does the
 //! work beside the response.
 
+mod adoption;
 mod credentials;
 pub mod engine;
 pub mod metrics;
@@ -9,6 +10,7 @@ pub mod outcome;
 pub mod phase;
 pub mod recent;
 mod routing;
+mod stale;
 pub mod transfer;
 
 pub use credentials::Credentials;

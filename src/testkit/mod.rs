@@ -46,6 +46,8 @@ pub enum Fault {
     ResetConnection,
     /// Perform the write, then never answer (until the fake stops).
     CommitThenHang,
+    /// Perform the write, then close the connection without an answer.
+    CommitThenClose,
     /// Reject the password as violating the password policy.
     PasswordPolicy,
 }

@@ -52,6 +52,8 @@ mod provider_kinde;
 
 // End to end: sign-ins that migrate, route and refuse.
 #[cfg(feature = "testkit")]
+mod migration_adoption;
+#[cfg(feature = "testkit")]
 mod migration_crash;
 #[cfg(feature = "testkit")]
 mod migration_edges;
@@ -59,6 +61,8 @@ mod migration_edges;
 mod migration_flow;
 #[cfg(feature = "testkit")]
 mod migration_replicas;
+#[cfg(feature = "testkit")]
+mod migration_stale_write;
 #[cfg(feature = "testkit")]
 mod migration_transfer;
 #[cfg(feature = "testkit")]

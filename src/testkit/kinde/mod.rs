@@ -196,6 +196,24 @@ impl FakeKinde {
         id
     }
 
+    /// Adds a user directly with a password of its own (stored as the plaintext body), as an
+    /// account that existed at Kinde before any migration; returns its id.
+    pub fn seed_user(&self, email: &str, password: &str) -> String {
+        let id = self.insert_user(email);
+        if let Some(user) = self.shared.lock().users.get_mut(&id) {
+            user.password = Some(StoredPassword {
+                method: "plaintext".into(),
+                hash: password.to_owned(),
+                salt: None,
+                salt_position: None,
+                iterations: None,
+                variant: None,
+                temporary: false,
+            });
+        }
+        id
+    }
+
     /// Calls seen for an operation (operationId, or `token`).
     pub fn calls(&self, operation: &str) -> u64 {
         self.shared.lock().knobs.calls(operation)
