@@ -76,6 +76,11 @@ impl Knobs {
         q.extend(std::iter::repeat_n(fault, n));
     }
 
+    /// Drops every queued fault.
+    pub fn clear_faults(&mut self) {
+        self.faults.clear();
+    }
+
     /// Calls seen for `operation`.
     pub fn calls(&self, operation: &str) -> u64 {
         self.calls.get(operation).copied().unwrap_or(0)

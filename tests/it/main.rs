@@ -68,6 +68,11 @@ mod migration_transfer;
 #[cfg(feature = "testkit")]
 mod signin_integrity;
 
+// The chaos soak: two replicas of the binary, kills, provider, ledger and legacy faults, the
+// invariants checked every round.
+#[cfg(feature = "testkit")]
+mod soak;
+
 // The shipped operations files against a real scrape.
 #[cfg(feature = "testkit")]
 mod deploy_metrics;

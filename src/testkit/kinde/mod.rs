@@ -224,6 +224,11 @@ impl FakeKinde {
         self.shared.lock().knobs.fail_next(operation, n, fault);
     }
 
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.shared.lock().knobs.clear_faults();
+    }
+
     /// Makes every token issued so far expire now (the next use gets 401).
     pub fn expire_tokens(&self) {
         let now = Instant::now();
