@@ -136,7 +136,14 @@ pub async fn run(world: &mut World, rng: &mut StdRng, round: u64) -> RoundLog {
                 let own = world.password();
                 world.kinde.seed_user(&world.users[u].email, &own);
                 world.users[u].seeded = Some(own);
-                text.push_str(&format!(" seeded(u{u})"));
+                // The takeover of issue 35: a first attempt that fails at the find, then another.
+                let failing_find = rng.random_bool(0.5);
+                if failing_find {
+                    world.kinde.fail_next("getUsers", 2, Fault::Status(500));
+                }
+                text.push_str(&format!(" seeded(u{u}, failing find {failing_find})"));
+                sign_in(world, round, &mut turn, u, None).await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
                 sign_in(world, round, &mut turn, u, None).await;
             }
             Action::Repeat | Action::Wrong | Action::Change | Action::Concurrent(_) => {
