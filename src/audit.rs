@@ -225,17 +225,29 @@ impl AuditLog {
     ) -> Result<Self, prometheus::Error> {
         let dropped = IntCounter::new(
             "dripgate_audit_events_dropped_total",
-            "Audit events dropped because the writer fell behind.",
+            "Audit events dropped because the writer fell behind or could not write (disk full).",
         )?;
         registry.register(Box::new(dropped.clone()))?;
         let (tx, rx) = sync_channel::<AuditEvent>(QUEUE);
+        let lost = dropped.clone();
         std::thread::Builder::new()
             .name("dripgate-audit".to_owned())
             .spawn(move || {
+                let mut failing = false;
                 for event in rx {
-                    if let Ok(line) = serde_json::to_string(&event) {
-                        let _ = writeln!(sink, "{line}");
-                        let _ = sink.flush();
+                    let Ok(line) = serde_json::to_string(&event) else {
+                        continue;
+                    };
+                    match writeln!(sink, "{line}").and_then(|()| sink.flush()) {
+                        Ok(()) => failing = false,
+                        Err(e) => {
+                            lost.inc();
+                            // Once per run of failures, not per event.
+                            if !failing {
+                                tracing::error!(error = %e, "audit events cannot be written; counting them as dropped");
+                            }
+                            failing = true;
+                        }
                     }
                 }
             })

@@ -56,6 +56,8 @@ mod migration_adoption;
 #[cfg(feature = "testkit")]
 mod migration_crash;
 #[cfg(feature = "testkit")]
+mod migration_disk_full;
+#[cfg(feature = "testkit")]
 mod migration_edges;
 #[cfg(feature = "testkit")]
 mod migration_flow;

@@ -17,14 +17,17 @@ struct Row {
     last_error: Option<String>,
 }
 
+/// A row as read: key, state, provider user id, fingerprint, last error.
+type RowTuple = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 async fn rows(world: &World) -> Option<HashMap<String, Row>> {
-    let read: Vec<(
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let read: Vec<RowTuple> = sqlx::query_as(
         "SELECT user_key, state, provider_user_id, hash_fingerprint, last_error \
              FROM ledger_users",
     )

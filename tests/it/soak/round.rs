@@ -265,7 +265,7 @@ async fn apply(world: &mut World, kind: &'static str, r: u64, n: usize) -> Strin
             format!(" legacy_slow({d:?} x{n})")
         }
         "legacy_5xx" => {
-            let code = if r % 2 == 0 { 500 } else { 503 };
+            let code = if r.is_multiple_of(2) { 500 } else { 503 };
             for _ in 0..n {
                 world.legacy.fault(LegacyFault::Status(code));
             }
