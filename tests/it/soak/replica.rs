@@ -13,7 +13,8 @@ pub struct Shared {
     pub dir: PathBuf,
     pub legacy: SocketAddr,
     pub store: PathBuf,
-    pub ledger_url: String,
+    /// The ledger's URL for each replica (through its own relay).
+    pub ledger_urls: Vec<String>,
     pub kinde_url: String,
     pub kinde_client_id: String,
     pub kinde_secret: String,
@@ -22,6 +23,8 @@ pub struct Shared {
 
 pub struct Replica {
     pub name: String,
+    /// Its place among the replicas (and its relay's).
+    pub index: usize,
     child: Option<Child>,
     pub listen: Option<SocketAddr>,
     pub admin: Option<String>,
@@ -37,9 +40,10 @@ pub const ROUTE_TEMPLATE: &str = "https://auth.example.test/login?login_hint={lo
 pub const LEASE_MS: u64 = 1000;
 
 impl Replica {
-    pub fn new(name: &str) -> Self {
+    pub fn new(name: &str, index: usize) -> Self {
         Self {
             name: name.to_owned(),
+            index,
             child: None,
             listen: None,
             admin: None,
@@ -124,7 +128,7 @@ max_retry_after = "1s"
 "#,
             legacy = shared.legacy,
             store = shared.store.display(),
-            ledger = shared.ledger_url,
+            ledger = shared.ledger_urls[self.index],
             lease = LEASE_MS,
             fingerprint_key = shared.fingerprint_key,
             audit = self.audit_path(shared).display(),

@@ -99,13 +99,25 @@ pub async fn run(world: &mut World, rng: &mut StdRng, round: u64) -> RoundLog {
             "ledger_cut" => {
                 let after = Duration::from_millis(rng.random_range(0..1000));
                 let length = Duration::from_millis(rng.random_range(500..2500));
-                text.push_str(&format!(" ledger_cut(after {after:?} for {length:?})"));
-                let relay = world.relay.clone();
+                // A third of the cuts reach one replica's path only (the ledger split between
+                // them), decided from the draws above so the schedule of a seed is unchanged.
+                let relays: Vec<_> = match after.as_millis() % 3 {
+                    0 => vec![world.relays[(length.as_millis() % 2) as usize].clone()],
+                    _ => world.relays.clone(),
+                };
+                let which = if relays.len() == 1 {
+                    "one replica"
+                } else {
+                    "both"
+                };
+                text.push_str(&format!(
+                    " ledger_cut({which}, after {after:?} for {length:?})"
+                ));
                 timed.push(tokio::spawn(async move {
                     tokio::time::sleep(after).await;
-                    relay.cut();
+                    relays.iter().for_each(|r| r.cut());
                     tokio::time::sleep(length).await;
-                    relay.heal();
+                    relays.iter().for_each(|r| r.heal());
                 }));
             }
             "delayed_write_race" => race = true,
@@ -183,7 +195,7 @@ pub async fn run(world: &mut World, rng: &mut StdRng, round: u64) -> RoundLog {
     for task in timed {
         let _ = task.await;
     }
-    world.relay.heal();
+    world.relays.iter().for_each(|r| r.heal());
     restart_dead(world).await;
     world.kinde.clear_faults();
     world.legacy.clear_faults();

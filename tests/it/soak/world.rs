@@ -51,7 +51,9 @@ pub struct World {
     /// The ledger's database, read directly for the checks.
     pub pg: sqlx::PgPool,
     pub ledger: Ledger,
-    pub relay: Arc<Relay>,
+    /// One relay per replica in front of PostgreSQL: cut together (the ledger down) or one
+    /// (the ledger split between the replicas).
+    pub relays: Vec<Arc<Relay>>,
     pub shared: Shared,
     pub replicas: Vec<Arc<Mutex<Replica>>>,
     pub users: Vec<User>,
@@ -97,7 +99,10 @@ impl World {
             pg.host_str().unwrap(),
             pg.port_or_known_default().unwrap_or(5432)
         );
-        let relay = Arc::new(Relay::start(target).await);
+        let mut relays = Vec::new();
+        for _ in 0..2 {
+            relays.push(Arc::new(Relay::start(target.clone()).await));
+        }
         let mut ledger_config = db.config.clone();
         ledger_config.fingerprint_key = Some(Secret::inline(FINGERPRINT_KEY.to_owned()));
         let ledger = crate::migration_common::open_ledger(&ledger_config).await;
@@ -106,15 +111,15 @@ impl World {
             dir: dir.path().to_owned(),
             legacy: legacy.addr,
             store: store_path,
-            ledger_url: relay.through(&direct),
+            ledger_urls: relays.iter().map(|r| r.through(&direct)).collect(),
             kinde_url: kinde.base_url(),
             kinde_client_id: kinde.options().client_id.clone(),
             kinde_secret: kinde.options().client_secret.clone(),
             fingerprint_key: FINGERPRINT_KEY.to_owned(),
         };
         let mut replicas = Vec::new();
-        for name in ["replica-a", "replica-b"] {
-            let mut r = Replica::new(name);
+        for (index, name) in ["replica-a", "replica-b"].into_iter().enumerate() {
+            let mut r = Replica::new(name, index);
             r.write_config(&shared, "migrate");
             r.start(&shared).unwrap();
             replicas.push(Arc::new(Mutex::new(r)));
@@ -127,7 +132,7 @@ impl World {
             db,
             pg,
             ledger,
-            relay,
+            relays,
             shared,
             replicas,
             users: Vec::new(),
