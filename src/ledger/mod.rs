@@ -37,8 +37,10 @@ pub use error::LedgerError;
 pub use fingerprint::Fingerprinter;
 pub use history::{HOUR_MS, MigrationHistory};
 pub use metrics::LedgerMetrics;
+pub use handoff::HandoffRun;
 pub use model::{
-    Claim, MAX_LABEL_BYTES, MAX_OWNER_BYTES, MAX_USER_KEY_BYTES, MigratedUser, State, UserRecord,
+    Claim, MAX_LABEL_BYTES, MAX_OWNER_BYTES, MAX_USER_KEY_BYTES, Method, MigratedUser, State,
+    UserRecord,
 };
 use model::{MigratedRow, RecordRow, check_key};
 
@@ -67,6 +69,7 @@ macro_rules! on_pool {
 mod census;
 mod claims;
 mod counts;
+mod handoff;
 mod history;
 
 struct Inner {

@@ -26,6 +26,7 @@ const MIGRATIONS: &[Migration] = &[
         include_str!("schema/sqlite/0002_migrated_at_index.sql"),
     ),
     (3, "census", include_str!("schema/sqlite/0003_census.sql")),
+    (4, "handoff", include_str!("schema/sqlite/0004_handoff.sql")),
 ];
 
 /// Opens (creating if missing) the SQLite file named by the config's URL.
