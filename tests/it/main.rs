@@ -64,6 +64,10 @@ mod migration_transfer;
 #[cfg(feature = "testkit")]
 mod signin_integrity;
 
+// `dripgate handoff` on the built binary (uses the demo's phpass generator).
+#[cfg(feature = "demo")]
+mod handoff;
+
 // The shipped operations files against a real scrape.
 #[cfg(feature = "testkit")]
 mod deploy_metrics;
