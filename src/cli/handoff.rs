@@ -136,15 +136,8 @@ fn load(args: &HandoffArgs) -> Result<(Config, Options), String> {
 
 async fn hand_off(config: Config, options: Options, metrics_file: Option<PathBuf>) -> ExitCode {
     let registry = prometheus::Registry::new();
-    let http = match crate::proxy::metrics::HttpMetrics::register(&registry) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("dripgate handoff: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let engine = match crate::server::build_migration(&config, &registry, &http).await {
-        Ok(Some(m)) => m.engine,
+    let engine = match crate::server::build_engine(&config, &registry).await {
+        Ok(Some(engine)) => engine,
         Ok(None) => {
             eprintln!("dripgate handoff: no [legacy] section");
             return ExitCode::from(EXIT_USAGE);

@@ -165,3 +165,88 @@ pub fn parse_assignment(s: &str) -> Result<(String, Policy), String> {
         .ok_or_else(|| format!("{s:?}: expected FORMAT=POLICY, e.g. sha1=reset"))?;
     Ok((format.trim().to_owned(), policy.trim().parse()?))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+mod tests {
+    use super::*;
+    use crate::hash::LegacyHash;
+    use crate::provider::HashingMethod;
+
+    fn user(format: Format, hash: &str) -> LegacyUser {
+        LegacyUser {
+            key: "a@example.com".into(),
+            legacy_id: "1".into(),
+            login: None,
+            email: "a@example.com".into(),
+            given_name: None,
+            family_name: None,
+            hash: LegacyHash::new(format, hash.to_owned()),
+            format,
+            params: None,
+        }
+    }
+
+    fn caps(imports: &'static [HashingMethod]) -> Capabilities {
+        Capabilities {
+            atomic_create_with_password: false,
+            imports,
+            prefers_legacy_hash: false,
+            stores_legacy_id: true,
+        }
+    }
+
+    const BCRYPT: &str = "$2y$04$abcdefghijklmnopqrstuuW5iJ8ZPy6YjlzNqW3RbBxz5q6nEnd6a";
+
+    #[test]
+    fn legacy_hash_only_where_the_provider_imports_it() {
+        let policies = Policies::new(&HandoffConfig::default()).unwrap();
+        let d = policies.decide(&user(Format::Bcrypt, BCRYPT), &caps(&HashingMethod::KINDE));
+        assert_eq!((d.action, d.fallback), (Policy::LegacyHash, false));
+        assert!(matches!(d.hand_off, Some(HandOff::LegacyHash(_))));
+        // Authgear imports nothing: the fallback (reset), counted as one.
+        let d = policies.decide(&user(Format::Bcrypt, BCRYPT), &caps(&[]));
+        assert_eq!((d.action, d.fallback), (Policy::Reset, true));
+        assert!(matches!(d.hand_off, Some(HandOff::Reset)));
+        // No method computes sha1.
+        let sha1 = user(Format::Sha1, &"a".repeat(40));
+        let d = policies.decide(&sha1, &caps(&HashingMethod::KINDE));
+        assert_eq!((d.action, d.fallback), (Policy::Reset, true));
+    }
+
+    #[test]
+    fn per_format_policies_and_skip_fallback() {
+        let config = HandoffConfig {
+            fallback: Policy::Skip,
+            policy: [("bcrypt".to_owned(), Policy::Reset)].into(),
+            ..HandoffConfig::default()
+        };
+        let policies = Policies::new(&config).unwrap();
+        let d = policies.decide(&user(Format::Bcrypt, BCRYPT), &caps(&HashingMethod::KINDE));
+        assert_eq!((d.action, d.fallback), (Policy::Reset, false));
+        let sha1 = user(Format::Sha1, &"a".repeat(40));
+        let d = policies.decide(&sha1, &caps(&HashingMethod::KINDE));
+        assert_eq!((d.action, d.fallback), (Policy::Skip, true));
+        assert!(d.hand_off.is_none());
+    }
+
+    #[test]
+    fn bad_policies_are_refused() {
+        let unknown = HandoffConfig {
+            policy: [("bcrypt2".to_owned(), Policy::Reset)].into(),
+            ..HandoffConfig::default()
+        };
+        assert!(Policies::new(&unknown).is_err());
+        let fallback = HandoffConfig {
+            fallback: Policy::LegacyHash,
+            ..HandoffConfig::default()
+        };
+        assert!(Policies::new(&fallback).is_err());
+        assert_eq!(
+            parse_assignment("sha1=reset").unwrap(),
+            ("sha1".to_owned(), Policy::Reset)
+        );
+        assert!(parse_assignment("sha1").is_err());
+        assert!(parse_assignment("sha1=later").is_err());
+    }
+}

@@ -39,7 +39,7 @@ use service::RequestContext;
 use tls::{CertStore, TlsError};
 
 pub use preflight::preflight;
-pub use wiring::{Migration, build as build_migration};
+pub use wiring::build_engine;
 pub use runtime::{EVENT_INTERVAL, serve_runtime};
 
 /// Why the server could not start.
