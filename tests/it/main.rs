@@ -34,6 +34,7 @@ mod hash_cli;
 mod hash_edges;
 mod hash_vectors;
 mod legacy_cli;
+mod legacy_enumerate;
 mod legacy_export;
 mod legacy_sql;
 mod legacy_timeout;
