@@ -381,3 +381,74 @@ async fn handoff_killed_and_resumed_beside_two_replicas_postgres() {
     scenario(world, db.config.clone(), 2).await;
     db.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_refuses_what_it_cannot_do_and_filters() {
+    let world = World::new().await;
+    let fake = Fake::kinde().await;
+    for i in 0..6 {
+        let domain = if i % 2 == 0 { "a.example" } else { "b.example" };
+        world.add_user(&format!("u{i}@{domain}"), "pw-filters-1").await;
+    }
+    let observe = world.write_child_config(&fake, "[migration]\nphase = \"observe\"\n");
+    let out = handoff_cmd(&observe, &fake, &[]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("observe"));
+
+    let config = world.write_child_config(&fake, "");
+    let out = handoff_cmd(&config, &fake, &["--created-before", "2020-01-01"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no creation-time column"), "{err}");
+    let out = handoff_cmd(&config, &fake, &["--created-before", "2020-1-1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let ids = world.dir.path().join("ids.txt");
+    std::fs::write(&ids, "# pilot\nu0@a.example\n3\n").unwrap();
+    let plan = world.dir.path().join("plan.jsonl");
+    let args = [
+        "--dry-run",
+        "--domain",
+        "A.example",
+        "--report",
+        plan.to_str().unwrap(),
+    ];
+    let out = handoff_cmd(&config, &fake, &args).output().unwrap();
+    assert!(out.status.success());
+    let keys: Vec<String> = report_lines(&plan)
+        .iter()
+        .map(|l| l["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(keys.iter().all(|k| k.ends_with("@a.example")));
+    std::fs::remove_file(&plan).unwrap();
+    let args = [
+        "--dry-run",
+        "--ids-file",
+        ids.to_str().unwrap(),
+        "--report",
+        plan.to_str().unwrap(),
+    ];
+    let out = handoff_cmd(&config, &fake, &args).output().unwrap();
+    assert!(out.status.success());
+    let mut keys: Vec<String> = report_lines(&plan)
+        .iter()
+        .map(|l| l["key"].as_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    // By key, and by legacy id (row 3 is u2@a.example).
+    assert_eq!(keys, ["u0@a.example", "u2@a.example"]);
+    assert_eq!(fake.user_count(), 0);
+
+    // A real run of the pilot: two users, then nothing left for them.
+    let out = handoff_cmd(&config, &fake, &["--ids-file", ids.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(fake.user_count(), 2);
+    assert!(fake.verify("u0@a.example", "pw-filters-1"));
+}
