@@ -27,10 +27,12 @@ async fn store(path: &Path, n: usize) {
     )
     .await
     .unwrap();
-    sqlx::raw_sql("CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, hash TEXT NOT NULL)")
-        .execute(&pool)
-        .await
-        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, hash TEXT NOT NULL)",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
     let hash = bcrypt::hash("benchmark-password", 4).unwrap();
     let mut tx = pool.begin().await.unwrap();
     for i in 0..n {
@@ -45,7 +47,13 @@ async fn store(path: &Path, n: usize) {
     pool.close().await;
 }
 
-fn config(dir: &Path, kinde: &FakeKinde, rps: u32, burst: u32, max_concurrency: usize) -> std::path::PathBuf {
+fn config(
+    dir: &Path,
+    kinde: &FakeKinde,
+    rps: u32,
+    burst: u32,
+    max_concurrency: usize,
+) -> std::path::PathBuf {
     let text = format!(
         r#"
 [upstream]
@@ -131,9 +139,8 @@ async fn throughput(label: &str, users: usize, rps: u32, burst: u32, slots: usiz
         .unwrap();
     let config = config(dir.path(), &kinde, rps, burst, slots);
     let workers = workers.to_string();
-    let (seconds, rss, stdout) = tokio::task::block_in_place(|| {
-        run(&config, &kinde, &["--concurrency", &workers])
-    });
+    let (seconds, rss, stdout) =
+        tokio::task::block_in_place(|| run(&config, &kinde, &["--concurrency", &workers]));
     assert_eq!(kinde.users().len(), users, "{stdout}");
     let per_user = user_requests(&kinde) as f64 / users as f64;
     let rate = users as f64 / seconds;
@@ -155,7 +162,10 @@ async fn memory(users: usize) {
     let config = config(dir.path(), &kinde, 5, 10, 4);
     let (seconds, rss, stdout) =
         tokio::task::block_in_place(|| run(&config, &kinde, &["--dry-run"]));
-    assert!(stdout.contains(&format!("read {users} legacy users: {users} selected")), "{stdout}");
+    assert!(
+        stdout.contains(&format!("read {users} legacy users: {users} selected")),
+        "{stdout}"
+    );
     assert_eq!(kinde.calls("createUser"), 0);
     println!(
         "dry run over {users} legacy users: {seconds:.1} s, peak RSS {:.1} MiB",

@@ -90,7 +90,10 @@ fn load(args: &HandoffArgs) -> Result<(Config, Options), String> {
         return Err(format!("{} has no [legacy] section", args.config.display()));
     }
     if !args.dry_run && config.provider.is_none() {
-        return Err(format!("{} has no [provider] section", args.config.display()));
+        return Err(format!(
+            "{} has no [provider] section",
+            args.config.display()
+        ));
     }
     if !args.dry_run && config.migration.phase == Phase::Observe {
         return Err(
@@ -116,7 +119,11 @@ fn load(args: &HandoffArgs) -> Result<(Config, Options), String> {
         None => None,
     };
     let filters = Filters {
-        domains: args.domains.iter().map(|d| d.trim().to_ascii_lowercase()).collect(),
+        domains: args
+            .domains
+            .iter()
+            .map(|d| d.trim().to_ascii_lowercase())
+            .collect(),
         created_before: args.created_before.clone(),
         ids,
     };

@@ -54,7 +54,9 @@ impl Filters {
             return Err(Excluded::Filtered);
         }
         if let Some(before) = &self.created_before {
-            let day = created.and_then(creation_day).ok_or(Excluded::CreatedUnknown)?;
+            let day = created
+                .and_then(creation_day)
+                .ok_or(Excluded::CreatedUnknown)?;
             if day.as_str() >= before.as_str() {
                 return Err(Excluded::Filtered);
             }

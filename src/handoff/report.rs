@@ -171,7 +171,10 @@ impl Counts {
             .or_default()
             .entry(result.as_str().to_owned())
             .or_default() += 1;
-        *self.by_result.entry(result.as_str().to_owned()).or_default() += 1;
+        *self
+            .by_result
+            .entry(result.as_str().to_owned())
+            .or_default() += 1;
         self.fallbacks += u64::from(fallback);
     }
 

@@ -11,7 +11,7 @@ use super::policy::Policy;
 use super::report::{Counts, HandoffMetrics, Line, Report, UserResult};
 use super::{HandoffError, Options};
 use crate::failure::Classified;
-use crate::ledger::{Method, State, UserRecord};
+use crate::ledger::{Method, State};
 use crate::legacy::{LegacyUser, Listed, Lookup};
 use crate::migrate::{Engine, Exit, HandOff, Outcome};
 
@@ -101,7 +101,10 @@ pub async fn run(
         .set(total.map_or(0, |t| i64::try_from(t).unwrap_or(i64::MAX)));
     let run_id = run_id();
     if !options.dry_run {
-        engine.ledger().start_handoff(&run_id, engine.replica()).await?;
+        engine
+            .ledger()
+            .start_handoff(&run_id, engine.replica())
+            .await?;
     }
     let report = Report::open(options.report.as_deref())?;
     let concurrency = options.concurrency.max(1);
@@ -121,7 +124,9 @@ pub async fn run(
     let slots = Arc::new(Semaphore::new(concurrency));
     let listed = list_all(&ctx, &mut pages, &slots).await;
     // Wait for the workers: every permit back.
-    let _all = slots.acquire_many(u32::try_from(concurrency).unwrap_or(u32::MAX)).await;
+    let _all = slots
+        .acquire_many(u32::try_from(concurrency).unwrap_or(u32::MAX))
+        .await;
     ticker.abort();
     on_progress(&ctx.progress(total));
     finish(&ctx, listed).await
@@ -150,10 +155,7 @@ async fn list_all(
     Ok(())
 }
 
-async fn finish(
-    ctx: &Ctx,
-    listed: Result<(), HandoffError>,
-) -> Result<Summary, HandoffError> {
+async fn finish(ctx: &Ctx, listed: Result<(), HandoffError>) -> Result<Summary, HandoffError> {
     let mut counts = ctx.counts().clone();
     counts.scanned = ctx.scanned.load(Ordering::Relaxed);
     let reported = !ctx.report_failed.load(Ordering::Relaxed);
@@ -201,7 +203,12 @@ fn spawn_ticker(
                 let mut counts = ctx.counts().clone();
                 counts.scanned = ctx.scanned.load(Ordering::Relaxed);
                 let json = serde_json::to_string(&counts).unwrap_or_default();
-                if let Err(e) = ctx.engine.ledger().handoff_progress(&ctx.run_id, &json).await {
+                if let Err(e) = ctx
+                    .engine
+                    .ledger()
+                    .handoff_progress(&ctx.run_id, &json)
+                    .await
+                {
                     tracing::warn!(error = %e, "hand-off: cannot record progress in the ledger");
                 }
             }
@@ -223,8 +230,8 @@ enum Known {
     Open,
     /// Migrated by a sign-in: not selected.
     Live,
-    /// Migrated by a hand-off: listed again.
-    HandedOff(UserRecord),
+    /// Migrated by a hand-off (its method and the provider id): listed again.
+    HandedOff(Method, Option<String>),
 }
 
 async fn one(ctx: &Ctx, listed: Listed) {
@@ -248,7 +255,7 @@ async fn one(ctx: &Ctx, listed: Listed) {
     }
     let known = match ctx.engine.ledger().get(&user.key).await {
         Ok(Some(r)) if r.state == State::Migrated && r.method == Method::Live => Known::Live,
-        Ok(Some(r)) if r.state == State::Migrated => Known::HandedOff(r),
+        Ok(Some(r)) if r.state == State::Migrated => Known::HandedOff(r.method, r.provider_user_id),
         Ok(_) => Known::Open,
         Err(e) => {
             let action = ctx.options.policies.of(user.format);
@@ -258,14 +265,14 @@ async fn one(ctx: &Ctx, listed: Listed) {
     };
     match known {
         Known::Live => ctx.counts().already_migrated += 1,
-        Known::HandedOff(record) => {
-            let action = match record.method {
+        Known::HandedOff(method, provider_user_id) => {
+            let action = match method {
                 Method::HandoffReset => Policy::Reset,
                 _ => Policy::LegacyHash,
             };
             let end = End {
                 result: UserResult::AlreadyHandedOff,
-                provider_user_id: record.provider_user_id,
+                provider_user_id,
                 error: None,
             };
             done(ctx, &user, action, false, end);

@@ -4,8 +4,8 @@
 use sqlx::Row;
 
 use super::model::{
-    Claim, ClaimRow, Method, MigratedUser, State, bounded_label, check_fingerprint, check_key, check_owner,
-    check_provider_id,
+    Claim, ClaimRow, Method, MigratedUser, State, bounded_label, check_fingerprint, check_key,
+    check_owner, check_provider_id,
 };
 use super::{Backend, Ledger, LedgerError};
 

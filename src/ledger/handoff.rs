@@ -62,7 +62,9 @@ fn check_counts(counts: &str) -> Result<(), LedgerError> {
 
 fn check_run_id(run_id: &str) -> Result<(), LedgerError> {
     if bounded_label(run_id) != run_id {
-        return Err(LedgerError::Invalid("hand-off run id must be a short label"));
+        return Err(LedgerError::Invalid(
+            "hand-off run id must be a short label",
+        ));
     }
     Ok(())
 }

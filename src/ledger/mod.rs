@@ -35,9 +35,9 @@ pub use census::{CensusRecord, MAX_CENSUS_BYTES};
 pub use config::{BackendKind, LedgerCacheConfig, LedgerConfig};
 pub use error::LedgerError;
 pub use fingerprint::Fingerprinter;
+pub use handoff::HandoffRun;
 pub use history::{HOUR_MS, MigrationHistory};
 pub use metrics::LedgerMetrics;
-pub use handoff::HandoffRun;
 pub use model::{
     Claim, MAX_LABEL_BYTES, MAX_OWNER_BYTES, MAX_USER_KEY_BYTES, Method, MigratedUser, State,
     UserRecord,

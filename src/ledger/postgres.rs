@@ -27,7 +27,11 @@ const MIGRATIONS: &[Migration] = &[
         include_str!("schema/postgres/0002_migrated_at_index.sql"),
     ),
     (3, "census", include_str!("schema/postgres/0003_census.sql")),
-    (4, "handoff", include_str!("schema/postgres/0004_handoff.sql")),
+    (
+        4,
+        "handoff",
+        include_str!("schema/postgres/0004_handoff.sql"),
+    ),
 ];
 
 /// Advisory lock key taken while migrating ("dripgate" in ASCII).

@@ -30,21 +30,21 @@ use crate::failure::Classified;
 use crate::hash::HashConfig;
 
 pub use census::{Census, CensusSummary};
-pub use enumerate::{Enumeration, Listed};
 pub use config::{
     Columns, DEFAULT_CONNECT_TIMEOUT, DEFAULT_COUNT_INTERVAL, DEFAULT_MAX_CONNECTIONS,
     DEFAULT_QUERY_TIMEOUT, DEFAULT_RELOAD_INTERVAL, ExportConfig, ExportKind, KeyField,
     LegacyConfig, Preset,
 };
+pub use enumerate::{Enumeration, Listed};
 pub use error::{ErrorKind, LegacyError};
 pub use metrics::LegacyMetrics;
 pub use normalize::{Lowercase, NormalizeConfig};
 pub use record::{LegacyUser, Lookup, Reason};
 
+use enumerate::Source;
 use export::{Index, Stamp};
 use presets::{Dialect, ResultColumns};
 use record::{RawRow, Rules};
-use enumerate::Source;
 use sql::SqlStore;
 
 /// A legacy store (cheap to clone; clones share the pool or index).

@@ -477,8 +477,7 @@ impl Run<'_> {
             family_name: self.user.family_name.clone(),
             legacy_id: Some(self.user.legacy_id.clone()),
         };
-        match self.provider.create_user(&new_user, self.password()).await
-        {
+        match self.provider.create_user(&new_user, self.password()).await {
             Ok(created) => Ok(Found::Created(created.id, created.password_set)),
             Err(ProviderError::AlreadyExists {
                 existing_id: Some(id),

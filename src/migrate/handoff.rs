@@ -2,9 +2,9 @@
 //! claim and provisioning sequence as a sign-in ([`Run::provision`]), with the legacy hash
 //! imported or a password change required instead of a password just proved.
 
+use super::Engine;
 use super::engine::{Claimed, Run, Source};
 use super::outcome::{Exit, Outcome, Stage};
-use super::Engine;
 use crate::ledger::{LedgerError, State};
 use crate::legacy::LegacyUser;
 use crate::provider::ImportedHash;

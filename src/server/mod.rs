@@ -39,8 +39,8 @@ use service::RequestContext;
 use tls::{CertStore, TlsError};
 
 pub use preflight::preflight;
-pub use wiring::build_engine;
 pub use runtime::{EVENT_INTERVAL, serve_runtime};
+pub use wiring::build_engine;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

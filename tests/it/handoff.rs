@@ -64,10 +64,12 @@ fn make_user(i: usize) -> (User, String, Option<String>) {
 
 /// The legacy store (format and salt columns) and the legacy app's accounts.
 async fn fill_store(world: &World) -> Vec<User> {
-    sqlx::raw_sql("ALTER TABLE users ADD COLUMN salt TEXT; ALTER TABLE users ADD COLUMN format TEXT")
-        .execute(&world.store)
-        .await
-        .unwrap();
+    sqlx::raw_sql(
+        "ALTER TABLE users ADD COLUMN salt TEXT; ALTER TABLE users ADD COLUMN format TEXT",
+    )
+    .execute(&world.store)
+    .await
+    .unwrap();
     let made: Vec<_> = tokio::task::spawn_blocking(|| (0..USERS).map(make_user).collect())
         .await
         .unwrap();
@@ -210,11 +212,19 @@ async fn scenario(world: World, ledger_config: LedgerConfig, replicas: usize) {
 
     // Dry run: counts per format and action, nothing touched.
     let plan = world.dir.path().join("plan.jsonl");
-    let out = handoff_cmd(&config, &fake, &["--dry-run", "--report", plan.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = handoff_cmd(
+        &config,
+        &fake,
+        &["--dry-run", "--report", plan.to_str().unwrap()],
+    )
+    .output()
+    .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut planned: BTreeMap<(String, String, bool), usize> = BTreeMap::new();
     for line in report_lines(&plan) {
         assert_eq!(line["result"], "would_hand_off", "{line}");
@@ -238,9 +248,19 @@ async fn scenario(world: World, ledger_config: LedgerConfig, replicas: usize) {
     .collect();
     assert_eq!(planned, expected, "{stdout}");
     assert!(stdout.contains("already migrated"), "{stdout}");
-    assert_eq!(kinde.calls("createUser"), creates_before, "dry run called the provider");
-    assert_eq!(ledger.counts().await.unwrap().values().sum::<u64>(), SIGNED_IN as u64);
-    assert!(ledger.latest_handoff().await.unwrap().is_none(), "dry run wrote a run");
+    assert_eq!(
+        kinde.calls("createUser"),
+        creates_before,
+        "dry run called the provider"
+    );
+    assert_eq!(
+        ledger.counts().await.unwrap().values().sum::<u64>(),
+        SIGNED_IN as u64
+    );
+    assert!(
+        ledger.latest_handoff().await.unwrap().is_none(),
+        "dry run wrote a run"
+    );
 
     // The real run, killed half-way, while sign-ins go on.
     let all: Arc<Vec<(String, String)>> = Arc::new(
@@ -269,7 +289,10 @@ async fn scenario(world: World, ledger_config: LedgerConfig, replicas: usize) {
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    assert!(first.try_wait().unwrap().is_none(), "the run ended before it was killed");
+    assert!(
+        first.try_wait().unwrap().is_none(),
+        "the run ended before it was killed"
+    );
     first.kill().unwrap(); // SIGKILL
     first.wait().unwrap();
     let after_kill = report_lines(&report).len();
@@ -284,24 +307,29 @@ async fn scenario(world: World, ledger_config: LedgerConfig, replicas: usize) {
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     stop.store(true, Ordering::Relaxed);
     let signins = load.await.unwrap();
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("completed"), "{stdout}");
     assert!(signins > 0);
     let completed = ledger.last_completed_handoff().await.unwrap().unwrap();
     assert!(completed.completed && completed.finished_at_ms.is_some());
 
     // One provider user per legacy user, one create each, passwords and flags as handed off.
-    let by_email: HashMap<String, usize> =
-        kinde
-            .users()
-            .iter()
-            .fold(HashMap::new(), |mut m, u| {
-                *m.entry(u.email.clone().unwrap().to_lowercase()).or_default() += 1;
-                m
-            });
+    let by_email: HashMap<String, usize> = kinde.users().iter().fold(HashMap::new(), |mut m, u| {
+        *m.entry(u.email.clone().unwrap().to_lowercase())
+            .or_default() += 1;
+        m
+    });
     assert_eq!(by_email.len(), USERS);
     assert!(by_email.values().all(|n| *n == 1), "a second provider user");
-    assert_eq!(kinde.calls("createUser"), USERS as u64, "a create was repeated");
+    assert_eq!(
+        kinde.calls("createUser"),
+        USERS as u64,
+        "a create was repeated"
+    );
     let mut methods: BTreeMap<Method, usize> = BTreeMap::new();
     let mut live_during = HashSet::new();
     for (i, u) in users.iter().enumerate() {
@@ -316,9 +344,17 @@ async fn scenario(world: World, ledger_config: LedgerConfig, replicas: usize) {
                 assert!(matches!(u.format, "phpass" | "sha1"), "{}", u.email);
             }
             Method::HandoffHash | Method::Live => {
-                assert!(kinde.verify_password(&u.email, u.password.as_bytes()), "{}", u.email);
+                assert!(
+                    kinde.verify_password(&u.email, u.password.as_bytes()),
+                    "{}",
+                    u.email
+                );
                 if row.method == Method::HandoffHash {
-                    assert!(matches!(u.format, "bcrypt" | "md5" | "sha256"), "{}", u.email);
+                    assert!(
+                        matches!(u.format, "bcrypt" | "md5" | "sha256"),
+                        "{}",
+                        u.email
+                    );
                 } else if i >= SIGNED_IN {
                     live_during.insert(u.email.clone());
                 }
@@ -351,7 +387,10 @@ async fn scenario(world: World, ledger_config: LedgerConfig, replicas: usize) {
     for u in users.iter().take(50) {
         assert!(!text.contains(&u.password));
     }
-    assert!(!text.contains("$2b$") && !text.contains("$P$"), "a hash in the report");
+    assert!(
+        !text.contains("$2b$") && !text.contains("$P$"),
+        "a hash in the report"
+    );
     assert!(!world.audit_events("user.handed_off").is_empty());
     println!(
         "hand-off: {after_kill} lines before the kill, {} in all, {} sign-ins beside it, {} migrated by them, {methods:?}",
@@ -386,9 +425,15 @@ async fn handoff_killed_and_resumed_beside_two_replicas_postgres() {
 async fn handoff_refuses_what_it_cannot_do_and_filters() {
     let world = World::new().await;
     let fake = Fake::kinde().await;
-    for i in 0..6 {
-        let domain = if i % 2 == 0 { "a.example" } else { "b.example" };
-        world.add_user(&format!("u{i}@{domain}"), "pw-filters-1").await;
+    for i in 0..6u32 {
+        let domain = if i.is_multiple_of(2) {
+            "a.example"
+        } else {
+            "b.example"
+        };
+        world
+            .add_user(&format!("u{i}@{domain}"), "pw-filters-1")
+            .await;
     }
     let observe = world.write_child_config(&fake, "[migration]\nphase = \"observe\"\n");
     let out = handoff_cmd(&observe, &fake, &[]).output().unwrap();
@@ -448,7 +493,11 @@ async fn handoff_refuses_what_it_cannot_do_and_filters() {
     let out = handoff_cmd(&config, &fake, &["--ids-file", ids.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     assert_eq!(fake.user_count(), 2);
     assert!(fake.verify("u0@a.example", "pw-filters-1"));
 }

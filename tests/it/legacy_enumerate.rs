@@ -41,7 +41,10 @@ async fn insert_literals(db: &Db, table: &str, cols: &str, rows: &[String]) {
 async fn wordpress_on(db: &Db) {
     let p = format!("{}wp_", unique_prefix());
     let (id, dt) = match db.kind {
-        Kind::MySql => ("bigint unsigned NOT NULL auto_increment PRIMARY KEY", "datetime NOT NULL"),
+        Kind::MySql => (
+            "bigint unsigned NOT NULL auto_increment PRIMARY KEY",
+            "datetime NOT NULL",
+        ),
         Kind::Postgres => ("bigserial PRIMARY KEY", "timestamp NOT NULL"),
         Kind::Sqlite => ("INTEGER PRIMARY KEY AUTOINCREMENT", "text NOT NULL"),
     };
@@ -57,7 +60,7 @@ async fn wordpress_on(db: &Db) {
     let hash = vector("wp_bcrypt-001").hash;
     let rows: Vec<String> = (0..USERS)
         .map(|i| {
-            let year = if i % 2 == 0 { 2019 } else { 2021 };
+            let year = if i.is_multiple_of(2) { 2019 } else { 2021 };
             format!("('user{i}', '{hash}', 'user{i}@example.com', '{year}-03-04 10:11:12')")
         })
         .collect();
@@ -78,10 +81,19 @@ async fn wordpress_on(db: &Db) {
     let mut early = 0;
     for listed in &all {
         let user = listed.user.as_ref().unwrap();
-        assert!(ids.insert(user.legacy_id.clone()), "{} listed twice", user.legacy_id);
+        assert!(
+            ids.insert(user.legacy_id.clone()),
+            "{} listed twice",
+            user.legacy_id
+        );
         let day = creation_day(listed.created.as_deref().unwrap()).unwrap();
-        let i: usize = user.key.trim_start_matches("user").trim_end_matches("@example.com").parse().unwrap();
-        let year = if i % 2 == 0 { "2019" } else { "2021" };
+        let i: usize = user
+            .key
+            .trim_start_matches("user")
+            .trim_end_matches("@example.com")
+            .parse()
+            .unwrap();
+        let year = if i.is_multiple_of(2) { "2019" } else { "2021" };
         assert_eq!(day, format!("{year}-03-04"), "{:?}", db.kind);
         early += usize::from(year == "2019");
     }
