@@ -500,4 +500,24 @@ async fn handoff_refuses_what_it_cannot_do_and_filters() {
     );
     assert_eq!(fake.user_count(), 2);
     assert!(fake.verify("u0@a.example", "pw-filters-1"));
+    let ledger = world.ledger().await;
+    let row = ledger.get("u0@a.example").await.unwrap().unwrap();
+    assert_eq!(
+        (row.state, row.method),
+        (State::Migrated, Method::HandoffHash)
+    );
+
+    // The password changes at legacy: the next legacy sign-in re-syncs it, like any migrated
+    // user's (the hand-off recorded the legacy hash's fingerprint).
+    world.change_password("u0@a.example", "pw-filters-2").await;
+    let dg = Dripgate::start(world.config(Some(&fake), legacy_signature())).await;
+    sign_in(&dg.url(""), "u0@a.example", "pw-filters-2").await;
+    wait_outcome(&dg, "resynced", 1).await;
+    assert!(fake.verify("u0@a.example", "pw-filters-2"));
+    assert!(!fake.verify("u0@a.example", "pw-filters-1"));
+    let row = ledger.get("u0@a.example").await.unwrap().unwrap();
+    assert_eq!((row.state, row.method), (State::Migrated, Method::Live));
+    assert_eq!(fake.user_count(), 2);
+    ledger.close().await;
+    dg.stop().await;
 }
