@@ -239,13 +239,12 @@ impl SqlStore {
             ));
         };
         let cols = &self.queries.columns;
-        let created = paging.created.then(|| {
-            if self.queries.recheck {
-                "dg_created".to_owned()
-            } else {
-                self.queries_created().unwrap_or_default()
-            }
-        });
+        // Presets alias the creation column; a custom query names it in `columns.created`.
+        let created = match (paging.created, self.queries.recheck) {
+            (false, _) => None,
+            (true, true) => Some("dg_created"),
+            (true, false) => self.created_column.as_deref(),
+        };
         let work = async {
             with_pool!(&self.pool, p => {
                 let q = match after {
@@ -259,7 +258,7 @@ impl SqlStore {
                 let mut page = Page { rows: Vec::with_capacity(rows.len()), last: None };
                 for row in &rows {
                     let raw = ReadRow::read(row, cols).map_err(|e| self.err(e))?;
-                    let when = match &created {
+                    let when = match created {
                         Some(name) => row.text(name).map_err(|e| self.err(e))?,
                         None => None,
                     };
@@ -277,11 +276,6 @@ impl SqlStore {
         tokio::time::timeout(self.query_timeout, work)
             .await
             .map_err(|_| self.timeout())?
-    }
-
-    /// The configured creation-time result column of a custom query.
-    fn queries_created(&self) -> Option<String> {
-        self.created_column.clone()
     }
 
     /// Closes the pool.
