@@ -527,3 +527,66 @@ async fn handoff_refuses_what_it_cannot_do_and_filters() {
     ledger.close().await;
     dg.stop().await;
 }
+
+/// The library path with Authgear, which imports no hash: `legacy_hash` falls back to `reset`
+/// (counted), the user is created without a password and its password set expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authgear_users_fall_back_to_reset() {
+    use dripgate::handoff::{self, Filters, HandoffConfig, HandoffMetrics, Options, Policies};
+    let world = World::new().await;
+    let fake = Fake::authgear().await;
+    world.add_user("ann@example.com", "pw-authgear-1").await;
+    world.add_user("ben@example.com", "pw-authgear-2").await;
+    let config = world.config(Some(&fake), legacy_signature());
+    let registry = prometheus::Registry::new();
+    let engine = dripgate::server::build_engine(&config, &registry)
+        .await
+        .unwrap()
+        .unwrap();
+    let options = Options {
+        policies: Policies::new(&HandoffConfig::default()).unwrap(),
+        filters: Filters::default(),
+        dry_run: false,
+        concurrency: 2,
+        report: None,
+        hold_wait: Duration::from_secs(5),
+        progress_every: Duration::from_millis(100),
+    };
+    let metrics = HandoffMetrics::register(&registry).unwrap();
+    let summary = handoff::run(
+        &engine,
+        options,
+        metrics,
+        Arc::new(|_: &handoff::Progress| {}),
+    )
+    .await
+    .unwrap();
+    assert!(summary.completed, "{summary:?}");
+    assert_eq!(summary.counts.fallbacks, 2);
+    let Fake::Authgear(authgear) = &fake else {
+        unreachable!()
+    };
+    for email in ["ann@example.com", "ben@example.com"] {
+        let user = authgear.user_by_email(email).unwrap();
+        assert!(user.password_expired, "{email}");
+        assert!(!authgear.verify_password(email, b"pw-authgear-1"));
+        let row = engine.ledger().get(email).await.unwrap().unwrap();
+        assert_eq!(row.method, Method::HandoffReset);
+    }
+    let text = prometheus::TextEncoder::new()
+        .encode_to_string(&registry.gather())
+        .unwrap();
+    assert!(
+        text.contains(r#"dripgate_handoff_users_total{action="reset",result="handed_off"} 2"#),
+        "{text}"
+    );
+    world.expect_audit_events("user.handed_off", 2).await;
+    assert!(
+        engine
+            .ledger()
+            .last_completed_handoff()
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
