@@ -4,7 +4,8 @@
 //! legacy users (a dry run reads every user, the ledger row of each and the store again for
 //! each selected one: memory that does not grow with the store shows it streams).
 //!
-//! `cargo bench --bench handoff` (runs the release binary as a child under `/usr/bin/time`).
+//! `cargo bench --bench handoff` (runs the release binary as a child under `/usr/bin/time`);
+//! `cargo bench --bench handoff -- 200000` measures only the dry run's memory for that size.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -27,8 +28,11 @@ async fn store(path: &Path, n: usize) {
     )
     .await
     .unwrap();
+    // Indexed as the sign-in lookup compares (`lower(email) = ?`, the generic preset's rule for
+    // emails), as a real store must be: each selected user is looked up by key.
     sqlx::raw_sql(
-        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, hash TEXT NOT NULL)",
+        "CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, hash TEXT NOT NULL); \
+         CREATE INDEX users_email ON users (lower(email))",
     )
     .execute(&pool)
     .await
@@ -175,6 +179,17 @@ async fn memory(users: usize) {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
+    // `-- 200000 …`: only the dry-run memory figure, for these store sizes.
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    if !sizes.is_empty() {
+        for n in sizes {
+            memory(n).await;
+        }
+        return;
+    }
     // Default `[provider.limits]`: 5 requests/s, burst 10, 4 at once; default concurrency 4.
     throughput("default limit", 40, 5, 10, 4, 4).await;
     throughput("high limit", 3_000, 2_000, 2_000, 16, 16).await;
