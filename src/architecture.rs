@@ -64,7 +64,7 @@ pub const ALLOWED: &[(&str, &[&str])] = &[
         "cli",
         &[
             "demo", "server", "config", "logging", "hash", "legacy", "provider", "ledger",
-            "migrate", "handoff", "secret", "failure",
+            "migrate", "handoff", "audit", "secret", "failure",
         ],
     ),
     ("architecture", &[]),

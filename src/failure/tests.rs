@@ -301,6 +301,16 @@ fn start_up_errors() {
         crate::migrate::phase::check_phase(crate::migrate::Phase::Route, false, false).unwrap_err(),
     );
     is(&settings, Blame::Config, Retry::Never, "config");
+    let refused = crate::migrate::ChangeRefused::from(settings);
+    is(&refused, Blame::Config, Retry::Never, "config");
+    is(
+        &crate::migrate::ChangeRefused::HandoffRequired,
+        Blame::Config,
+        Retry::Never,
+        "config",
+    );
+    let ledger_down = crate::migrate::ChangeRefused::Ledger(crate::ledger::LedgerError::Timeout);
+    is(&ledger_down, Blame::Ledger, Retry::Later, "ledger");
 }
 
 #[test]

@@ -162,13 +162,14 @@ async fn finish(ctx: &Ctx, listed: Result<(), HandoffError>) -> Result<Summary, 
     let completed = listed.is_ok() && reported && counts.unfinished() == 0;
     if !ctx.options.dry_run {
         let json = serde_json::to_string(&counts).unwrap_or_default();
-        let recorded = ctx
-            .engine
-            .ledger()
-            .finish_handoff(&ctx.run_id, completed, &json)
-            .await;
+        let ledger = ctx.engine.ledger();
+        let recorded = ledger.finish_handoff(&ctx.run_id, completed, &json).await;
         listed?;
         recorded?;
+        if completed {
+            // The marker the switch to phase `complete` asks for.
+            ledger.record_handoff_completed(&ctx.run_id).await?;
+        }
     } else {
         listed?;
     }

@@ -34,7 +34,9 @@ use zeroize::Zeroizing;
 pub use census::{CensusRecord, MAX_CENSUS_BYTES};
 pub use config::{BackendKind, LedgerCacheConfig, LedgerConfig};
 pub use error::LedgerError;
+pub use export::{EXPORT_COLUMNS, EXPORT_PAGE_ROWS, ExportRow};
 pub use fingerprint::Fingerprinter;
+pub use forget::{FORGOTTEN, Forgotten, PROVIDER_USER_GONE, cleared};
 pub use handoff::HandoffRun;
 pub use history::{HOUR_MS, MigrationHistory};
 pub use metrics::LedgerMetrics;
@@ -43,6 +45,7 @@ pub use model::{
     UserRecord,
 };
 use model::{MigratedRow, RecordRow, check_key};
+pub use settings::{MAX_SETTINGS_TEXT, SettingsWrite, StoredSettings};
 
 enum Backend {
     Sqlite(SqlitePool),
@@ -69,8 +72,11 @@ macro_rules! on_pool {
 mod census;
 mod claims;
 mod counts;
+mod export;
+mod forget;
 mod handoff;
 mod history;
+mod settings;
 
 struct Inner {
     backend: Backend,

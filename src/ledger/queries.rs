@@ -89,6 +89,26 @@ macro_rules! ledger_queries {
             " WHERE user_key = $1 AND epoch = $2"
         );
 
+        /// An operator forgets a user: back to `claimed` with nothing of the provider's, lease
+        /// released, epoch bumped (fencing any holder). `$1` user key, `$2` epoch read, `$3`
+        /// reason.
+        pub(super) const FORGET: &str = concat!(
+            "UPDATE ledger_users SET state = 'claimed', provider_user_id = NULL, \
+               hash_fingerprint = NULL, migrated_at = NULL, last_error = $3, \
+               lease_owner = NULL, lease_expires_at = 0, epoch = epoch + 1, updated_at = ",
+            $now,
+            " WHERE user_key = $1 AND epoch = $2"
+        );
+
+        /// The holder found the recorded provider user gone: back to `claimed` with nothing of
+        /// the provider's; lease and epoch kept. `$1` user key, `$2` epoch, `$3` reason.
+        pub(super) const CLEAR_PROVIDER_USER: &str = concat!(
+            "UPDATE ledger_users SET state = 'claimed', provider_user_id = NULL, \
+               hash_fingerprint = NULL, migrated_at = NULL, last_error = $3, updated_at = ",
+            $now,
+            " WHERE user_key = $1 AND epoch = $2"
+        );
+
         /// One user's row. `$1` user key.
         pub(super) const GET: &str = "SELECT user_key, state, provider_user_id, attempts, \
              last_error, legacy_format, hash_fingerprint, lease_owner, lease_expires_at, epoch, \
@@ -161,6 +181,49 @@ macro_rules! ledger_queries {
         pub(super) const HANDOFF_RUN_LATEST: &str = "SELECT run_id, owner, started_at, \
              finished_at, completed, counts FROM ledger_handoff_runs \
              ORDER BY started_at DESC, run_id DESC LIMIT 1";
+
+        /// Stores the first run-time settings unless some are stored (version 1).
+        /// `$1` phase, `$2` canary percent, `$3` source, `$4` changed by (or NULL).
+        pub(super) const SETTINGS_INIT: &str = concat!(
+            "INSERT INTO ledger_settings (id, version, phase, canary_percent, source, \
+               changed_by, changed_at) VALUES (1, 1, $1, $2, $3, $4, ",
+            $now,
+            ") ON CONFLICT (id) DO NOTHING"
+        );
+
+        /// Stores new run-time settings, bumping the version. Same parameters as
+        /// `SETTINGS_INIT`; returns the stored row.
+        pub(super) const SETTINGS_WRITE: &str = concat!(
+            "INSERT INTO ledger_settings (id, version, phase, canary_percent, source, \
+               changed_by, changed_at) VALUES (1, 1, $1, $2, $3, $4, ",
+            $now,
+            ") ON CONFLICT (id) DO UPDATE SET version = ledger_settings.version + 1, \
+               phase = excluded.phase, canary_percent = excluded.canary_percent, \
+               source = excluded.source, changed_by = excluded.changed_by, \
+               changed_at = excluded.changed_at \
+             RETURNING version, phase, canary_percent, source, changed_by, changed_at"
+        );
+
+        /// The stored run-time settings.
+        pub(super) const SETTINGS_GET: &str = "SELECT version, phase, canary_percent, source, \
+             changed_by, changed_at FROM ledger_settings WHERE id = 1";
+
+        /// The stored settings' version only: what replicas poll.
+        pub(super) const SETTINGS_VERSION: &str =
+            "SELECT version FROM ledger_settings WHERE id = 1";
+
+        /// Records a completed hand-off run (one row, the latest). `$1` run id; returns the
+        /// time stamped.
+        pub(super) const HANDOFF_RECORD: &str = concat!(
+            "INSERT INTO ledger_handoff_completed (id, run_id, completed_at) VALUES (1, $1, ",
+            $now,
+            ") ON CONFLICT (id) DO UPDATE SET run_id = excluded.run_id, \
+               completed_at = excluded.completed_at RETURNING completed_at"
+        );
+
+        /// When the latest hand-off run completed.
+        pub(super) const HANDOFF_GET: &str =
+            "SELECT completed_at FROM ledger_handoff_completed WHERE id = 1";
 
         /// The ledger's clock in ms since the Unix epoch.
         pub(super) const NOW: &str = concat!("SELECT ", $now, " AS now_ms");

@@ -121,6 +121,19 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// Whether the preset's application verified every user's email, which is what the
+    /// provider's `mark_email_verified` asserts: `Some(false)` where it is known not to
+    /// (WordPress never verifies an email; Drupal 7's "require e-mail verification" setting,
+    /// even when on, is recorded nowhere per user and does not cover accounts an administrator
+    /// created; Django's `auth_user` has no verification), `None` for a generic or custom store,
+    /// whose application only the operator knows.
+    pub const fn emails_verified(self) -> Option<bool> {
+        match self {
+            Preset::Wordpress | Preset::Drupal7 | Preset::Django => Some(false),
+            Preset::Generic | Preset::Custom => None,
+        }
+    }
+
     /// The config name.
     pub const fn as_str(self) -> &'static str {
         match self {

@@ -20,6 +20,8 @@ use crate::ledger::{Claim, Ledger, LedgerError, Method, State};
 use crate::legacy::{LegacyStore, LegacyUser, Lookup};
 use crate::provider::{ImportedHash, NewUser, Provider, ProviderError, ProviderUserId};
 
+mod gone;
+
 /// Everything a migration needs; cheap to clone.
 #[derive(Clone)]
 pub struct Engine {
@@ -120,7 +122,12 @@ impl Engine {
         &self.inner.replica
     }
 
-    /// The new provider, when the engine has one.
+    /// Whether a provider is configured (phases other than `observe` need one).
+    pub fn has_provider(&self) -> bool {
+        self.inner.provider.is_some()
+    }
+
+    /// The provider, when one is configured.
     pub fn provider(&self) -> Option<&Arc<dyn Provider>> {
         self.inner.provider.as_ref()
     }
@@ -410,6 +417,9 @@ impl Run<'_> {
             return self.failed(Stage::Ledger, &e).await;
         }
         if !password_set && let Err(e) = self.give_password(&id).await {
+            if self.provider_user_gone(&e) {
+                return self.provision_again(&id).await;
+            }
             return self.provider_failed(&e, Some(&id)).await;
         }
         let method = self.source.method();

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::admin::AdminState;
 use super::health::DependencyStatus;
 use crate::ledger::{HOUR_MS, MigrationHistory, State};
-use crate::migrate::{Engine, RuntimeSettings};
+use crate::migrate::{Engine, RuntimeSettings, SettingsOrigin};
 
 /// The `schema` value of this shape; a change that removes or renames a field gets a new one.
 pub const SCHEMA: &str = "dripgate.status/v1";
@@ -42,6 +42,11 @@ pub struct Status<'a> {
 #[derive(Serialize)]
 struct MigrationStatus {
     settings: RuntimeSettings,
+    /// Where `settings` came from (file, admin API and by whom, config reload) and when.
+    settings_origin: SettingsOrigin,
+    /// When the latest hand-off run completed (ms, the ledger's clock): null when none did or
+    /// the ledger could not be read. The switch to `complete` needs one (or `force`).
+    handoff_completed_at: Option<i64>,
     /// Users per ledger state (null when the ledger could not be read).
     ledger_users: Option<BTreeMap<String, u64>>,
     /// Null when the ledger could not be read.
@@ -164,13 +169,14 @@ pub async fn build(state: &AdminState) -> Status<'_> {
 
 async fn migration(engine: &Engine) -> MigrationStatus {
     let ledger = engine.ledger();
-    let (counts, history, failures, census) = tokio::join!(
+    let (counts, history, failures, census, handoff) = tokio::join!(
         ledger.counts(),
         ledger.migration_history(SERIES_DAYS * 24),
         ledger.failures(),
-        ledger.latest_census()
+        ledger.latest_census(),
+        ledger.handoff_completed_at()
     );
-    let (methods, handoff, completed) = tokio::join!(
+    let (methods, latest_run, completed) = tokio::join!(
         ledger.method_counts(),
         ledger.latest_handoff(),
         ledger.last_completed_handoff()
@@ -193,6 +199,8 @@ async fn migration(engine: &Engine) -> MigrationStatus {
     };
     MigrationStatus {
         settings: engine.phase().get(),
+        settings_origin: engine.phase().origin(),
+        handoff_completed_at: handoff.ok().flatten(),
         ledger_users: counts.map(|counts| {
             counts
                 .into_iter()
@@ -217,7 +225,7 @@ async fn migration(engine: &Engine) -> MigrationStatus {
                 .map(|(method, n)| (method.as_str().to_owned(), n))
                 .collect()
         }),
-        handoff: handoff.ok().flatten().map(|run| HandoffStatus {
+        handoff: latest_run.ok().flatten().map(|run| HandoffStatus {
             run_id: run.run_id,
             started_at: run.started_at_ms,
             finished_at: run.finished_at_ms,

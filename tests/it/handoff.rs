@@ -140,7 +140,7 @@ fn handoff_cmd(config: &Path, fake: &Fake, extra: &[&str]) -> Command {
         .arg("--config")
         .arg(config)
         .args(extra)
-        .env("TEST_KINDE_SECRET", &kinde.options().client_secret)
+        .env("TEST_PROVIDER_SECRET", &kinde.options().client_secret)
         .env("DRIPGATE_LOG__LEVEL", "warn")
         .env_remove("RUST_LOG");
     cmd
@@ -300,6 +300,7 @@ async fn scenario(world: World, ledger_config: LedgerConfig, replicas: usize) {
     let run = ledger.latest_handoff().await.unwrap().unwrap();
     assert!(run.finished_at_ms.is_none() && !run.completed, "{run:?}");
     assert!(ledger.last_completed_handoff().await.unwrap().is_none());
+    assert!(ledger.handoff_completed_at().await.unwrap().is_none());
 
     let out = handoff_cmd(&config, &fake, &["--report", &report_arg])
         .output()
@@ -316,6 +317,8 @@ async fn scenario(world: World, ledger_config: LedgerConfig, replicas: usize) {
     assert!(signins > 0);
     let completed = ledger.last_completed_handoff().await.unwrap().unwrap();
     assert!(completed.completed && completed.finished_at_ms.is_some());
+    // The marker the switch to phase `complete` asks for.
+    assert!(ledger.handoff_completed_at().await.unwrap().is_some());
 
     // One provider user per legacy user, one create each, passwords and flags as handed off.
     let by_email: HashMap<String, usize> = kinde.users().iter().fold(HashMap::new(), |mut m, u| {

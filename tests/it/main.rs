@@ -38,10 +38,15 @@ mod legacy_enumerate;
 mod legacy_export;
 mod legacy_sql;
 mod legacy_timeout;
+mod legacy_unverifiable;
 
 // The ledger.
 mod ledger_claims;
+#[cfg(feature = "testkit")]
+mod ledger_forget_flow;
 mod ledger_state;
+#[cfg(feature = "testkit")]
+mod ledger_tools;
 
 // The provider clients against the fakes.
 #[cfg(feature = "testkit")]
@@ -49,15 +54,27 @@ mod provider_authgear;
 #[cfg(feature = "testkit")]
 mod provider_check;
 #[cfg(feature = "testkit")]
+mod provider_http;
+#[cfg(feature = "testkit")]
+mod provider_http_contract;
+mod provider_keycloak;
+#[cfg(feature = "testkit")]
 mod provider_kinde;
 
 // End to end: sign-ins that migrate, route and refuse.
+#[cfg(feature = "testkit")]
+mod cutover;
+#[cfg(feature = "testkit")]
+mod forgot_password;
 #[cfg(feature = "testkit")]
 mod migration_crash;
 #[cfg(feature = "testkit")]
 mod migration_edges;
 #[cfg(feature = "testkit")]
 mod migration_flow;
+#[cfg(feature = "testkit")]
+mod migration_http;
+mod migration_keycloak;
 #[cfg(feature = "testkit")]
 mod migration_replicas;
 #[cfg(feature = "testkit")]

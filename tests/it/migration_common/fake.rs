@@ -6,6 +6,9 @@ use super::*;
 pub enum Fake {
     Kinde(FakeKinde),
     Authgear(FakeAuthgear),
+    /// The generic HTTP contract's reference fake.
+    Http(FakeGenericHttp),
+    Keycloak(FakeKeycloak),
 }
 
 impl Fake {
@@ -15,6 +18,14 @@ impl Fake {
 
     pub async fn authgear() -> Self {
         Fake::Authgear(provider_common::authgear_fake().await)
+    }
+
+    pub async fn keycloak() -> Self {
+        Fake::Keycloak(provider_common::keycloak::fake().await)
+    }
+
+    pub async fn http() -> Self {
+        Fake::Http(provider_common::http_fake().await)
     }
 
     /// An Authgear fake whose password policy wants at least `min_len` characters.
@@ -36,25 +47,80 @@ impl Fake {
     }
 
     pub fn provider_config(&self) -> ProviderConfig {
-        let (kind, kinde, authgear) = match self {
+        let (kind, kinde, authgear, http_provider) = match self {
+            Fake::Keycloak(f) => return provider_common::keycloak::provider_config(f),
             Fake::Kinde(f) => (
                 ProviderKind::Kinde,
                 Some(provider_common::kinde_config(f)),
+                None,
                 None,
             ),
             Fake::Authgear(f) => (
                 ProviderKind::Authgear,
                 None,
                 Some(provider_common::authgear_config(f)),
+                None,
+            ),
+            Fake::Http(f) => (
+                ProviderKind::Http,
+                None,
+                None,
+                Some(provider_common::http_provider_config(f)),
             ),
         };
         ProviderConfig {
             kind,
             kinde,
             authgear,
+            http_provider,
+            keycloak: None,
             http: provider_common::http(Duration::from_secs(5)),
             limits: provider_common::fast_limits(),
         }
+    }
+
+    /// The `[provider]` table of a child process's config, its secret from the environment
+    /// variable [`Fake::child_secret`] names.
+    pub fn child_provider_toml(&self) -> String {
+        match self {
+            Fake::Kinde(f) => format!(
+                "[provider]\nkind = \"kinde\"\n\n[provider.kinde]\nbase_url = \"{}\"\n\
+                 client_id = \"{}\"\nclient_secret = {{ env = \"TEST_PROVIDER_SECRET\" }}\n\
+                 bcrypt_cost = 4\n",
+                f.base_url(),
+                f.options().client_id
+            ),
+            Fake::Http(f) => format!(
+                "[provider]\nkind = \"http\"\n\n[provider.http_provider]\nbase_url = \"{}\"\n\
+                 key_id = \"{}\"\nsigning_key = {{ env = \"TEST_PROVIDER_SECRET\" }}\n",
+                f.base_url(),
+                f.options().keys[0].0
+            ),
+            Fake::Keycloak(f) => format!(
+                "[provider]\nkind = \"keycloak\"\n\n[provider.keycloak]\nbase_url = \"{}\"\n\
+                 realm = \"{}\"\nclient_id = \"{}\"\n\
+                 client_secret = {{ env = \"TEST_PROVIDER_SECRET\" }}\n",
+                f.base_url(),
+                f.options().realm,
+                f.options().client_id
+            ),
+            Fake::Authgear(_) => {
+                panic!("child processes use the Kinde, Keycloak or generic HTTP fake")
+            }
+        }
+    }
+
+    /// The environment variable and value of the child's provider secret.
+    pub fn child_secret(&self) -> (&'static str, String) {
+        let secret = match self {
+            Fake::Kinde(f) => f.options().client_secret.clone(),
+            Fake::Http(f) => f.options().keys[0].1.clone(),
+            Fake::Keycloak(f) => f.options().client_secret.clone(),
+            Fake::Authgear(_) => {
+                panic!("child processes use the Kinde, Keycloak or generic HTTP fake")
+            }
+        };
+        ("TEST_PROVIDER_SECRET", secret)
     }
 
     /// Provider users with this email.
@@ -74,6 +140,16 @@ impl Fake {
                 .iter()
                 .filter(|u| u.email.eq_ignore_ascii_case(email))
                 .count(),
+            Fake::Http(f) => f
+                .users()
+                .iter()
+                .filter(|u| u.email.eq_ignore_ascii_case(email))
+                .count(),
+            Fake::Keycloak(f) => f
+                .users()
+                .iter()
+                .filter(|u| u.email.as_deref() == Some(email.to_lowercase().as_str()))
+                .count(),
         }
     }
 
@@ -81,6 +157,8 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.users().len(),
             Fake::Authgear(f) => f.users().len(),
+            Fake::Http(f) => f.users().len(),
+            Fake::Keycloak(f) => f.users().len(),
         }
     }
 
@@ -89,6 +167,8 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.verify_password(email, plaintext.as_bytes()),
             Fake::Authgear(f) => f.verify_password(email, plaintext.as_bytes()),
+            Fake::Http(f) => f.verify_password(email, plaintext.as_bytes()),
+            Fake::Keycloak(f) => f.verify_password(email, plaintext.as_bytes()),
         }
     }
 
@@ -96,6 +176,8 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.calls(operation),
             Fake::Authgear(f) => f.calls(operation),
+            Fake::Http(f) => f.calls(operation),
+            Fake::Keycloak(f) => f.calls(operation),
         }
     }
 
@@ -103,6 +185,8 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.fail_next(operation, n, fault),
             Fake::Authgear(f) => f.fail_next(operation, n, fault),
+            Fake::Http(f) => f.fail_next(operation, n, fault),
+            Fake::Keycloak(f) => f.fail_next(operation, n, fault),
         }
     }
 
@@ -117,6 +201,14 @@ impl Fake {
                 .iter()
                 .map(|op| f.calls(op))
                 .sum(),
+            Fake::Http(f) => ["createUser", "setPassword", "requirePasswordChange"]
+                .iter()
+                .map(|op| f.calls(op))
+                .sum(),
+            Fake::Keycloak(f) => ["createUser", "updateUser", "resetPassword"]
+                .iter()
+                .map(|op| f.calls(op))
+                .sum(),
         }
     }
 
@@ -124,6 +216,9 @@ impl Fake {
         match self {
             Fake::Kinde(f) => f.spec_violations(),
             Fake::Authgear(f) => f.spec_violations(),
+            // A refused signature breaks the contract as much as a bad body.
+            Fake::Http(f) => [f.spec_violations(), f.auth_refusals()].concat(),
+            Fake::Keycloak(f) => f.spec_violations(),
         }
     }
 }

@@ -1,0 +1,107 @@
+//! The demo's new provider, played by one of the test kit's fakes (`dripgate demo --provider`),
+//! and the `[provider]` section that points dripgate at it.
+
+use crate::testkit::generic::{FakeGenericHttp, FakeGenericHttpOptions};
+use crate::testkit::keycloak::{FakeKeycloak, FakeKeycloakOptions};
+use crate::testkit::kinde::{FakeKinde, FakeKindeOptions};
+
+/// The provider fake of the demo (`--provider`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DemoProvider {
+    /// The Kinde fake.
+    #[default]
+    Kinde,
+    /// The Keycloak fake (Admin REST API, service-account token).
+    Keycloak,
+    /// The generic HTTP contract's reference fake (HMAC-signed requests).
+    Http,
+}
+
+impl DemoProvider {
+    /// Every demo provider, in the order `--help` lists them.
+    pub const ALL: [DemoProvider; 3] = [Self::Kinde, Self::Keycloak, Self::Http];
+
+    /// The name `--provider` takes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kinde => "kinde",
+            Self::Keycloak => "keycloak",
+            Self::Http => "http",
+        }
+    }
+}
+
+impl std::str::FromStr for DemoProvider {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<_> = Self::ALL.iter().map(|p| p.as_str()).collect();
+                format!("unknown demo provider {s:?} ({})", names.join(", "))
+            })
+    }
+}
+
+/// A running provider fake (kept until shutdown).
+pub(super) enum DemoFake {
+    Kinde(FakeKinde),
+    Keycloak(FakeKeycloak),
+    Http(FakeGenericHttp),
+}
+
+impl DemoFake {
+    pub(super) async fn start(provider: DemoProvider) -> std::io::Result<Self> {
+        const ADDR: &str = "127.0.0.1:0";
+        Ok(match provider {
+            DemoProvider::Kinde => {
+                Self::Kinde(FakeKinde::start(ADDR, FakeKindeOptions::default()).await?)
+            }
+            DemoProvider::Keycloak => {
+                Self::Keycloak(FakeKeycloak::start(ADDR, FakeKeycloakOptions::default()).await?)
+            }
+            DemoProvider::Http => {
+                Self::Http(FakeGenericHttp::start(ADDR, FakeGenericHttpOptions::default()).await?)
+            }
+        })
+    }
+
+    pub(super) fn base_url(&self) -> String {
+        match self {
+            Self::Kinde(f) => f.base_url(),
+            Self::Keycloak(f) => f.base_url(),
+            Self::Http(f) => f.base_url(),
+        }
+    }
+
+    /// The `[provider]` table for this fake (TOML).
+    pub(super) fn provider_toml(&self) -> String {
+        match self {
+            Self::Kinde(f) => format!(
+                "[provider]\nkind = \"kinde\"\n\n[provider.kinde]\nbase_url = \"{}\"\n\
+                 client_id = \"{}\"\nclient_secret = \"{}\"\nbcrypt_cost = 10\n",
+                f.base_url(),
+                f.options().client_id,
+                f.options().client_secret
+            ),
+            Self::Keycloak(f) => format!(
+                "[provider]\nkind = \"keycloak\"\n\n[provider.keycloak]\nbase_url = \"{}\"\n\
+                 realm = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+                f.base_url(),
+                f.options().realm,
+                f.options().client_id,
+                f.options().client_secret
+            ),
+            Self::Http(f) => {
+                let (key_id, key) = &f.options().keys[0];
+                format!(
+                    "[provider]\nkind = \"http\"\n\n[provider.http_provider]\nbase_url = \"{}\"\n\
+                     key_id = \"{key_id}\"\nsigning_key = \"{key}\"\nrequire_password_change = true\n",
+                    f.base_url()
+                )
+            }
+        }
+    }
+}
