@@ -57,6 +57,7 @@ mod provider_check;
 mod provider_http;
 #[cfg(feature = "testkit")]
 mod provider_http_contract;
+#[cfg(feature = "testkit")]
 mod provider_keycloak;
 #[cfg(feature = "testkit")]
 mod provider_kinde;
@@ -74,6 +75,7 @@ mod migration_edges;
 mod migration_flow;
 #[cfg(feature = "testkit")]
 mod migration_http;
+#[cfg(feature = "testkit")]
 mod migration_keycloak;
 #[cfg(feature = "testkit")]
 mod migration_replicas;
