@@ -45,6 +45,10 @@ pub enum AuditKind {
     /// A migrated user's sign-in was sent to the new provider.
     #[serde(rename = "user.routed_to_provider")]
     RoutedToProvider,
+    /// `dripgate handoff` moved a user who never signed in (detail: `handoff_hash` or
+    /// `handoff_reset`).
+    #[serde(rename = "user.handed_off")]
+    HandedOff,
     /// The phase or canary share changed.
     #[serde(rename = "phase.changed")]
     PhaseChanged,

@@ -4,6 +4,7 @@
 
 mod credentials;
 pub mod engine;
+mod handoff;
 pub mod metrics;
 pub mod outcome;
 pub mod phase;
@@ -15,6 +16,7 @@ pub mod transfer;
 
 pub use credentials::Credentials;
 pub use engine::{Engine, EngineParts, SettingsError};
+pub use handoff::HandOff;
 pub use metrics::{MigrationMetrics, ProgressCollector};
 pub use outcome::{Cause, Exit, Outcome, Stage};
 pub use phase::{MigrationConfig, Phase, PhaseState, RuntimeSettings, SettingsOrigin};

@@ -34,6 +34,7 @@ mod hash_cli;
 mod hash_edges;
 mod hash_vectors;
 mod legacy_cli;
+mod legacy_enumerate;
 mod legacy_export;
 mod legacy_sql;
 mod legacy_timeout;
@@ -84,6 +85,10 @@ mod migration_replicas;
 mod migration_transfer;
 #[cfg(feature = "testkit")]
 mod signin_integrity;
+
+// `dripgate handoff` on the built binary (uses the demo's phpass generator).
+#[cfg(feature = "demo")]
+mod handoff;
 
 // The shipped operations files against a real scrape.
 #[cfg(feature = "testkit")]
