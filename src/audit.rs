@@ -50,9 +50,25 @@ pub enum AuditKind {
     /// A migrated user's sign-in was sent to the new provider.
     #[serde(rename = "user.routed_to_provider")]
     RoutedToProvider,
+    /// `dripgate handoff` moved a user who never signed in (detail: `handoff_hash` or
+    /// `handoff_reset`).
+    #[serde(rename = "user.handed_off")]
+    HandedOff,
     /// The phase or canary share changed.
     #[serde(rename = "phase.changed")]
     PhaseChanged,
+    /// An operator reset a user's ledger row to "not migrated" (`dripgate ledger forget`).
+    #[serde(rename = "user.forgotten")]
+    UserForgotten,
+    /// The provider answered "not found" for a migrated user's recorded id; the user is
+    /// provisioned again.
+    #[serde(rename = "user.provider_user_gone")]
+    ProviderUserGone,
+    /// A user not yet migrated asked for a password reset and was created at the provider
+    /// for the provider's reset page (the reason says with the legacy hash or without a
+    /// password).
+    #[serde(rename = "user.provisioned_for_reset")]
+    ProvisionedForReset,
 }
 
 /// One audit line.
@@ -135,6 +151,9 @@ pub struct Actor {
     /// The admin client's address.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub peer: Option<std::net::SocketAddr>,
+    /// The operator who ran a command (`--operator`, else the login name), for `cli`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
     /// `admin.token_name` when the token was presented, `none` without a configured token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_name: Option<String>,
@@ -146,6 +165,17 @@ impl Actor {
         Self {
             via: "sighup",
             peer: None,
+            operator: None,
+            token_name: None,
+        }
+    }
+
+    /// An operator running a `dripgate` command.
+    pub fn cli(operator: &str) -> Self {
+        Self {
+            via: "cli",
+            peer: None,
+            operator: Some(operator.to_owned()),
             token_name: None,
         }
     }
@@ -155,6 +185,7 @@ impl Actor {
         Self {
             via: "admin",
             peer: Some(peer),
+            operator: None,
             token_name: Some(token_name.to_owned()),
         }
     }
@@ -253,6 +284,28 @@ impl AuditLog {
             })
             .ok();
         Ok(Self { tx, dropped })
+    }
+
+    /// Writes one event to the configured sink at once and returns when it is written, for
+    /// one-shot commands that exit right after (the writer thread of [`AuditLog::open`] could
+    /// be cut off by the exit).
+    pub fn write_one(config: &AuditConfig, event: &AuditEvent) -> Result<(), AuditError> {
+        let line = serde_json::to_string(event).unwrap_or_default();
+        let written = match &config.file {
+            Some(path) => std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| writeln!(f, "{line}").and_then(|()| f.flush())),
+            None => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{line}").and_then(|()| out.flush())
+            }
+        };
+        written.map_err(|source| AuditError::Open {
+            path: config.file.clone().unwrap_or_else(|| PathBuf::from("-")),
+            source,
+        })
     }
 
     /// Queues `event`; never blocks.

@@ -1,7 +1,10 @@
 //! The command line: `dripgate <command>`.
 
+pub mod handoff;
 pub mod hash;
 mod health;
+pub mod ledger;
+pub mod ledger_verify;
 pub mod legacy;
 pub mod provider_check;
 mod status;
@@ -59,13 +62,25 @@ pub enum Command {
         #[command(subcommand)]
         command: ProviderCommand,
     },
+    /// End of the migration window: move every legacy user not yet migrated to the provider
+    /// through the live claim protocol (legacy hash imported, or a password change required,
+    /// per hash format), resumably. `--dry-run` first. Exits 0 when every selected user was
+    /// processed, 1 when some are left for another run, 2 on a config error.
+    #[command(
+        after_help = "Examples:\n  dripgate handoff --config /etc/dripgate/dripgate.toml --dry-run --report plan.jsonl\n  dripgate handoff --config /etc/dripgate/dripgate.toml --policy sha1=reset --report handoff.jsonl"
+    )]
+    Handoff(handoff::HandoffArgs),
     /// The legacy hash store: census before a migration, look up one user.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
-    /// Start a complete local demo: a sample legacy app with generated users, the Kinde fake
-    /// with a hosted sign-in page, and dripgate in front in `route` phase. Ctrl-C stops it.
+    /// The migration ledger: export it, verify it against the provider, forget a user.
+    #[command(subcommand)]
+    Ledger(ledger::LedgerCommand),
+    /// Start a complete local demo: a sample legacy app with generated users, a provider fake
+    /// (Kinde's, or another with `--provider`) with a hosted sign-in page, and dripgate in front
+    /// in `route` phase. Ctrl-C stops it.
     #[command(
-        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data"
+        after_help = "Example:\n  dripgate demo\n  dripgate demo --listen 127.0.0.1:8080 --admin 127.0.0.1:9090 --users 3000 --data-dir ./demo-data\n  dripgate demo --provider keycloak\n  dripgate demo --provider cognito"
     )]
     #[cfg(feature = "demo")]
     Demo {
@@ -82,6 +97,11 @@ pub enum Command {
         /// instead of a temporary directory removed at exit.
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// The new provider, played by its fake: `kinde`, `keycloak`, `http` (the generic
+        /// HTTP contract's reference fake, HMAC-signed requests) or `cognito` (an Amazon Cognito
+        /// user pool, SigV4-signed requests).
+        #[arg(long, default_value = "kinde")]
+        provider: crate::demo::DemoProvider,
     },
     /// Not in this build: it was built without the `demo` cargo feature.
     #[cfg(not(feature = "demo"))]
@@ -146,17 +166,21 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Hash(cmd) => hash::run(cmd),
         Command::Legacy(cmd) => legacy::run(cmd),
+        Command::Handoff(args) => handoff::run(args),
+        Command::Ledger(cmd) => ledger::run(cmd),
         #[cfg(feature = "demo")]
         Command::Demo {
             listen,
             admin,
             users,
             data_dir,
+            provider,
         } => demo(crate::demo::DemoOptions {
             listen,
             admin,
             users,
             data_dir,
+            provider,
         }),
         #[cfg(not(feature = "demo"))]
         Command::Demo { .. } => {
@@ -183,6 +207,9 @@ fn serve(path: &std::path::Path) -> ExitCode {
         }
     };
     crate::logging::init(&config.log);
+    for warning in config.warnings() {
+        tracing::warn!("{warning}");
+    }
     let runtime = match serve_runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -244,6 +271,9 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     if let Err(e) = runtime.block_on(crate::server::preflight(&config)) {
         eprintln!("dripgate: {e}");
         return ExitCode::from(EXIT_USAGE);
+    }
+    for warning in config.warnings() {
+        eprintln!("dripgate: warning: {warning}");
     }
     match config.to_redacted_toml() {
         Ok(text) => {

@@ -245,6 +245,18 @@ fn render(s: &Value, uri: &http::Uri) -> String {
             settings["phase"].as_str().unwrap_or("?"),
             num(&settings["canary_percent"])
         );
+        let origin = &m["settings_origin"];
+        if let Some(source) = origin["source"].as_str() {
+            let by = origin["changed_by"]
+                .as_str()
+                .map(|b| format!(" ({b})"))
+                .unwrap_or_default();
+            let version = origin["version"]
+                .as_i64()
+                .map(|v| format!(", settings version {v}"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "set by     {source}{by}{version}");
+        }
         let p = &m["progress"];
         let e = &m["eta"];
         if p.is_null() {

@@ -17,6 +17,8 @@ pub const SECRET_KEYS: &[&str] = &[
     "admin.token",
     "provider.kinde.client_secret",
     "provider.authgear.private_key_pem",
+    "provider.http_provider.signing_key",
+    "provider.keycloak.client_secret",
     "legacy.database_url",
     "ledger.url",
     "ledger.fingerprint_key",
@@ -112,11 +114,13 @@ pub fn apply_env_overrides(
     for (name, value) in &overrides {
         set_override(table, name, value)?;
     }
-    deserialize(table).map_err(|e| ConfigError::Parse {
-        origin: blame(&file, &overrides),
-        key: String::new(),
-        message: e.message().to_owned(),
-    })
+    deserialize(table)
+        .map(Config::with_preset_defaults)
+        .map_err(|e| ConfigError::Parse {
+            origin: blame(&file, &overrides),
+            key: String::new(),
+            message: e.message().to_owned(),
+        })
 }
 
 /// Where an invalid config came from: the one variable whose removal makes the file plus the

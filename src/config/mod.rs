@@ -2,6 +2,7 @@
 //! files, and validation. `dripgate check-config` prints the effective result with secrets
 //! redacted. Every key and its default is documented in config/dripgate.example.toml.
 
+mod derived;
 mod load;
 
 use std::net::SocketAddr;
@@ -52,6 +53,9 @@ pub struct Config {
     /// The migration ledger (durable per-user migration state).
     #[serde(default)]
     pub ledger: crate::ledger::LedgerConfig,
+    /// `dripgate handoff`: policies per hash format and concurrency.
+    #[serde(default)]
+    pub handoff: crate::handoff::HandoffConfig,
 }
 
 /// The public listener.
@@ -318,6 +322,18 @@ fn check_upstream_url(key: &str, url: &str) -> Result<(), ConfigError> {
 }
 
 impl Config {
+    /// `[signin.forgot_password]`: methods, paths, limits, and the reset page they go to.
+    fn validate_forgot_password(&self) -> Result<(), ConfigError> {
+        let template = self.migration.reset_url_template.as_deref();
+        self.signin
+            .forgot_password
+            .validate(template)
+            .map_err(|(key, message)| ConfigError::Invalid {
+                key,
+                message: message.to_owned(),
+            })
+    }
+
     /// Checks what types alone cannot: URLs, file pairs, distinct addresses.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: String| ConfigError::Invalid {
@@ -372,6 +388,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_forgot_password()?;
         if self.signin.buffer_budget_bytes < self.signin.max_body_bytes {
             return Err(invalid(
                 "signin.buffer_budget_bytes",
@@ -463,6 +480,44 @@ mod admin_and_upstream_tests {
             Err(ConfigError::Invalid { key, .. }) => key,
             other => panic!("expected an invalid key, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn complete_needs_a_route_target_and_reset_routes_a_reset_page() {
+        let mut config = Config::default();
+        config.migration.phase = crate::migrate::Phase::Complete;
+        assert_eq!(invalid_key(&config), "migration.route");
+        config.migration.route = Some(crate::migrate::phase::RouteTarget::Redirect {
+            url_template: "https://auth.example.test/login?login_hint={login_hint}".into(),
+        });
+        config.validate().unwrap();
+        config.signin.forgot_password.routes = vec![crate::signin::config::ForgotPasswordRoute {
+            method: "POST".into(),
+            path: "/forgot".into(),
+            case_insensitive_path: false,
+            body: crate::signin::extract::BodyKind::Form,
+            identifier_field: "email".into(),
+            query: Vec::new(),
+        }];
+        assert_eq!(invalid_key(&config), "migration.reset_url_template");
+        config.migration.reset_url_template =
+            Some("https://auth.example.test/reset?login_hint={login_hint}".into());
+        config.validate().unwrap();
+        config.signin.forgot_password.routes[0].path = "forgot".into();
+        assert_eq!(
+            invalid_key(&config),
+            "signin.forgot_password.routes[0].path"
+        );
+        config.signin.forgot_password.routes[0].path = "/forgot".into();
+        config.signin.forgot_password.routes[0].query = vec!["action".into()];
+        assert_eq!(
+            invalid_key(&config),
+            "signin.forgot_password.routes[0].query"
+        );
+        config.signin.forgot_password.routes[0].query = vec!["action=lostpassword".into()];
+        config.validate().unwrap();
+        config.signin.forgot_password.per_client = 0;
+        assert_eq!(invalid_key(&config), "signin.forgot_password");
     }
 
     #[test]

@@ -1,12 +1,17 @@
 //! `dripgate demo`: a complete local migration in one process, on loopback, with no setup.
 //!
 //! It starts a sample legacy app with a sign-in form and a few thousand generated users in a
-//! SQLite file ([`users`], [`LegacyApp`]), the Kinde fake as the new provider with a hosted sign-in
-//! page of its own, and dripgate in front of the app in `route` phase. Signing in once through
+//! SQLite file ([`users`], [`LegacyApp`]), a provider fake as the new provider (Kinde's, or
+//! another with `--provider`, [`DemoProvider`]) with a hosted sign-in page of its own, and
+//! dripgate in front of the app in `route` phase. Signing in once through
 //! dripgate migrates the user; the next sign-in is redirected to the provider's page, which
 //! accepts the same password.
 
+mod providers;
 pub mod users;
+
+use providers::DemoFake;
+pub use providers::DemoProvider;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -15,7 +20,6 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::server::{BoundServer, ServerError};
-use crate::testkit::kinde::{FakeKinde, FakeKindeOptions};
 use crate::testkit::legacy_app::LegacyApp;
 use crate::testkit::signin_page;
 pub use users::SampleUser;
@@ -35,6 +39,8 @@ pub struct DemoOptions {
     /// Where the legacy database, ledger and audit log go; a fresh temporary directory, removed
     /// at shutdown, when `None`. Files in it are recreated at every start.
     pub data_dir: Option<PathBuf>,
+    /// Which provider fake the users move to.
+    pub provider: DemoProvider,
 }
 
 impl Default for DemoOptions {
@@ -44,6 +50,7 @@ impl Default for DemoOptions {
             admin: SocketAddr::from(([127, 0, 0, 1], 9090)),
             users: DEFAULT_USERS,
             data_dir: None,
+            provider: DemoProvider::Kinde,
         }
     }
 }
@@ -80,7 +87,7 @@ pub struct DemoHandle {
     pub admin_url: String,
     /// The legacy app's own URL (behind dripgate; for comparison only).
     pub legacy_url: String,
-    /// The new provider's (Kinde fake's) base URL.
+    /// The new provider fake's base URL.
     pub provider_url: String,
     /// The new provider's hosted sign-in page.
     pub provider_signin_url: String,
@@ -92,7 +99,7 @@ pub struct DemoHandle {
     pub user_count: usize,
     stop: oneshot::Sender<()>,
     server: JoinHandle<Result<(), ServerError>>,
-    provider: FakeKinde,
+    provider: DemoFake,
     app: LegacyApp,
     remove_data_dir: bool,
 }
@@ -120,13 +127,23 @@ pub async fn start(options: DemoOptions) -> Result<DemoHandle, DemoError> {
     let app = LegacyApp::start(&legacy_db)
         .await
         .map_err(|e| DemoError::Setup(e.to_string()))?;
-    let provider = FakeKinde::start("127.0.0.1:0", FakeKindeOptions::default())
+    let provider = DemoFake::start(options.provider)
         .await
         .map_err(|e| DemoError::Setup(format!("provider fake: {e}")))?;
     let provider_url = provider.base_url();
-    let provider_signin_url = format!("{provider_url}{}", signin_page::PATH);
+    // The hosted page is at the fake's root, whatever the API's base path.
+    let page_origin = url::Url::parse(&provider_url)
+        .map(|u| u.origin().ascii_serialization())
+        .map_err(|e| DemoError::Setup(format!("provider fake: {e}")))?;
+    let provider_signin_url = format!("{page_origin}{}", signin_page::PATH);
     let text = config_toml(
-        &options, &app.url, &provider, &legacy_db, &ledger_db, &audit_log,
+        &options,
+        &app.url,
+        &provider.provider_toml(),
+        &provider_signin_url,
+        &legacy_db,
+        &ledger_db,
+        &audit_log,
     );
     let config = crate::config::parse_str(&text, "demo config", std::iter::empty())
         .map_err(|e| DemoError::Setup(format!("demo config: {e}")))?;
@@ -158,12 +175,12 @@ pub async fn start(options: DemoOptions) -> Result<DemoHandle, DemoError> {
 fn config_toml(
     options: &DemoOptions,
     app_url: &str,
-    provider: &FakeKinde,
+    provider_toml: &str,
+    signin_url: &str,
     legacy_db: &Path,
     ledger_db: &Path,
     audit_log: &Path,
 ) -> String {
-    let kinde = provider.options();
     let quoted = |p: &Path| toml::Value::String(p.display().to_string()).to_string();
     let sqlite = |p: &Path| toml::Value::String(format!("sqlite://{}", p.display())).to_string();
     format!(
@@ -200,15 +217,7 @@ format = "auto"
 salt_position = "suffix"
 columns = {{ id = "id", login = "", email = "email", hash = "hash", format = "format", salt = "salt", given_name = "given_name", family_name = "family_name" }}
 
-[provider]
-kind = "kinde"
-
-[provider.kinde]
-base_url = "{provider_url}"
-client_id = "{client_id}"
-client_secret = "{client_secret}"
-bcrypt_cost = 10
-
+{provider_toml}
 [ledger]
 url = {ledger_url}
 
@@ -217,17 +226,13 @@ file = {audit_file}
 
 [migration]
 phase = "route"
-route = {{ mode = "redirect", url_template = "{provider_url}{page}?login_hint={{login_hint}}" }}
+route = {{ mode = "redirect", url_template = "{signin_url}?login_hint={{login_hint}}" }}
 "#,
         listen = options.listen,
         admin = options.admin,
         legacy_url = sqlite(legacy_db),
-        provider_url = provider.base_url(),
-        client_id = kinde.client_id,
-        client_secret = kinde.client_secret,
         ledger_url = sqlite(ledger_db),
         audit_file = quoted(audit_log),
-        page = signin_page::PATH,
     )
 }
 

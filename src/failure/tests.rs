@@ -301,4 +301,34 @@ fn start_up_errors() {
         crate::migrate::phase::check_phase(crate::migrate::Phase::Route, false, false).unwrap_err(),
     );
     is(&settings, Blame::Config, Retry::Never, "config");
+    let refused = crate::migrate::ChangeRefused::from(settings);
+    is(&refused, Blame::Config, Retry::Never, "config");
+    is(
+        &crate::migrate::ChangeRefused::HandoffRequired,
+        Blame::Config,
+        Retry::Never,
+        "config",
+    );
+    let ledger_down = crate::migrate::ChangeRefused::Ledger(crate::ledger::LedgerError::Timeout);
+    is(&ledger_down, Blame::Ledger, Retry::Later, "ledger");
+}
+
+#[test]
+fn handoff_errors() {
+    use crate::handoff::HandoffError;
+    let ledger = HandoffError::Ledger(LedgerError::Timeout);
+    is(&ledger, Blame::Ledger, Retry::Later, "timeout");
+    let legacy = HandoffError::Legacy(LegacyError::Unavailable {
+        backend: "mysql",
+        message: "refused".into(),
+    });
+    is(&legacy, Blame::LegacyStore, Retry::Later, "unavailable");
+    let report = HandoffError::Report(std::io::Error::other("disk full"));
+    is(&report, Blame::Config, Retry::Never, "config");
+    is(
+        &HandoffError::Config("x".into()),
+        Blame::Config,
+        Retry::Never,
+        "config",
+    );
 }

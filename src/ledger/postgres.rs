@@ -27,6 +27,16 @@ const MIGRATIONS: &[Migration] = &[
         include_str!("schema/postgres/0002_migrated_at_index.sql"),
     ),
     (3, "census", include_str!("schema/postgres/0003_census.sql")),
+    (
+        4,
+        "handoff",
+        include_str!("schema/postgres/0004_handoff.sql"),
+    ),
+    (
+        5,
+        "settings",
+        include_str!("schema/postgres/0005_settings.sql"),
+    ),
 ];
 
 /// Advisory lock key taken while migrating ("dripgate" in ASCII).
@@ -101,4 +111,15 @@ pub(super) async fn migrate(pool: &PgPool) -> Result<(), LedgerError> {
         tracing::info!(version, name, "ledger schema migrated (postgres)");
     }
     tx.commit().await.map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The runner applies missing versions in list order: the list must ascend, so a version
+    /// merged later (4) is applied before the ones after it on a fresh ledger.
+    #[test]
+    fn schema_versions_ascend() {
+        let versions: Vec<i64> = super::MIGRATIONS.iter().map(|m| m.0).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    }
 }

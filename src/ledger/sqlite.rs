@@ -26,6 +26,12 @@ const MIGRATIONS: &[Migration] = &[
         include_str!("schema/sqlite/0002_migrated_at_index.sql"),
     ),
     (3, "census", include_str!("schema/sqlite/0003_census.sql")),
+    (4, "handoff", include_str!("schema/sqlite/0004_handoff.sql")),
+    (
+        5,
+        "settings",
+        include_str!("schema/sqlite/0005_settings.sql"),
+    ),
 ];
 
 /// Opens (creating if missing) the SQLite file named by the config's URL.
@@ -128,4 +134,15 @@ pub(super) async fn migrate(pool: &SqlitePool) -> Result<(), LedgerError> {
         tracing::info!(version, name, "ledger schema migrated (sqlite)");
     }
     tx.commit().await.map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The runner applies missing versions in list order: the list must ascend, so a version
+    /// merged later (4) is applied before the ones after it on a fresh ledger.
+    #[test]
+    fn schema_versions_ascend() {
+        let versions: Vec<i64> = super::MIGRATIONS.iter().map(|m| m.0).collect();
+        assert!(versions.windows(2).all(|w| w[0] < w[1]), "{versions:?}");
+    }
 }

@@ -34,6 +34,9 @@ pub struct Census {
     /// Rows whose normalized login equals an earlier row's (those logins are ambiguous;
     /// the users can still sign in by email).
     pub login_collisions: u64,
+    /// Rows counted under `unverifiable_hash`, by what the stored value looks like
+    /// (`des_crypt`, `bsdi_crypt`, `md5_crypt`, `md5_uppercase`, `truncated`, `placeholder`).
+    pub unverifiable: BTreeMap<String, u64>,
 }
 
 /// State of a key seen before.
@@ -113,6 +116,12 @@ impl<'a> Tally<'a> {
             }
         }
         let outcome = self.rules.classify(row);
+        if outcome.as_ref().err() == Some(&Reason::UnverifiableHash)
+            && let Ok(h) = self.rules.hash_of(row)
+        {
+            let kind = shape::unverifiable_at_wordpress(h.hash()).unwrap_or("placeholder");
+            *self.census.unverifiable.entry(kind.to_owned()).or_default() += 1;
+        }
         let id = row.id.as_deref();
         let Some(key) = self.rules.key_of(row) else {
             match outcome {
@@ -174,6 +183,8 @@ pub struct CensusSummary {
     pub work_factors: BTreeMap<String, u64>,
     /// Rows whose normalized login equals an earlier row's.
     pub login_collisions: u64,
+    /// `unverifiable_hash` rows by what the stored value looks like.
+    pub unverifiable: BTreeMap<String, u64>,
 }
 
 impl Census {
@@ -189,6 +200,7 @@ impl Census {
             formats: self.formats.clone(),
             work_factors: self.work_factors.clone(),
             login_collisions: self.login_collisions,
+            unverifiable: self.unverifiable.clone(),
         }
     }
 
@@ -230,6 +242,11 @@ impl Census {
                 .map(|e| format!("  e.g. ids {}", e.join(", ")))
                 .unwrap_or_default();
             let _ = writeln!(s, "  {:<18} {:>10}{ex}", reason.as_str(), n);
+            if *reason == Reason::UnverifiableHash {
+                for (kind, m) in &self.unverifiable {
+                    let _ = writeln!(s, "    {kind:<16} {m:>10}");
+                }
+            }
         }
         let _ = writeln!(s, "hash formats:");
         for (format, n) in &self.formats {

@@ -121,6 +121,19 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// Whether the preset's application verified every user's email, which is what the
+    /// provider's `mark_email_verified` asserts: `Some(false)` where it is known not to
+    /// (WordPress never verifies an email; Drupal 7's "require e-mail verification" setting,
+    /// even when on, is recorded nowhere per user and does not cover accounts an administrator
+    /// created; Django's `auth_user` has no verification), `None` for a generic or custom store,
+    /// whose application only the operator knows.
+    pub const fn emails_verified(self) -> Option<bool> {
+        match self {
+            Preset::Wordpress | Preset::Drupal7 | Preset::Django => Some(false),
+            Preset::Generic | Preset::Custom => None,
+        }
+    }
+
     /// The config name.
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -169,6 +182,10 @@ pub struct Columns {
     /// Family name (optional).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family_name: Option<String>,
+    /// When the user was created (optional; `generic` stores only): the `--created-before`
+    /// filter of `dripgate handoff` reads it (a date/time, or Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
 }
 
 impl Default for Columns {
@@ -182,6 +199,7 @@ impl Default for Columns {
             salt: None,
             given_name: None,
             family_name: None,
+            created: None,
         }
     }
 }

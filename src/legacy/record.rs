@@ -82,6 +82,11 @@ pub enum Reason {
     UnknownFormat,
     /// The format is known but this variant is not verified by dripgate.
     UnsupportedHash,
+    /// No password can ever verify against the stored value where the legacy app checks it:
+    /// WordPress compares every value of 32 characters or fewer with the lower-case hex MD5
+    /// of the password, so a DES or BSDi crypt hash, a short md5-crypt hash, an upper-case
+    /// hex digest or a placeholder such as `x` there never matches any password.
+    UnverifiableHash,
     /// The salt settings do not fit the format (config error).
     BadHashSettings,
     /// The hash asks for more work than the `[hash]` caps allow (bcrypt cost, crypt rounds,
@@ -95,7 +100,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, in report order.
-    pub const ALL: [Reason; 11] = [
+    pub const ALL: [Reason; 12] = [
         Reason::NoEmail,
         Reason::NoId,
         Reason::EmptyHash,
@@ -103,6 +108,7 @@ impl Reason {
         Reason::TruncatedHash,
         Reason::UnknownFormat,
         Reason::UnsupportedHash,
+        Reason::UnverifiableHash,
         Reason::BadHashSettings,
         Reason::WorkFactorOverCap,
         Reason::LockedAccount,
@@ -119,6 +125,7 @@ impl Reason {
             Reason::TruncatedHash => "truncated_hash",
             Reason::UnknownFormat => "unknown_format",
             Reason::UnsupportedHash => "unsupported_hash",
+            Reason::UnverifiableHash => "unverifiable_hash",
             Reason::BadHashSettings => "bad_hash_settings",
             Reason::WorkFactorOverCap => "work_factor_over_cap",
             Reason::LockedAccount => "locked_account",

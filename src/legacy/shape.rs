@@ -47,6 +47,9 @@ pub(crate) fn inspect(
         return Err(Reason::LockedAccount);
     }
     let format = h.resolved_format().ok_or(Reason::UnknownFormat)?;
+    if format == Format::Wordpress && unverifiable_at_wordpress(value).is_some() {
+        return Err(Reason::UnverifiableHash);
+    }
     // md5-crypt has a fixed, uncapped 1000 rounds: check its layout here instead.
     if let Some(rest) = value
         .strip_prefix("$1$")
@@ -73,6 +76,44 @@ pub(crate) fn inspect(
             Err(Reason::UnsupportedHash)
         }
     }
+}
+
+/// What a `user_pass` value that WordPress can never verify looks like, or `None` when it can
+/// verify (`wp_check_password` compares any value of 32 characters or fewer with
+/// `md5($password)`, lower-case hex: only such a digest can match; longer values go on to the
+/// `$wp`, phpass and `password_verify` branches). A bounded label, for the census:
+/// `des_crypt` (13 characters of the crypt alphabet), `bsdi_crypt` (`_` + 19), `md5_crypt`
+/// (`$1$` with a short salt), `md5_uppercase` (32 hex digits, not all lower-case),
+/// `truncated` (the start of a `$P$`, `$H$`, `$wp` or `$2` hash), `placeholder` (anything else:
+/// `x`, `-`, `disabled`, …).
+pub(crate) fn unverifiable_at_wordpress(value: &str) -> Option<&'static str> {
+    if value.len() > 32 {
+        return None;
+    }
+    let crypt_alphabet = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'/')
+    };
+    let hex = |s: &str| s.len() == 32 && s.bytes().all(|b| b.is_ascii_hexdigit());
+    Some(if hex(value) {
+        if value.bytes().all(|b| !b.is_ascii_uppercase()) {
+            return None;
+        }
+        "md5_uppercase"
+    } else if value.starts_with("$1$") {
+        "md5_crypt"
+    } else if ["$P$", "$H$", "$wp", "$2"]
+        .iter()
+        .any(|p| value.starts_with(p))
+    {
+        "truncated"
+    } else if value.len() == 20 && value.starts_with('_') && crypt_alphabet(&value[1..]) {
+        "bsdi_crypt"
+    } else if value.len() == 13 && crypt_alphabet(value) {
+        "des_crypt"
+    } else {
+        "placeholder"
+    })
 }
 
 /// The work-factor label of a well-formed value, if its format has one.
@@ -171,6 +212,48 @@ mod tests {
             inspect(&wp, &HashConfig::default()),
             Ok((Format::Wordpress, Some("cost=5".into())))
         );
+    }
+
+    #[test]
+    fn wordpress_values_that_can_never_verify() {
+        let wp = |v: &str| {
+            inspect(
+                &LegacyHash::new(Format::Wordpress, v),
+                &HashConfig::default(),
+            )
+        };
+        let cases = [
+            ("rl4ZQ/BNUSnXk", "des_crypt"),
+            ("_J9..rasmBYk8r9AiWNc", "bsdi_crypt"),
+            ("$1$salt$qJH7.N4xYta3aEG/dfqo/0", "md5_crypt"),
+            ("5F4DCC3B5AA765D61D8327DEB882CF99", "md5_uppercase"),
+            ("$P$BoQjkeN0kF", "truncated"),
+            ("x", "placeholder"),
+            ("disabled", "placeholder"),
+        ];
+        for (value, kind) in cases {
+            assert!(value.len() <= 32, "{value}");
+            assert_eq!(unverifiable_at_wordpress(value), Some(kind), "{value}");
+            assert_eq!(wp(value), Err(Reason::UnverifiableHash), "{value}");
+        }
+        // What WordPress does verify: lower-case md5 hex, and longer hashes of its branches.
+        assert_eq!(
+            wp("5f4dcc3b5aa765d61d8327deb882cf99"),
+            Ok((Format::Wordpress, None))
+        );
+        for value in [
+            "$P$BoQjkeN0kFwKVNabNE6n1VyuxNIKCo0",
+            "$wp$2y$05$jQGRZDTiJQDpD3gy2sRIW.hNGjyy0l1UK9LrO1W6m7PQD.3n0DWD.",
+            "$2y$10$eS.DTZ3X3QLOwj.MHHSjOOs9aLTa6WBwTwCI/N7M776diclWhV10K",
+        ] {
+            assert_eq!(unverifiable_at_wordpress(value), None, "{value}");
+            assert!(wp(value).is_ok(), "{value}");
+        }
+        // The same 13 characters are a DES hash dripgate verifies when the format is crypt.
+        assert_ne!(auto("rl4ZQ/BNUSnXk"), Err(Reason::UnverifiableHash));
+        // Empty and locked values keep their own reasons.
+        assert_eq!(wp(""), Err(Reason::EmptyHash));
+        assert_eq!(wp("*"), Err(Reason::LockedAccount));
     }
 
     /// One well-formed value per capped parameter, with a config whose cap is one below it.

@@ -17,9 +17,13 @@ use super::transfer::{self, TransferMetrics};
 use crate::audit::{Actor, AuditEvent, AuditKind, AuditLog};
 use crate::failure::Classified;
 use crate::hash::{Password, VerifyPool};
-use crate::ledger::{Claim, Ledger, LedgerError, State};
+use crate::ledger::{Claim, Ledger, LedgerError, Method, State};
 use crate::legacy::{LegacyStore, LegacyUser, Lookup};
-use crate::provider::{NewUser, Provider, ProviderError, ProviderUser, ProviderUserId};
+use crate::provider::{
+    ImportedHash, NewUser, Provider, ProviderError, ProviderUser, ProviderUserId,
+};
+
+mod gone;
 
 /// Everything a migration needs; cheap to clone.
 #[derive(Clone)]
@@ -119,6 +123,16 @@ impl Engine {
     /// This replica's id.
     pub fn replica(&self) -> &str {
         &self.inner.replica
+    }
+
+    /// Whether a provider is configured (phases other than `observe` need one).
+    pub fn has_provider(&self) -> bool {
+        self.inner.provider.is_some()
+    }
+
+    /// The provider, when one is configured.
+    pub fn provider(&self) -> Option<&Arc<dyn Provider>> {
+        self.inner.provider.as_ref()
     }
 
     /// Changes the phase and canary share at run time (admin API or config reload); every
@@ -241,7 +255,7 @@ impl Engine {
             provider: provider.as_ref(),
             user: &user,
             claim: &claim,
-            credentials: &credentials,
+            source: Source::Proven(&credentials),
             phase,
             fingerprint: &fingerprint,
         };
@@ -320,20 +334,42 @@ impl Classified for SettingsError {
     }
 }
 
-enum Claimed {
+pub(super) enum Claimed {
     Go(Claim, bool),
     Done(Outcome),
 }
 
-/// One migration holding a claim.
-struct Run<'a> {
-    engine: &'a Engine,
-    provider: &'a dyn Provider,
-    user: &'a LegacyUser,
-    claim: &'a Claim,
-    credentials: &'a Credentials,
-    phase: Phase,
-    fingerprint: &'a str,
+/// Where the provider user's password comes from in a [`Run`].
+#[derive(Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// A sign-in: the password the user just proved (`migrate::transfer`).
+    Proven(&'a Credentials),
+    /// The hand-off: the legacy hash, in a format the provider imports.
+    Imported(&'a ImportedHash),
+    /// The hand-off: no password; a change is required at the next sign-in.
+    Reset,
+}
+
+impl Source<'_> {
+    /// How the ledger records the password's way to the provider.
+    fn method(self) -> Method {
+        match self {
+            Self::Proven(_) => Method::Live,
+            Self::Imported(_) => Method::HandoffHash,
+            Self::Reset => Method::HandoffReset,
+        }
+    }
+}
+
+/// One migration holding a claim: the one provisioning sequence, for sign-ins and the hand-off.
+pub(super) struct Run<'a> {
+    pub(super) engine: &'a Engine,
+    pub(super) provider: &'a dyn Provider,
+    pub(super) user: &'a LegacyUser,
+    pub(super) claim: &'a Claim,
+    pub(super) source: Source<'a>,
+    pub(super) phase: Phase,
+    pub(super) fingerprint: &'a str,
 }
 
 impl Run<'_> {
@@ -347,11 +383,17 @@ impl Run<'_> {
         .provider_user(provider_id)
     }
 
-    fn password(&self) -> crate::provider::Password<'_> {
-        crate::provider::Password::from_secret_bytes(&self.credentials.password)
+    /// The password the user just proved, on the live path.
+    fn password(&self) -> Option<crate::provider::Password<'_>> {
+        match self.source {
+            Source::Proven(credentials) => Some(crate::provider::Password::from_secret_bytes(
+                &credentials.password,
+            )),
+            Source::Imported(_) | Source::Reset => None,
+        }
     }
 
-    async fn provision(&self, resync: bool) -> Exit {
+    pub(super) async fn provision(&self, resync: bool) -> Exit {
         let fingerprint = self.fingerprint;
         let ledger = self.engine.ledger();
         let mut taken = None;
@@ -364,7 +406,8 @@ impl Run<'_> {
                     id
                 }
                 Ok(Found::Created(id, set)) => {
-                    password_set = set;
+                    // Only a password given to create counts (the hand-off gives none).
+                    password_set = set && self.password().is_some();
                     id
                 }
                 Ok(Found::Stop(exit)) => return exit,
@@ -376,11 +419,15 @@ impl Run<'_> {
         {
             return self.failed(Stage::Ledger, &e).await;
         }
-        if !password_set && let Err(e) = self.transfer_password(&id).await {
+        if !password_set && let Err(e) = self.give_password(&id).await {
+            if self.provider_user_gone(&e) {
+                return self.provision_again(&id).await;
+            }
             return self.provider_failed(&e, Some(&id)).await;
         }
+        let method = self.source.method();
         if let Err(e) = ledger
-            .mark_migrated(self.claim, id.as_str(), fingerprint)
+            .mark_migrated_by(self.claim, id.as_str(), fingerprint, method)
             .await
         {
             if matches!(e, LedgerError::Fenced) {
@@ -404,22 +451,34 @@ impl Run<'_> {
             }
             None => Outcome::Migrated,
         };
-        audit.emit(self.audit(AuditKind::Migrated, Some(id.as_str())));
+        audit.emit(match method {
+            Method::Live => self.audit(AuditKind::Migrated, Some(id.as_str())),
+            _ => self
+                .audit(AuditKind::HandedOff, Some(id.as_str()))
+                .detail(method.as_str()),
+        });
         outcome.into()
     }
 
-    /// The password the user just proved, to the provider: the verified legacy hash where the
-    /// provider is configured for it and takes it, else the password (`migrate::transfer`).
-    async fn transfer_password(&self, id: &ProviderUserId) -> Result<(), ProviderError> {
-        transfer::transfer(
-            self.provider,
-            id,
-            self.password(),
-            &self.user.hash,
-            self.user.format,
-            &self.engine.inner.transfer_metrics,
-        )
-        .await
+    /// The password, to the provider. Live: the password the user just proved (the verified
+    /// legacy hash where the provider is configured for it and takes it, `migrate::transfer`).
+    /// Hand-off: the legacy hash imported as it is, or a password change required.
+    async fn give_password(&self, id: &ProviderUserId) -> Result<(), ProviderError> {
+        match self.source {
+            Source::Proven(credentials) => {
+                transfer::transfer(
+                    self.provider,
+                    id,
+                    crate::provider::Password::from_secret_bytes(&credentials.password),
+                    &self.user.hash,
+                    self.user.format,
+                    &self.engine.inner.transfer_metrics,
+                )
+                .await
+            }
+            Source::Imported(hash) => self.provider.import_legacy_hash(id, hash).await,
+            Source::Reset => self.provider.require_password_change(id).await,
+        }
     }
 
     /// Find-by-email first (it also finds a user created by an attempt that crashed), then
@@ -434,11 +493,7 @@ impl Run<'_> {
             family_name: self.user.family_name.clone(),
             legacy_id: Some(self.user.legacy_id.clone()),
         };
-        match self
-            .provider
-            .create_user(&new_user, Some(self.password()))
-            .await
-        {
+        match self.provider.create_user(&new_user, self.password()).await {
             Ok(created) => Ok(Found::Created(created.id, created.password_set)),
             // Created meanwhile (by another holder, or by someone else): decided as if found.
             Err(e @ ProviderError::AlreadyExists { .. }) => {

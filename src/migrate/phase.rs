@@ -2,7 +2,8 @@
 //!
 //! `observe` verifies and counts what would migrate (no provider writes), `migrate` provisions
 //! while legacy keeps serving every sign-in, `route` also sends migrated users' sign-ins to the
-//! new provider, optionally only for a canary share of them and only for allowed email domains.
+//! new provider, optionally only for a canary share of them and only for allowed email domains;
+//! `complete` sends every sign-in (and reset) to the provider and none to legacy.
 
 use std::sync::Arc;
 
@@ -21,6 +22,9 @@ pub enum Phase {
     Migrate,
     /// Provision, and send migrated users' sign-ins to the new provider.
     Route,
+    /// The end state: every sign-in and reset goes to the provider, migrated or not; legacy's
+    /// sign-in and forgot-password routes are no longer reachable through dripgate.
+    Complete,
 }
 
 impl Phase {
@@ -30,11 +34,22 @@ impl Phase {
             Self::Observe => "observe",
             Self::Migrate => "migrate",
             Self::Route => "route",
+            Self::Complete => "complete",
         }
     }
 
     /// All phases.
-    pub const ALL: [Phase; 3] = [Phase::Observe, Phase::Migrate, Phase::Route];
+    pub const ALL: [Phase; 4] = [
+        Phase::Observe,
+        Phase::Migrate,
+        Phase::Route,
+        Phase::Complete,
+    ];
+
+    /// Whether sign-ins of migrated users go to the provider (`route` and `complete`).
+    pub fn routes(self) -> bool {
+        matches!(self, Self::Route | Self::Complete)
+    }
 }
 
 impl std::str::FromStr for Phase {
@@ -43,7 +58,7 @@ impl std::str::FromStr for Phase {
         Self::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| format!("unknown phase `{s}` (observe, migrate, route)"))
+            .ok_or_else(|| format!("unknown phase `{s}` (observe, migrate, route, complete)"))
     }
 }
 
@@ -86,8 +101,8 @@ pub struct PhaseUnsupported {
     pub message: &'static str,
 }
 
-/// Whether `phase` can run with what the config (or the running engine) has: `migrate` and
-/// `route` need a provider, `route` a route target. Start-up validation, `check-config`,
+/// Whether `phase` can run with what the config (or the running engine) has: `migrate`,
+/// `route` and `complete` need a provider, `route` and `complete` a route target. Start-up validation, `check-config`,
 /// `POST /phase` and the SIGHUP reload all ask this one function, so they refuse alike.
 pub fn check_phase(
     phase: Phase,
@@ -97,13 +112,13 @@ pub fn check_phase(
     if phase != Phase::Observe && !has_provider {
         return Err(PhaseUnsupported {
             key: "migration.phase",
-            message: "phases migrate and route need a [provider] section (observe does not)",
+            message: "phases migrate and route need a [provider] section (complete too; observe does not)",
         });
     }
-    if phase == Phase::Route && !has_route_target {
+    if phase.routes() && !has_route_target {
         return Err(PhaseUnsupported {
             key: "migration.route",
-            message: "phase route needs a route target (mode = \"redirect\" or \"forward\")",
+            message: "phases route and complete need a route target (mode = \"redirect\" or \"forward\")",
         });
     }
     Ok(())
@@ -148,6 +163,13 @@ pub struct MigrationConfig {
     pub replica_id: Option<String>,
     /// The share (0–1) of legacy users the status page's ETA counts towards.
     pub target_share: f64,
+    /// How often each replica reads the shared settings' version from the ledger (a change
+    /// made on any replica is applied here within this time).
+    #[serde(with = "humantime_serde")]
+    pub settings_poll_interval: std::time::Duration,
+    /// In `route` and `complete`, where a forgot-password request is sent: the provider's
+    /// reset page, `{login_hint}` replaced by the url-encoded identifier as typed.
+    pub reset_url_template: Option<String>,
 }
 
 impl Default for MigrationConfig {
@@ -165,6 +187,8 @@ impl Default for MigrationConfig {
             workers: 8,
             replica_id: None,
             target_share: 0.8,
+            settings_poll_interval: std::time::Duration::from_secs(2),
+            reset_url_template: None,
         }
     }
 }
@@ -178,24 +202,76 @@ pub struct RuntimeSettings {
     pub canary_percent: f64,
 }
 
+/// Where the settings in force came from (`/status`'s `migration.settings_origin`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SettingsOrigin {
+    /// `file` (the config file's initial value), `admin_api` (`POST /phase`) or
+    /// `config_reload` (a SIGHUP with a changed file).
+    pub source: String,
+    /// Who changed it: for the admin API the token name and peer address.
+    pub changed_by: Option<String>,
+    /// When it was stored in the ledger (its clock, ms since the Unix epoch); null when the
+    /// value was never stored (the ledger could not be reached at start-up).
+    pub changed_at: Option<i64>,
+    /// The ledger's settings version this replica applies; null when not from the ledger.
+    pub version: Option<i64>,
+}
+
+impl SettingsOrigin {
+    /// The config file's value, not (yet) stored in the ledger.
+    pub fn file() -> Self {
+        Self {
+            source: "file".to_owned(),
+            changed_by: None,
+            changed_at: None,
+            version: None,
+        }
+    }
+}
+
+/// The settings in force and their origin.
+#[derive(Debug, Clone)]
+struct Applied {
+    settings: RuntimeSettings,
+    origin: SettingsOrigin,
+}
+
 /// Shared, hot-switchable phase and canary share.
 #[derive(Clone)]
-pub struct PhaseState(Arc<ArcSwap<RuntimeSettings>>);
+pub struct PhaseState(Arc<ArcSwap<Applied>>);
 
 impl PhaseState {
-    /// Starts at `settings`.
+    /// Starts at `settings`, from the config file.
     pub fn new(settings: RuntimeSettings) -> Self {
-        Self(Arc::new(ArcSwap::from_pointee(settings)))
+        Self(Arc::new(ArcSwap::from_pointee(Applied {
+            settings,
+            origin: SettingsOrigin::file(),
+        })))
     }
 
     /// The current settings.
     pub fn get(&self) -> RuntimeSettings {
-        **self.0.load()
+        self.0.load().settings
+    }
+
+    /// Where the current settings came from.
+    pub fn origin(&self) -> SettingsOrigin {
+        self.0.load().origin.clone()
     }
 
     /// Replaces the settings; returns the previous ones.
     pub fn set(&self, settings: RuntimeSettings) -> RuntimeSettings {
-        *self.0.swap(Arc::new(settings))
+        let origin = self.0.load().origin.clone();
+        self.set_with_origin(settings, origin)
+    }
+
+    /// Replaces the settings and their origin; returns the previous settings.
+    pub fn set_with_origin(
+        &self,
+        settings: RuntimeSettings,
+        origin: SettingsOrigin,
+    ) -> RuntimeSettings {
+        self.0.swap(Arc::new(Applied { settings, origin })).settings
     }
 }
 

@@ -38,8 +38,11 @@ impl Engine {
         let engine = self;
         let settings = engine.phase().get();
         let config = engine.config();
-        if settings.phase != Phase::Route || config.route.is_none() {
+        if !settings.phase.routes() || config.route.is_none() {
             return RouteDecision::Legacy;
+        }
+        if settings.phase == Phase::Complete {
+            return complete_decision(engine, identifier).await;
         }
         let routed = match migrated_identity(engine, identifier).await {
             Ok(Some(routed)) => routed,
@@ -78,17 +81,40 @@ impl Engine {
             )
             .provider_user(Some(routed.migrated.provider_user_id.as_str())),
         );
-        match &config.route {
-            // The provider knows the user by the email dripgate created it with, not by the
-            // login name that may have been typed.
-            Some(RouteTarget::Redirect { url_template }) => {
-                let hint: String =
-                    form_urlencoded::byte_serialize(email.unwrap_or_default().as_bytes()).collect();
-                RouteDecision::Redirect(url_template.replace("{login_hint}", &hint))
-            }
-            Some(RouteTarget::Forward { .. }) => RouteDecision::NewUpstream,
-            None => RouteDecision::Legacy,
+        // The provider knows the user by the email dripgate created it with, not by the
+        // login name that may have been typed.
+        to_provider(config.route.as_ref(), &email.unwrap_or_default())
+    }
+}
+
+/// Where `complete` sends a sign-in: to the provider, whoever it names. The login hint is the
+/// user's email where the legacy store knows the user, else what was typed.
+async fn complete_decision(engine: &Engine, identifier: &str) -> RouteDecision {
+    let legacy = engine.legacy();
+    let hint = match legacy.lookup(identifier).await {
+        Ok(Lookup::Found(user)) => {
+            engine.audit().emit(AuditEvent::new(
+                AuditKind::RoutedToProvider,
+                Some(&user.key),
+                Phase::Complete.as_str(),
+                engine.replica(),
+            ));
+            legacy.normalize(&user.email)
         }
+        _ => identifier.to_owned(),
+    };
+    to_provider(engine.config().route.as_ref(), &hint)
+}
+
+/// The route target's decision: a redirect with `login_hint`, or the new upstream.
+fn to_provider(target: Option<&RouteTarget>, login_hint: &str) -> RouteDecision {
+    match target {
+        Some(RouteTarget::Redirect { url_template }) => {
+            let hint: String = form_urlencoded::byte_serialize(login_hint.as_bytes()).collect();
+            RouteDecision::Redirect(url_template.replace("{login_hint}", &hint))
+        }
+        Some(RouteTarget::Forward { .. }) => RouteDecision::NewUpstream,
+        None => RouteDecision::Legacy,
     }
 }
 

@@ -25,8 +25,9 @@ use super::http::{Answer, build_client, send};
 use super::limit::{Idempotency, Limiter};
 use super::token::{Token, TokenCache};
 use super::{
-    Capabilities, CheckReport, CreatedUser, ImportedHash, NewUser, Operation, Password, Provider,
-    ProviderError, ProviderKind, ProviderMetrics, ProviderUser, ProviderUserId,
+    Capabilities, CheckReport, CreatedUser, ImportedHash, NewUser, Operation, Password,
+    PasswordState, Provider, ProviderError, ProviderKind, ProviderMetrics, ProviderUser,
+    ProviderUserId, UserDetails,
 };
 
 const KIND: ProviderKind = ProviderKind::Authgear;
@@ -37,6 +38,8 @@ pub const FIND_QUERY: &str = "query FindUserByEmail($email: String!) { getUsersB
 pub const CREATE_MUTATION: &str = "mutation CreateUser($key: String!, $email: String!, $password: String, $expired: Boolean) { createUser(input: {definition: {loginID: {key: $key, value: $email}}, password: $password, sendPassword: false, setPasswordExpired: $expired}) { user { id standardAttributes } } }";
 /// Replace a user's password.
 pub const RESET_PASSWORD_MUTATION: &str = "mutation ResetPassword($id: ID!, $password: String!, $expired: Boolean) { resetPassword(input: {userID: $id, password: $password, sendPassword: false, setPasswordExpired: $expired}) { user { id } } }";
+/// One user by node id, with whether a primary password authenticator exists.
+pub const GET_USER_QUERY: &str = "query GetUser($id: ID!) { node(id: $id) { ... on User { id standardAttributes primaryPassword { id } } } }";
 /// Require a password change at the next sign-in.
 pub const SET_PASSWORD_EXPIRED_MUTATION: &str = "mutation ExpirePassword($id: ID!) { setPasswordExpired(input: {userID: $id, expired: true}) { user { id } } }";
 
@@ -453,6 +456,30 @@ impl AuthgearClient {
             .map(|_| ())
     }
 
+    /// `node(id:)` as a `User`: `null` (or another type) is "no such user"; the password is
+    /// set when the user has a primary password authenticator.
+    async fn get(&self, id: &ProviderUserId) -> Result<Option<UserDetails>, ProviderError> {
+        let op = Operation::GetUser;
+        let body = Self::body(GET_USER_QUERY, json!({"id": id.as_str()}))?;
+        let data = match self.graphql(op, Idempotency::Idempotent, &body).await {
+            Ok(data) => data,
+            Err(ProviderError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let Some(node) = data.get("node").filter(|n| !n.is_null()) else {
+            return Ok(None);
+        };
+        let Some(user) = Self::user_from(node) else {
+            return Ok(None);
+        };
+        let password = match node.get("primaryPassword") {
+            Some(Value::Null) => PasswordState::NotSet,
+            Some(Value::Object(_)) => PasswordState::Set,
+            _ => PasswordState::Unknown,
+        };
+        Ok(Some(UserDetails { user, password }))
+    }
+
     async fn expire_password(&self, id: &ProviderUserId) -> Result<(), ProviderError> {
         let op = Operation::RequirePasswordChange;
         let body = Self::body(SET_PASSWORD_EXPIRED_MUTATION, json!({"id": id.as_str()}))?;
@@ -556,5 +583,12 @@ impl Provider for AuthgearClient {
 
     fn check_credentials(&self) -> BoxFuture<'_, CheckReport> {
         self.check().boxed()
+    }
+
+    fn get_user<'a>(
+        &'a self,
+        id: &'a ProviderUserId,
+    ) -> BoxFuture<'a, Result<Option<UserDetails>, ProviderError>> {
+        self.get(id).boxed()
     }
 }

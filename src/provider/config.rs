@@ -22,7 +22,7 @@ use super::{ProviderError, ProviderKind};
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProviderConfig {
-    /// Which provider: `kinde` or `authgear`.
+    /// Which provider: `kinde`, `authgear`, `keycloak` or `http` (the generic HTTP contract).
     pub kind: ProviderKind,
     /// Kinde settings (required when `kind = "kinde"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,6 +30,15 @@ pub struct ProviderConfig {
     /// Authgear settings (required when `kind = "authgear"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub authgear: Option<AuthgearConfig>,
+    /// Amazon Cognito settings (required when `kind = "cognito"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cognito: Option<super::cognito::CognitoConfig>,
+    /// Generic HTTP provider settings (required when `kind = "http"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_provider: Option<super::generic::GenericHttpConfig>,
+    /// Keycloak settings (required when `kind = "keycloak"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keycloak: Option<super::keycloak::KeycloakConfig>,
     /// HTTP client settings.
     #[serde(default)]
     pub http: HttpConfig,
@@ -52,7 +61,28 @@ impl ProviderConfig {
                     "kind = \"authgear\" needs a [provider.authgear] section".into(),
                 ));
             }
+            ProviderKind::Cognito if self.cognito.is_none() => {
+                return Err(ProviderError::Config(
+                    "kind = \"cognito\" needs a [provider.cognito] section".into(),
+                ));
+            }
+            ProviderKind::Http if self.http_provider.is_none() => {
+                return Err(ProviderError::Config(
+                    "kind = \"http\" needs a [provider.http_provider] section".into(),
+                ));
+            }
+            ProviderKind::Keycloak if self.keycloak.is_none() => {
+                return Err(ProviderError::Config(
+                    "kind = \"keycloak\" needs a [provider.keycloak] section".into(),
+                ));
+            }
             _ => {}
+        }
+        if let Some(c) = &self.cognito {
+            c.validate()?;
+        }
+        if let Some(k) = &self.keycloak {
+            k.validate()?;
         }
         if let Some(k) = &self.kinde {
             check_base_url(&k.base_url)?;
@@ -70,6 +100,9 @@ impl ProviderConfig {
                 ));
             }
         }
+        if let Some(g) = &self.http_provider {
+            g.validate()?;
+        }
         let l = &self.limits;
         if l.requests_per_second == 0
             || l.burst == 0
@@ -84,7 +117,7 @@ impl ProviderConfig {
     }
 }
 
-fn check_base_url(url: &str) -> Result<(), ProviderError> {
+pub(crate) fn check_base_url(url: &str) -> Result<(), ProviderError> {
     let url = Url::parse(url).map_err(|e| ProviderError::Config(format!("base_url {url}: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(ProviderError::Config(format!(
@@ -132,12 +165,61 @@ pub struct KindeConfig {
     /// Send `is_temporary_password = true` (the user must set a new password after sign-in).
     #[serde(default)]
     pub is_temporary_password: bool,
-    /// Mark the email identity verified on create (the user proved the legacy password).
-    #[serde(default = "default_true")]
-    pub mark_email_verified: bool,
+    /// Tell Kinde the email identity is verified on create (`is_verified`). Proving the legacy
+    /// password proves nothing about the email: set it to true only when the legacy app
+    /// verified every user's email. Unset, it follows the legacy preset (`false` for WordPress,
+    /// Drupal 7 and Django, which record no verification; docs/PROVIDERS.md) and is `false`
+    /// with a `check-config` warning for a generic or custom store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark_email_verified: Option<bool>,
+}
+
+impl ProviderConfig {
+    /// The configured provider's `mark_email_verified` and the name of its section (Authgear's
+    /// create has no such flag: `None`).
+    pub fn email_verification(&self) -> Option<(&'static str, Option<bool>)> {
+        match self.kind {
+            ProviderKind::Kinde => self
+                .kinde
+                .as_ref()
+                .map(|c| ("kinde", c.mark_email_verified)),
+            ProviderKind::Keycloak => self
+                .keycloak
+                .as_ref()
+                .map(|c| ("keycloak", c.mark_email_verified)),
+            ProviderKind::Cognito => self
+                .cognito
+                .as_ref()
+                .map(|c| ("cognito", c.mark_email_verified)),
+            ProviderKind::Http => self
+                .http_provider
+                .as_ref()
+                .map(|c| ("http_provider", c.mark_email_verified)),
+            ProviderKind::Authgear => None,
+        }
+    }
+
+    /// The configured provider's `mark_email_verified`, to fill in a default.
+    pub fn email_verification_mut(&mut self) -> Option<&mut Option<bool>> {
+        match self.kind {
+            ProviderKind::Kinde => self.kinde.as_mut().map(|c| &mut c.mark_email_verified),
+            ProviderKind::Keycloak => self.keycloak.as_mut().map(|c| &mut c.mark_email_verified),
+            ProviderKind::Cognito => self.cognito.as_mut().map(|c| &mut c.mark_email_verified),
+            ProviderKind::Http => self
+                .http_provider
+                .as_mut()
+                .map(|c| &mut c.mark_email_verified),
+            ProviderKind::Authgear => None,
+        }
+    }
 }
 
 impl KindeConfig {
+    /// What `is_verified` is sent as: `mark_email_verified`, false when unset.
+    pub fn email_verified(&self) -> bool {
+        self.mark_email_verified.unwrap_or(false)
+    }
+
     /// The token audience: configured, or `<base_url>/api`.
     pub fn audience(&self) -> String {
         self.audience
@@ -148,10 +230,6 @@ impl KindeConfig {
 
 fn default_bcrypt_cost() -> u32 {
     12
-}
-
-fn default_true() -> bool {
-    true
 }
 
 /// Authgear settings.
@@ -218,6 +296,8 @@ impl Default for HttpConfig {
 /// Kinde documents a requests-per-minute limiter and a concurrency limiter but publishes no
 /// numbers; the defaults stay well below what a tenant sees in practice (and Authgear's documented
 /// default of 60 requests per minute per IP applies to end-user features, not the Admin API).
+/// Keycloak has no admin API limit at all: the same defaults apply (about 1.7 migrations/s at
+/// three requests each); raise them for a Keycloak sized for more.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {

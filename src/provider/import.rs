@@ -1,5 +1,6 @@
 //! What a provider is sent when it imports a password hash instead of receiving the password:
-//! the provider's own wire vocabulary (Kinde's `SetUserPassword` fields), independent of how
+//! the providers' wire vocabulary (Kinde's `SetUserPassword` fields, which the Keycloak client
+//! re-encodes as a credential), independent of how
 //! dripgate parses legacy hashes. The caller (`migrate::transfer`) converts a verified legacy
 //! hash into an [`ImportedHash`]; the clients only serialise it.
 
@@ -26,6 +27,12 @@ pub enum HashingMethod {
     FirebaseScrypt,
     /// ASP.NET Identity v2 (base64 `PasswordHash` as-is; dripgate never sends it).
     AspnetIdentityV2,
+    /// PBKDF2-HMAC-SHA1 (variant `salted-pbkdf2-hmac-sha1`, base64 salt and key): Keycloak's
+    /// `pbkdf2`; not a Kinde method.
+    Pbkdf2Sha1,
+    /// argon2 with [`ImportedHash::argon2`] parameters, base64 salt and hash: Keycloak ≥ 24;
+    /// not a Kinde method.
+    Argon2,
 }
 
 impl HashingMethod {
@@ -41,7 +48,11 @@ impl HashingMethod {
         Self::AspnetIdentityV2,
     ];
 
-    /// The wire name (Kinde's `hashing_method` enum value); also the metric label.
+    /// What Keycloak imports as a stored password credential (`argon2` only where enabled).
+    pub const KEYCLOAK: [HashingMethod; 3] = [Self::Pbkdf2Sha1, Self::Pbkdf2, Self::Argon2];
+
+    /// The wire name (Kinde's `hashing_method` enum value; dripgate's name for the methods Kinde
+    /// lacks); also the metric label.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Bcrypt => "bcrypt",
@@ -52,6 +63,8 @@ impl HashingMethod {
             Self::Pbkdf2 => "pbkdf2",
             Self::FirebaseScrypt => "firebase-scrypt",
             Self::AspnetIdentityV2 => "aspnet-identity-v2",
+            Self::Pbkdf2Sha1 => "pbkdf2-sha1",
+            Self::Argon2 => "argon2",
         }
     }
 }
@@ -90,6 +103,21 @@ pub struct Pbkdf2Params {
     pub iterations: u32,
 }
 
+/// argon2 parameters, as the PHC string gives them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    /// `id`, `i` or `d`.
+    pub kind: &'static str,
+    /// 16 (`0x10`) or 19 (`0x13`).
+    pub version: u32,
+    /// `m`, KiB.
+    pub memory_kib: u32,
+    /// `t`.
+    pub iterations: u32,
+    /// `p`.
+    pub parallelism: u32,
+}
+
 /// A verified legacy hash in the provider's wire form.
 ///
 /// `Debug` never shows the hash or the salt.
@@ -104,6 +132,8 @@ pub struct ImportedHash {
     pub salt_position: Option<SaltPlacement>,
     /// `variant` and `iterations` (pbkdf2).
     pub pbkdf2: Option<Pbkdf2Params>,
+    /// The argon2 parameters (argon2; salt and hash are base64).
+    pub argon2: Option<Argon2Params>,
 }
 
 impl ImportedHash {
@@ -115,6 +145,7 @@ impl ImportedHash {
             salt: None,
             salt_position: None,
             pbkdf2: None,
+            argon2: None,
         }
     }
 }
@@ -127,6 +158,7 @@ impl fmt::Debug for ImportedHash {
             .field("salt", &self.salt.as_ref().map(|_| "<redacted>"))
             .field("salt_position", &self.salt_position)
             .field("pbkdf2", &self.pbkdf2)
+            .field("argon2", &self.argon2)
             .finish()
     }
 }

@@ -1,5 +1,6 @@
-//! New identity providers behind one trait: Kinde and Authgear clients, their token caches,
-//! client-side rate limits and retries. Their fakes are in `testkit` (cargo feature `testkit`).
+//! New identity providers behind one trait: Kinde, Authgear and Keycloak clients, the generic
+//! HTTP contract's client, their token caches, client-side rate limits and retries. Their fakes
+//! are in `testkit` (cargo feature `testkit`).
 //!
 //! The migration sequence the caller runs (see docs/PROVIDERS.md):
 //! find by email → create (Authgear sets the password in the same call) → set password
@@ -14,12 +15,15 @@ use futures_util::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 pub mod authgear;
+pub mod cognito;
 pub mod config;
 mod der;
 pub mod error;
+pub mod generic;
 pub mod hasher;
 mod http;
 pub mod import;
+pub mod keycloak;
 pub mod kinde;
 pub mod limit;
 pub mod metrics;
@@ -28,7 +32,7 @@ pub mod token;
 pub use config::ProviderConfig;
 pub use error::{ErrorClass, ProviderError};
 pub use hasher::{BlockingHasher, HasherError, PasswordHasher};
-pub use import::{HashingMethod, ImportedHash, Pbkdf2Params, SaltPlacement};
+pub use import::{Argon2Params, HashingMethod, ImportedHash, Pbkdf2Params, SaltPlacement};
 pub use metrics::ProviderMetrics;
 
 /// Which identity provider.
@@ -39,6 +43,13 @@ pub enum ProviderKind {
     Kinde,
     /// Authgear (GraphQL Admin API, self-signed admin-key JWT).
     Authgear,
+    /// Amazon Cognito user pools (AWS JSON 1.1, Signature Version 4).
+    Cognito,
+    /// An operator's own endpoint implementing the generic HTTP contract (HMAC-signed requests;
+    /// docs/generic-http-provider.openapi.yaml).
+    Http,
+    /// Keycloak (Admin REST API, client-credentials token of a service-account client).
+    Keycloak,
 }
 
 impl ProviderKind {
@@ -47,6 +58,9 @@ impl ProviderKind {
         match self {
             Self::Kinde => "kinde",
             Self::Authgear => "authgear",
+            Self::Cognito => "cognito",
+            Self::Http => "http",
+            Self::Keycloak => "keycloak",
         }
     }
 }
@@ -74,6 +88,8 @@ pub enum Operation {
     ImportHash,
     /// The cheap credentials check.
     Check,
+    /// Read one user by id (reconciliation: `dripgate ledger verify`).
+    GetUser,
 }
 
 impl Operation {
@@ -87,6 +103,7 @@ impl Operation {
             Self::RequirePasswordChange => "require_password_change",
             Self::ImportHash => "import_hash",
             Self::Check => "check",
+            Self::GetUser => "get_user",
         }
     }
 }
@@ -124,6 +141,27 @@ pub struct ProviderUser {
     pub email: Option<String>,
     /// The legacy id the provider stores, where it has a field for it (Kinde `provided_id`).
     pub legacy_id: Option<String>,
+}
+
+/// Whether the provider holds a password for a user, as far as its API tells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordState {
+    /// The user has a password (Authgear: a primary password authenticator).
+    Set,
+    /// The user has no password.
+    NotSet,
+    /// The provider's API does not say (Kinde's user record has no password field).
+    Unknown,
+}
+
+/// A user read by id ([`Provider::get_user`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDetails {
+    /// The user as the provider reports it.
+    pub user: ProviderUser,
+    /// Whether a password is set, where the provider can tell.
+    pub password: PasswordState,
 }
 
 /// The profile of a user to create.
@@ -270,6 +308,32 @@ pub trait Provider: Send + Sync + fmt::Debug {
 
     /// Obtains credentials and makes one cheap read call.
     fn check_credentials(&self) -> BoxFuture<'_, CheckReport>;
+
+    /// Reads the user with this provider id, for reconciliation (`dripgate ledger verify`),
+    /// never on the sign-in path. Runs under the client's rate limiter like every call.
+    ///
+    /// `Ok(None)` only when the provider says that no user has this id (an HTTP 404, a GraphQL
+    /// `null` node); any other failure is an error, so a check that could not be made is never
+    /// read as drift. [`UserDetails::password`] is what the provider's API exposes about the
+    /// password, and [`PasswordState::Unknown`] where it exposes nothing: never a guess.
+    /// `ProviderUser::email` is the provider's primary email for the user.
+    ///
+    /// The default answers [`ProviderError::Unsupported`] (verify then reports the user as
+    /// "unchecked"); a client implements it with its provider's get-user-by-id call.
+    fn get_user<'a>(
+        &'a self,
+        id: &'a ProviderUserId,
+    ) -> BoxFuture<'a, Result<Option<UserDetails>, ProviderError>> {
+        let _ = id;
+        let provider = self.kind();
+        Box::pin(async move {
+            Err(ProviderError::Unsupported {
+                provider,
+                operation: Operation::GetUser,
+                detail: "this client cannot read a user by id".into(),
+            })
+        })
+    }
 }
 
 /// Builds the configured provider client; password hashing it needs runs on `hasher` when
@@ -296,6 +360,39 @@ pub fn build(
                 ProviderError::Config("kind = \"authgear\" needs an [authgear] section".into())
             })?;
             Ok(Arc::new(authgear::AuthgearClient::new(
+                section,
+                &config.http,
+                &config.limits,
+                metrics,
+            )?))
+        }
+        ProviderKind::Cognito => {
+            let section = config.cognito.as_ref().ok_or_else(|| {
+                ProviderError::Config("kind = \"cognito\" needs a [cognito] section".into())
+            })?;
+            Ok(Arc::new(cognito::CognitoClient::new(
+                section,
+                &config.http,
+                &config.limits,
+                metrics,
+            )?))
+        }
+        ProviderKind::Http => {
+            let section = config.http_provider.as_ref().ok_or_else(|| {
+                ProviderError::Config("kind = \"http\" needs an [http_provider] section".into())
+            })?;
+            Ok(Arc::new(generic::GenericHttpClient::new(
+                section,
+                &config.http,
+                &config.limits,
+                metrics,
+            )?))
+        }
+        ProviderKind::Keycloak => {
+            let section = config.keycloak.as_ref().ok_or_else(|| {
+                ProviderError::Config("kind = \"keycloak\" needs a [keycloak] section".into())
+            })?;
+            Ok(Arc::new(keycloak::KeycloakClient::new(
                 section,
                 &config.http,
                 &config.limits,

@@ -19,7 +19,7 @@ const LATENCY_BUCKETS: &[f64] = &[
 ];
 
 /// Route classes and upstream names whose label children are resolved ahead of time.
-const ROUTE_LABELS: [&str; 2] = ["proxy", "signin"];
+const ROUTE_LABELS: [&str; 3] = ["proxy", "signin", "forgot_password"];
 const UPSTREAM_LABELS: [&str; 2] = ["legacy", "new"];
 
 /// The counters of one first label (a route class or an upstream) by status code, each looked

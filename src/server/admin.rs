@@ -60,6 +60,8 @@ pub struct AdminState {
     pub guard: Guard,
     /// `dripgate_admin_connections_evicted_total{state}`, from [`evicted_counter`].
     pub evicted: IntCounterVec,
+    /// The shared settings' metrics, when migration is configured.
+    pub settings: Option<crate::migrate::SettingsMetrics>,
 }
 
 /// Registers the counter of admin connections evicted to make room for new ones.
@@ -82,6 +84,9 @@ pub fn evicted_counter(registry: &Registry) -> Result<IntCounterVec, prometheus:
 struct PhaseChange {
     phase: Option<crate::migrate::Phase>,
     canary_percent: Option<f64>,
+    /// Switch into `complete` without a completed hand-off (audited as forced).
+    #[serde(default)]
+    force: bool,
 }
 
 /// Where one request came in: the client and the listener address it reached.
@@ -291,7 +296,7 @@ async fn change_phase(
     req: Request<Incoming>,
     caller: &Caller,
 ) -> Response<Body> {
-    let Some(engine) = &state.engine else {
+    let (Some(engine), Some(settings)) = (&state.engine, &state.settings) else {
         return text(StatusCode::NOT_FOUND, "migration is not configured\n");
     };
     let limited = http_body_util::Limited::new(req.into_body(), MAX_ADMIN_BODY);
@@ -307,7 +312,7 @@ async fn change_phase(
             return text(
                 StatusCode::BAD_REQUEST,
                 &format!(
-                    "expected {{\"phase\": \"observe|migrate|route\", \"canary_percent\": 0-100}}: {e}\n"
+                    "expected {{\"phase\": \"observe|migrate|route|complete\", \"canary_percent\": 0-100, \"force\": false}}: {e}\n"
                 ),
             );
         }
@@ -323,9 +328,15 @@ async fn change_phase(
             "canary_percent must be within 0..=100\n",
         );
     }
-    match engine.change_settings(new, caller.actor()) {
+    match engine
+        .change_shared(new, caller.actor(), change.force, settings)
+        .await
+    {
         Ok(_) => json(StatusCode::OK, &new),
-        Err(e) => text(StatusCode::CONFLICT, &format!("{e}\n")),
+        Err(e) => text(
+            StatusCode::from_u16(e.status()).unwrap_or(StatusCode::CONFLICT),
+            &format!("{e}\n"),
+        ),
     }
 }
 

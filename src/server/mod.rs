@@ -40,6 +40,7 @@ use tls::{CertStore, TlsError};
 
 pub use preflight::preflight;
 pub use runtime::{EVENT_INTERVAL, serve_runtime};
+pub use wiring::build_engine;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +106,7 @@ pub struct BoundServer {
     health: Arc<Health>,
     registry: Registry,
     config_path: Option<std::path::PathBuf>,
+    settings_metrics: Option<crate::migrate::SettingsMetrics>,
 }
 
 impl BoundServer {
@@ -119,9 +121,9 @@ impl BoundServer {
             None => None,
         };
         let migration = wiring::build(&config, &registry, &metrics).await?;
-        let (engine, new_upstream) = match migration {
-            Some(m) => (Some(m.engine), m.new_upstream),
-            None => (None, None),
+        let (engine, new_upstream, settings_metrics) = match migration {
+            Some(m) => (Some(m.engine), m.new_upstream, Some(m.settings_metrics)),
+            None => (None, None, None),
         };
         let ctx = Arc::new(RequestContext {
             router: Router::new(&config.signin),
@@ -155,6 +157,7 @@ impl BoundServer {
             health,
             registry,
             config_path: None,
+            settings_metrics,
         })
     }
 
@@ -191,10 +194,24 @@ impl BoundServer {
         if let Some(store) = &self.certs {
             store.spawn_watcher(stop.clone());
         }
-        if let Some(engine) = self.ctx.signin.engine() {
+        if let (Some(engine), Some(settings)) =
+            (self.ctx.signin.engine(), self.settings_metrics.clone())
+        {
             spawn_ledger_probe(engine.ledger().clone(), self.health.clone(), stop.clone());
+            crate::migrate::spawn_settings_poll(
+                engine.clone(),
+                settings.clone(),
+                self.config.migration.settings_poll_interval,
+                stop.clone(),
+            );
             if let Some(path) = &self.config_path {
-                spawn_migration_reload(path.clone(), engine.clone(), stop.clone());
+                spawn_migration_reload(
+                    path.clone(),
+                    engine.clone(),
+                    settings,
+                    self.config.migration.clone(),
+                    stop.clone(),
+                );
             }
         }
         spawn_upstream_probe(&self.ctx.legacy, &self.config, &self.health, stop);
@@ -233,6 +250,7 @@ impl BoundServer {
             engine: self.ctx.signin.engine().cloned(),
             guard: admin_guard::Guard::new(&self.config.admin, &self.registry)?,
             evicted: admin::evicted_counter(&self.registry)?,
+            settings: self.settings_metrics.clone(),
         });
         let admin = tokio::spawn(admin::serve(self.admin, admin_state, phase.clone()));
         self.health.set_ready(true);
@@ -459,13 +477,19 @@ fn spawn_upstream_probe(
     });
 }
 
-/// On SIGHUP, re-reads the config file and applies the migration phase and canary share. A file
-/// that no longer validates, or a switch the engine refuses, is logged and ignored: the running
-/// settings stay. The handler is installed before this returns, so a SIGHUP sent once the server
-/// reports itself serving never meets the default action (terminating the process).
+/// On SIGHUP, re-reads the config file. Its `[migration]` phase and canary share are initial
+/// values, kept in the ledger for every replica; a reload writes them as a new change (source
+/// `config_reload`, audited) only when they differ from what the file said before, so a SIGHUP
+/// for another reason never undoes a change made through `POST /phase`. A file that no longer
+/// validates, a switch the engine refuses, or a ledger that cannot record it, is logged and
+/// ignored: the running settings stay. The handler is installed before this returns, so a
+/// SIGHUP sent once the server reports itself serving never meets the default action
+/// (terminating the process).
 fn spawn_migration_reload(
     path: std::path::PathBuf,
     engine: crate::migrate::Engine,
+    settings: crate::migrate::SettingsMetrics,
+    started_with: crate::migrate::MigrationConfig,
     mut stop: watch::Receiver<bool>,
 ) {
     #[cfg(unix)]
@@ -479,6 +503,10 @@ fn spawn_migration_reload(
             }
         };
         tokio::spawn(async move {
+            let mut file = crate::migrate::RuntimeSettings {
+                phase: started_with.phase,
+                canary_percent: started_with.canary_percent,
+            };
             loop {
                 tokio::select! {
                     _ = stop.changed() => return,
@@ -493,18 +521,31 @@ fn spawn_migration_reload(
                         continue;
                     }
                 };
-                let settings = crate::migrate::RuntimeSettings {
+                let reloaded = crate::migrate::RuntimeSettings {
                     phase: config.migration.phase,
                     canary_percent: config.migration.canary_percent,
                 };
-                if let Err(e) = engine.change_settings(settings, &crate::audit::Actor::sighup()) {
-                    tracing::error!(error = %e, "config reload refused; keeping the running phase");
+                if reloaded == file {
+                    tracing::info!(
+                        "config reloaded; the file's phase and canary share are unchanged, the shared ones stay"
+                    );
+                    continue;
+                }
+                let actor = crate::audit::Actor::sighup();
+                match engine
+                    .change_shared(reloaded, &actor, false, &settings)
+                    .await
+                {
+                    Ok(_) => file = reloaded,
+                    Err(e) => {
+                        tracing::error!(error = %e, "config reload refused; keeping the running phase");
+                    }
                 }
             }
         });
     }
     #[cfg(not(unix))]
-    let _ = (path, engine, stop);
+    let _ = (path, engine, settings, started_with, stop);
 }
 
 /// Pings the ledger every 10 s and reports it as the `ledger` dependency until `stop` fires

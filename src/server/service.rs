@@ -117,11 +117,21 @@ pub(crate) fn handle(
                 }),
             }
         }
+        RouteClass::ForgotPassword(route) if !ctx.legacy.refuses(&req) => {
+            let (ctx, conn) = (ctx.clone(), busy.conn().clone());
+            Route::Signin {
+                fut: Box::pin(async move {
+                    ctx.signin
+                        .handle_forgot_password(req, conn.client(), &ctx.legacy, route)
+                        .await
+                }),
+            }
+        }
         // The request's arrival time doubles as the start of the upstream exchange, and the
         // upstream latency as the request's: each then includes the header rewriting too,
         // microseconds against a smallest histogram bucket of 0.5 ms, and two clock reads per
         // request are saved.
-        RouteClass::Proxy | RouteClass::Signin(_) => Route::Proxy {
+        RouteClass::Proxy | RouteClass::Signin(_) | RouteClass::ForgotPassword(_) => Route::Proxy {
             forwarding: ctx.legacy.start(req, busy.conn().client(), started),
         },
     };

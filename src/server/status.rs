@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::admin::AdminState;
 use super::health::DependencyStatus;
 use crate::ledger::{HOUR_MS, MigrationHistory, State};
-use crate::migrate::{Engine, RuntimeSettings};
+use crate::migrate::{Engine, RuntimeSettings, SettingsOrigin};
 
 /// The `schema` value of this shape; a change that removes or renames a field gets a new one.
 pub const SCHEMA: &str = "dripgate.status/v1";
@@ -42,6 +42,11 @@ pub struct Status<'a> {
 #[derive(Serialize)]
 struct MigrationStatus {
     settings: RuntimeSettings,
+    /// Where `settings` came from (file, admin API and by whom, config reload) and when.
+    settings_origin: SettingsOrigin,
+    /// When the latest hand-off run completed (ms, the ledger's clock): null when none did or
+    /// the ledger could not be read. The switch to `complete` needs one (or `force`).
+    handoff_completed_at: Option<i64>,
     /// Users per ledger state (null when the ledger could not be read).
     ledger_users: Option<BTreeMap<String, u64>>,
     /// Null when the ledger could not be read.
@@ -58,6 +63,28 @@ struct MigrationStatus {
     /// The latest `dripgate legacy census` recorded in the ledger (null when none was recorded
     /// or the ledger could not be read).
     census: Option<CensusStatus>,
+    /// Migrated users per method (`live`, `handoff_hash`, `handoff_reset`; null when the
+    /// ledger could not be read).
+    migrated_by_method: Option<BTreeMap<String, u64>>,
+    /// The latest `dripgate handoff` run recorded in the ledger (null when none ran or the
+    /// ledger could not be read).
+    handoff: Option<HandoffStatus>,
+}
+
+/// `migration.handoff`.
+#[derive(Serialize)]
+struct HandoffStatus {
+    run_id: String,
+    /// When it started and ended, ms since the Unix epoch (the ledger's clock); `finished_at`
+    /// is null while it runs, or when it was killed.
+    started_at: i64,
+    finished_at: Option<i64>,
+    /// Whether it processed every selected user.
+    completed: bool,
+    /// When the latest completed run ended (null when none completed).
+    last_completed_at: Option<i64>,
+    /// Its counts as recorded (every few seconds while it runs): counts and labels only.
+    counts: Option<serde_json::Value>,
 }
 
 /// `migration.census`.
@@ -142,11 +169,17 @@ pub async fn build(state: &AdminState) -> Status<'_> {
 
 async fn migration(engine: &Engine) -> MigrationStatus {
     let ledger = engine.ledger();
-    let (counts, history, failures, census) = tokio::join!(
+    let (counts, history, failures, census, handoff) = tokio::join!(
         ledger.counts(),
         ledger.migration_history(SERIES_DAYS * 24),
         ledger.failures(),
-        ledger.latest_census()
+        ledger.latest_census(),
+        ledger.handoff_completed_at()
+    );
+    let (methods, latest_run, completed) = tokio::join!(
+        ledger.method_counts(),
+        ledger.latest_handoff(),
+        ledger.last_completed_handoff()
     );
     let counts = counts.ok();
     let legacy = u64::try_from(engine.legacy().metrics().users.get())
@@ -166,6 +199,8 @@ async fn migration(engine: &Engine) -> MigrationStatus {
     };
     MigrationStatus {
         settings: engine.phase().get(),
+        settings_origin: engine.phase().origin(),
+        handoff_completed_at: handoff.ok().flatten(),
         ledger_users: counts.map(|counts| {
             counts
                 .into_iter()
@@ -184,6 +219,19 @@ async fn migration(engine: &Engine) -> MigrationStatus {
                 taken_at: c.taken_at_ms,
                 summary: serde_json::from_str(&c.summary).ok()?,
             })
+        }),
+        migrated_by_method: methods.ok().map(|m| {
+            m.into_iter()
+                .map(|(method, n)| (method.as_str().to_owned(), n))
+                .collect()
+        }),
+        handoff: latest_run.ok().flatten().map(|run| HandoffStatus {
+            run_id: run.run_id,
+            started_at: run.started_at_ms,
+            finished_at: run.finished_at_ms,
+            completed: run.completed,
+            last_completed_at: completed.ok().flatten().and_then(|c| c.finished_at_ms),
+            counts: run.counts.and_then(|c| serde_json::from_str(&c).ok()),
         }),
     }
 }

@@ -17,7 +17,7 @@ use crate::legacy::LegacyStore;
 use crate::migrate::phase::RouteTarget;
 use crate::migrate::{
     Engine, EngineParts, MigrationMetrics, PhaseState, ProgressCollector, RuntimeSettings,
-    TransferMetrics,
+    SettingsMetrics, TransferMetrics,
 };
 use crate::provider::{HasherError, PasswordHasher, ProviderMetrics};
 use crate::proxy::Forwarder;
@@ -29,6 +29,8 @@ pub struct Migration {
     pub engine: Engine,
     /// Where routed sign-ins are forwarded, in `forward` mode.
     pub new_upstream: Option<Forwarder>,
+    /// The shared settings' poll metrics.
+    pub settings_metrics: SettingsMetrics,
 }
 
 /// Builds the engine when `[legacy]` is configured; `None` means plain pass-through.
@@ -100,10 +102,24 @@ pub async fn build(
         transfer_metrics: TransferMetrics::register(registry)?,
         replica: replica_id(migration.replica_id.as_deref()),
     });
+    // The ledger's settings win over the file's, which are initial values only.
+    let settings_metrics = SettingsMetrics::register(registry)?;
+    engine.adopt_shared_settings(&settings_metrics).await;
     Ok(Some(Migration {
         engine,
         new_upstream,
+        settings_metrics,
     }))
+}
+
+/// The engine alone, for one-shot commands (`dripgate handoff`), its metrics in `registry`;
+/// `None` without `[legacy]`.
+pub async fn build_engine(
+    config: &Config,
+    registry: &Registry,
+) -> Result<Option<Engine>, ServerError> {
+    let http = HttpMetrics::register(registry)?;
+    Ok(build(config, registry, &http).await?.map(|m| m.engine))
 }
 
 /// The configured replica id, or host name + process id.

@@ -27,6 +27,121 @@ pub struct SigninConfig {
     /// How long a sign-in waits for room in `buffer_budget_bytes`.
     #[serde(with = "humantime_serde")]
     pub buffer_wait: Duration,
+    /// The legacy app's forgot-password routes, bridged to the provider's reset page in
+    /// `route` and `complete` (`[signin.forgot_password]`).
+    pub forgot_password: ForgotPasswordConfig,
+}
+
+/// `[signin.forgot_password]`: the legacy app's forgot-password routes and their limits.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForgotPasswordConfig {
+    /// The method + path pairs of the legacy app's reset requests (none: no bridging).
+    pub routes: Vec<ForgotPasswordRoute>,
+    /// Reset requests allowed per identifier per `period` (then 429 until the period frees one).
+    pub per_identifier: u32,
+    /// Reset requests allowed per client address per `period`.
+    pub per_client: u32,
+    /// The window the two limits count over.
+    #[serde(with = "humantime_serde")]
+    pub period: Duration,
+    /// Identifiers and addresses tracked at once by the limiters; beyond it the oldest idle
+    /// ones are dropped, and while none can be, new ones are refused (429).
+    pub max_tracked_keys: usize,
+    /// Every bridged reset request is answered this long after it arrived, whether the user is
+    /// unknown, migrated or provisioned meanwhile, so the answer's timing does not tell them
+    /// apart; provisioning still running then finishes in the background.
+    #[serde(with = "humantime_serde")]
+    pub answer_after: Duration,
+}
+
+impl Default for ForgotPasswordConfig {
+    fn default() -> Self {
+        Self {
+            routes: Vec::new(),
+            per_identifier: 5,
+            per_client: 30,
+            period: Duration::from_secs(3600),
+            max_tracked_keys: 100_000,
+            answer_after: Duration::from_secs(2),
+        }
+    }
+}
+
+impl ForgotPasswordConfig {
+    /// Checks the routes, the limits, and that routes have the provider's reset page
+    /// (`migration.reset_url_template`) to send requests to; the key and message of the first
+    /// problem.
+    pub fn validate(&self, reset_url_template: Option<&str>) -> Result<(), (String, &'static str)> {
+        for (i, route) in self.routes.iter().enumerate() {
+            let key = |field: &str| format!("signin.forgot_password.routes[{i}].{field}");
+            if http::Method::from_bytes(route.method.as_bytes()).is_err() {
+                return Err((key("method"), "not an HTTP method"));
+            }
+            if !route.path.starts_with('/') || route.path.contains('?') {
+                return Err((key("path"), "must start with '/' and carry no query"));
+            }
+            if route.identifier_field.is_empty() {
+                return Err((key("identifier_field"), "must not be empty"));
+            }
+            let not_a_pair = |pair: &String| pair.split_once('=').is_none_or(|(n, _)| n.is_empty());
+            if route.query.iter().any(not_a_pair) {
+                return Err((
+                    key("query"),
+                    "each entry is a name=value pair, e.g. \"action=lostpassword\"",
+                ));
+            }
+        }
+        if self.routes.is_empty() {
+            return Ok(());
+        }
+        if !reset_url_template.unwrap_or("").contains("{login_hint}") {
+            return Err((
+                "migration.reset_url_template".to_owned(),
+                "signin.forgot_password.routes need the provider's reset page, a URL with \
+                 {login_hint} (e.g. https://auth.example.com/reset?login_hint={login_hint})",
+            ));
+        }
+        if self.per_identifier == 0 || self.per_client == 0 || self.period.is_zero() {
+            return Err((
+                "signin.forgot_password".to_owned(),
+                "per_identifier, per_client and period must be above zero",
+            ));
+        }
+        if self.max_tracked_keys == 0 {
+            return Err((
+                "signin.forgot_password.max_tracked_keys".to_owned(),
+                "must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One forgot-password route of the legacy app.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForgotPasswordRoute {
+    /// HTTP method, e.g. `POST`.
+    pub method: String,
+    /// Request path, compared after normalization as a sign-in route's. A path shared with a
+    /// sign-in route (WordPress's `/wp-login.php`) is a reset request when the body has this
+    /// route's identifier field and no sign-in credentials.
+    pub path: String,
+    /// Compare the path without ASCII case.
+    #[serde(default)]
+    pub case_insensitive_path: bool,
+    /// Body encoding: `auto`, `form`, `json` or `multipart`.
+    #[serde(default)]
+    pub body: super::extract::BodyKind,
+    /// Field holding the identifier (WordPress: `user_login`).
+    #[serde(default = "default_identifier_field")]
+    pub identifier_field: String,
+    /// `name=value` pairs of which the query string must hold one, its name once (WordPress:
+    /// `["action=lostpassword", "action=retrievepassword"]`, so that registration, which posts
+    /// `user_login` to the same path, still reaches legacy). Empty: any query.
+    #[serde(default)]
+    pub query: Vec<String>,
 }
 
 /// What happens in `route` to a sign-in dripgate cannot read unambiguously.
@@ -59,6 +174,7 @@ impl Default for SigninConfig {
             unread_in_route: UnreadInRoute::Refuse,
             buffer_budget_bytes: 16 * 1024 * 1024,
             buffer_wait: Duration::from_secs(1),
+            forgot_password: ForgotPasswordConfig::default(),
         }
     }
 }

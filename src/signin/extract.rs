@@ -191,6 +191,42 @@ pub async fn extract(
     query: Option<&str>,
     body: &Bytes,
 ) -> Result<Credentials, Unread> {
+    let [identifier, password] = read_fields(spec, headers, query, body).await?;
+    finish(identifier, password)
+}
+
+/// Reads the one identifier field of a forgot-password request, by the same rules as a
+/// sign-in's credentials (each field once, under its exact name, nothing of it in the query, a
+/// body parsed in full): the identifier, trimmed and checked as [`clean_identifier`] does.
+pub async fn extract_identifier(
+    kind: BodyKind,
+    field: &str,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &Bytes,
+) -> Result<String, Unread> {
+    // The field stands in both places of the pair: every reader then checks it as it checks
+    // a credential, and the second place only repeats the first.
+    let spec = FieldSpec {
+        kind,
+        identifier: field.to_owned(),
+        password: field.to_owned(),
+    };
+    let [identifier, _] = read_fields(&spec, headers, query, body).await?;
+    let identifier = identifier
+        .filter(|v| !v.is_empty())
+        .ok_or(Unread::NoCredentials)?;
+    let identifier = std::str::from_utf8(&identifier).map_err(|_| Unread::NotText)?;
+    clean_identifier(identifier)
+}
+
+/// The raw values of the two fields of `spec`, read canonically or refused.
+async fn read_fields(
+    spec: &FieldSpec,
+    headers: &HeaderMap,
+    query: Option<&str>,
+    body: &Bytes,
+) -> Result<[Raw; 2], Unread> {
     if let Some(query) = query {
         check_query(spec, query.as_bytes())?;
     }
@@ -199,12 +235,11 @@ pub async fn extract(
     }
     let content_type = single_content_type(headers)?;
     let kind = body_kind(spec.kind, content_type)?;
-    let [identifier, password] = match kind {
-        BodyKind::Form | BodyKind::Auto => form_fields(spec, body)?,
-        BodyKind::Json => json::fields(spec, body)?,
-        BodyKind::Multipart => multipart_fields(spec, content_type.unwrap_or(""), body).await?,
-    };
-    finish(identifier, password)
+    match kind {
+        BodyKind::Form | BodyKind::Auto => form_fields(spec, body),
+        BodyKind::Json => json::fields(spec, body),
+        BodyKind::Multipart => multipart_fields(spec, content_type.unwrap_or(""), body).await,
+    }
 }
 
 /// Turns the two raw values into credentials, or the reason there are none.

@@ -8,6 +8,7 @@ pub mod extract;
 
 mod body;
 mod budget;
+mod forgot;
 mod metrics;
 mod route;
 
@@ -127,6 +128,8 @@ pub struct SigninHandler {
     metrics: SigninMetrics,
     engine: Option<Engine>,
     new_upstream: Option<Forwarder>,
+    /// The forgot-password routes, when configured.
+    forgot: Option<forgot::ForgotPassword>,
 }
 
 impl From<RouteDecision> for Decision {
@@ -174,6 +177,16 @@ impl SigninHandler {
             })
             .collect();
         let metrics = SigninMetrics::register(registry)?;
+        let forgot = if config.forgot_password.routes.is_empty() {
+            None
+        } else {
+            Some(forgot::ForgotPassword::new(
+                &config.forgot_password,
+                &Router::new(config),
+                config.routes.len(),
+                registry,
+            )?)
+        };
         Ok(Self {
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.body_timeout,
@@ -187,6 +200,7 @@ impl SigninHandler {
             metrics,
             engine,
             new_upstream,
+            forgot,
         })
     }
 
@@ -205,12 +219,46 @@ impl SigninHandler {
     }
 
     /// Whether a sign-in the legacy app could read differently is refused now: in `route`
-    /// (with a route target), unless the operator chose to forward such requests.
+    /// (with a route target), unless the operator chose to forward such requests; always in
+    /// `complete`, where no sign-in reaches legacy.
     fn strict(&self) -> bool {
-        self.unread_in_route == UnreadInRoute::Refuse
-            && self.engine.as_ref().is_some_and(|e| {
-                e.phase().get().phase == Phase::Route && e.config().route.is_some()
-            })
+        let Some(engine) = &self.engine else {
+            return false;
+        };
+        let phase = engine.phase().get().phase;
+        let routing = engine.config().route.is_some();
+        match phase {
+            Phase::Complete => routing,
+            Phase::Route => routing && self.unread_in_route == UnreadInRoute::Refuse,
+            Phase::Observe | Phase::Migrate => false,
+        }
+    }
+
+    /// Reads a body within the limits for a request that is answered here (a bridged reset
+    /// request): too large is refused (413), a failed read answered with its status. The
+    /// reservation holds the body's room in the budget for as long as the caller keeps it.
+    async fn read_body(
+        &self,
+        body: Body,
+        headers: &http::HeaderMap,
+    ) -> Result<(Bytes, budget::Reservation), Response<Body>> {
+        let declared = content_length(headers);
+        if declared.is_some_and(|len| len > self.max_body_bytes as u64) {
+            return Err(self.refuse(Refusal::TooLarge));
+        }
+        let mut room = self.budget.reservation();
+        let read = read_limited(body, self.max_body_bytes, declared, &mut room);
+        match tokio::time::timeout(self.body_timeout, read)
+            .await
+            .unwrap_or(Err(ReadError::Timeout))
+        {
+            Ok(SigninBody::Buffered(bytes)) => Ok((bytes, room)),
+            Ok(SigninBody::Oversized(_)) => Err(self.refuse(Refusal::TooLarge)),
+            Err(e) => {
+                self.record(Exit::with(e.outcome(), &e));
+                Err(plain(e.status()))
+            }
+        }
     }
 
     /// Reads the body within limits, decides where the sign-in goes, forwards the original
@@ -268,12 +316,30 @@ impl SigninHandler {
                 if strict && reason.is_ambiguous() {
                     return self.refuse(Refusal::Unread(reason));
                 }
+                // No sign-in credentials: a reset request where a forgot-password route
+                // shares the path (WordPress's `/wp-login.php?action=lostpassword`).
+                if reason == Unread::NoCredentials
+                    && let Some(forgot) = self.reset_beside(route)
+                {
+                    return self
+                        .forgot_buffered(parts, bytes, client, legacy, forgot)
+                        .await;
+                }
                 engine.record(Exit::with(Outcome::Unread, &reason));
+                // In `complete` a half-filled sign-in goes to the provider too, never to legacy.
+                if self.closed() && reason != Unread::NoCredentials {
+                    let decision = Decision::from(engine.route_decision("").await);
+                    return self.to_provider(decision, parts, bytes, client).await;
+                }
                 return legacy
                     .forward(Request::from_parts(parts, full(bytes)), client)
                     .await;
             }
         };
+        if self.closed() {
+            let decision = Decision::from(engine.route_decision(&credentials.identifier).await);
+            return self.to_provider(decision, parts, bytes, client).await;
+        }
         match Decision::from(engine.route_decision(&credentials.identifier).await) {
             Decision::Legacy => {}
             Decision::Redirect(location) => {
@@ -312,6 +378,39 @@ impl SigninHandler {
         }
         engine.submit(credentials);
         resp
+    }
+
+    /// In `complete`: the sign-in goes to the provider whatever the decision says; never to
+    /// legacy (503 if no route target could take it).
+    async fn to_provider(
+        &self,
+        decision: Decision,
+        parts: http::request::Parts,
+        bytes: Bytes,
+        client: &ClientInfo,
+    ) -> Response<Body> {
+        match decision {
+            Decision::Redirect(location) => {
+                self.record(Outcome::Routed);
+                redirect(&location)
+            }
+            Decision::NewUpstream if self.new_upstream.is_some() => {
+                self.record(Outcome::Routed);
+                match &self.new_upstream {
+                    Some(new_upstream) => {
+                        new_upstream
+                            .forward(Request::from_parts(parts, full(bytes)), client)
+                            .await
+                    }
+                    None => plain(StatusCode::SERVICE_UNAVAILABLE),
+                }
+            }
+            Decision::Refuse(refusal) => self.refuse(refusal),
+            Decision::Legacy | Decision::NewUpstream | Decision::Deny => {
+                self.record(Outcome::Denied);
+                plain(StatusCode::SERVICE_UNAVAILABLE)
+            }
+        }
     }
 
     /// A short refusal, counted and recorded as `refused` (never with the body).

@@ -24,6 +24,8 @@ pub enum RouteClass {
     Proxy,
     /// A configured sign-in route (its index in `signin.routes`): the body is read first.
     Signin(usize),
+    /// A configured forgot-password route (its index in `signin.forgot_password.routes`).
+    ForgotPassword(usize),
 }
 
 impl RouteClass {
@@ -32,6 +34,7 @@ impl RouteClass {
         match self {
             Self::Proxy => "proxy",
             Self::Signin(_) => "signin",
+            Self::ForgotPassword(_) => "forgot_password",
         }
     }
 }
@@ -47,6 +50,8 @@ struct RouteMatch {
     script: bool,
     /// The credential fields, to notice them in another method's query string.
     fields: FieldSpec,
+    /// What a request it matches is.
+    class: RouteClass,
 }
 
 impl RouteMatch {
@@ -92,29 +97,72 @@ pub struct Router {
 }
 
 impl Router {
-    /// A router for the sign-in routes in `config` (validated beforehand).
+    /// A router for the sign-in and forgot-password routes in `config` (validated
+    /// beforehand). Sign-in routes come first: a path both have is a sign-in route, and the
+    /// handler tells a reset request on it by its fields.
     pub fn new(config: &super::config::SigninConfig) -> Self {
-        let signin = config
+        let signin = config.routes.iter().enumerate().map(|(i, r)| {
+            let fields = FieldSpec {
+                kind: r.body,
+                identifier: r.identifier_field.clone(),
+                password: r.password_field.clone(),
+            };
+            (
+                &r.method,
+                &r.path,
+                r.case_insensitive_path,
+                fields,
+                RouteClass::Signin(i),
+            )
+        });
+        let forgot = config
+            .forgot_password
             .routes
             .iter()
-            .filter_map(|r| {
-                let method = Method::from_bytes(r.method.as_bytes()).ok()?;
-                let path = normalize_path(&r.path).into_owned();
+            .enumerate()
+            .map(|(i, r)| {
+                let fields = FieldSpec {
+                    kind: r.body,
+                    identifier: r.identifier_field.clone(),
+                    password: r.identifier_field.clone(),
+                };
+                let class = RouteClass::ForgotPassword(i);
+                (&r.method, &r.path, r.case_insensitive_path, fields, class)
+            });
+        let signin = signin
+            .chain(forgot)
+            .filter_map(|(method, path, case_insensitive, fields, class)| {
+                let method = Method::from_bytes(method.as_bytes()).ok()?;
+                let path = normalize_path(path).into_owned();
                 let last = path.rsplit('/').next().unwrap_or("");
                 Some(RouteMatch {
                     method,
                     script: last.contains('.'),
                     path,
-                    case_insensitive: r.case_insensitive_path,
-                    fields: FieldSpec {
-                        kind: r.body,
-                        identifier: r.identifier_field.clone(),
-                        password: r.password_field.clone(),
-                    },
+                    case_insensitive,
+                    fields,
+                    class,
                 })
             })
             .collect();
         Self { signin }
+    }
+
+    /// The forgot-password route with the same method and path as sign-in route `signin`, if
+    /// any: a request there without sign-in credentials may be a reset request.
+    pub fn forgot_password_beside(&self, signin: usize) -> Option<usize> {
+        let route = self
+            .signin
+            .iter()
+            .find(|r| r.class == RouteClass::Signin(signin))?;
+        self.signin.iter().find_map(|r| match r.class {
+            RouteClass::ForgotPassword(i)
+                if r.method == route.method && r.path_matches(&route.path) =>
+            {
+                Some(i)
+            }
+            _ => None,
+        })
     }
 
     /// The class of a request. A request on a sign-in path with another method (a `GET` that
@@ -146,7 +194,7 @@ impl Router {
         for (i, r) in self.signin.iter().enumerate() {
             if r.path_matches(&path) {
                 if r.method == method {
-                    return RouteClass::Signin(i);
+                    return r.class;
                 }
                 first = first.or(Some(i));
             }
@@ -158,7 +206,7 @@ impl Router {
             .query()
             .is_some_and(|q| query_has_field(&self.signin[first].fields, q.as_bytes()));
         if names_a_field {
-            RouteClass::Signin(first)
+            self.signin[first].class
         } else {
             RouteClass::Proxy
         }

@@ -26,6 +26,9 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 pub mod authgear;
+pub mod cognito;
+pub mod generic;
+pub mod keycloak;
 pub mod kinde;
 pub mod legacy_app;
 pub mod signin_page;

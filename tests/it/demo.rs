@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use dripgate::demo::{self, DemoOptions};
+use dripgate::demo::{self, DemoOptions, DemoProvider};
 use reqwest::header::{CONTENT_TYPE, LOCATION, SET_COOKIE};
 use reqwest::redirect::Policy;
 
@@ -48,12 +48,32 @@ async fn migrated_count(client: &reqwest::Client, admin_url: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sample_user_migrates_on_first_sign_in_and_is_routed_on_the_second() {
+    sample_users_migrate_and_are_routed(DemoProvider::Kinde).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_generic_http_provider_too() {
+    sample_users_migrate_and_are_routed(DemoProvider::Http).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_keycloak_demo_migrates_and_routes_the_same_way() {
+    sample_users_migrate_and_are_routed(DemoProvider::Keycloak).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cognito_demo_migrates_and_routes_the_same_way() {
+    sample_users_migrate_and_are_routed(DemoProvider::Cognito).await;
+}
+
+async fn sample_users_migrate_and_are_routed(provider: DemoProvider) {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let handle = demo::start(DemoOptions {
         listen: loopback,
         admin: loopback,
         users: 300,
         data_dir: None,
+        provider,
     })
     .await
     .unwrap();

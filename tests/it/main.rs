@@ -34,13 +34,19 @@ mod hash_cli;
 mod hash_edges;
 mod hash_vectors;
 mod legacy_cli;
+mod legacy_enumerate;
 mod legacy_export;
 mod legacy_sql;
 mod legacy_timeout;
+mod legacy_unverifiable;
 
 // The ledger.
 mod ledger_claims;
+#[cfg(feature = "testkit")]
+mod ledger_forget_flow;
 mod ledger_state;
+#[cfg(feature = "testkit")]
+mod ledger_tools;
 
 // The provider clients against the fakes.
 #[cfg(feature = "testkit")]
@@ -48,9 +54,20 @@ mod provider_authgear;
 #[cfg(feature = "testkit")]
 mod provider_check;
 #[cfg(feature = "testkit")]
+mod provider_cognito;
+#[cfg(feature = "testkit")]
+mod provider_http;
+#[cfg(feature = "testkit")]
+mod provider_http_contract;
+#[cfg(feature = "testkit")]
+mod provider_keycloak;
+#[cfg(feature = "testkit")]
 mod provider_kinde;
 
 // End to end: sign-ins that migrate, route and refuse.
+mod cutover;
+#[cfg(feature = "testkit")]
+mod forgot_password;
 #[cfg(feature = "testkit")]
 mod migration_adoption;
 #[cfg(feature = "testkit")]
@@ -61,6 +78,10 @@ mod migration_disk_full;
 mod migration_edges;
 #[cfg(feature = "testkit")]
 mod migration_flow;
+#[cfg(feature = "testkit")]
+mod migration_http;
+#[cfg(feature = "testkit")]
+mod migration_keycloak;
 #[cfg(feature = "testkit")]
 mod migration_replicas;
 #[cfg(feature = "testkit")]
@@ -74,6 +95,9 @@ mod signin_integrity;
 // invariants checked every round.
 #[cfg(feature = "testkit")]
 mod soak;
+// `dripgate handoff` on the built binary (uses the demo's phpass generator).
+#[cfg(feature = "demo")]
+mod handoff;
 
 // The shipped operations files against a real scrape.
 #[cfg(feature = "testkit")]

@@ -35,8 +35,17 @@ async fn metric_page(admin: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_between_create_and_set_password_is_finished_after_restart() {
+    sigkill_between_create_and_set_password(Fake::kinde().await, "SetUserPassword").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keycloak_sigkill_between_create_and_reset_password_is_finished_after_restart() {
+    sigkill_between_create_and_set_password(Fake::keycloak().await, "resetPassword").await;
+}
+
+/// `set_password_op`: the fake's name for the password call.
+async fn sigkill_between_create_and_set_password(fake: Fake, set_password_op: &str) {
     let world = World::new().await;
-    let fake = Fake::kinde().await;
     let email = "lou@example.com";
     let password = canary_password("crash");
     world.add_user(email, &password).await;
@@ -44,13 +53,13 @@ async fn sigkill_between_create_and_set_password_is_finished_after_restart() {
     let out = Arc::new(Mutex::new(String::new()));
 
     // The first set-password call hangs (it is answered only long after the test is over).
-    fake.fail_next("SetUserPassword", 1, Fault::Delay(Duration::from_secs(300)));
+    fake.fail_next(set_password_op, 1, Fault::Delay(Duration::from_secs(300)));
     let mut first = ChildDripgate::spawn(&config, &fake, &out);
     let seen = sign_in(&first.url(), email, &password).await;
     assert_eq!(seen.status, 302, "legacy answered the sign-in");
     let mut reached = false;
     for _ in 0..400 {
-        if fake.calls("createUser") == 1 && fake.calls("SetUserPassword") == 1 {
+        if fake.calls("createUser") == 1 && fake.calls(set_password_op) == 1 {
             reached = true;
             break;
         }

@@ -85,8 +85,18 @@ async fn kinde_first_signin_migrates_second_is_redirected_with_login_hint() {
 }
 
 #[tokio::test]
+async fn keycloak_first_signin_migrates_second_is_redirected_with_login_hint() {
+    first_signin_migrates_then_redirects(Fake::keycloak().await, "flow-keycloak").await;
+}
+
+#[tokio::test]
 async fn authgear_first_signin_migrates_second_is_redirected_with_login_hint() {
     first_signin_migrates_then_redirects(Fake::authgear().await, "authgear-redirect").await;
+}
+
+#[tokio::test]
+async fn http_first_signin_migrates_second_is_redirected_with_login_hint() {
+    first_signin_migrates_then_redirects(Fake::http().await, "http-redirect").await;
 }
 
 #[tokio::test]

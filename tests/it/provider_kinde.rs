@@ -466,3 +466,50 @@ fn the_spec_validator_rejects_what_the_spec_rejects() {
         .is_err()
     );
 }
+
+#[tokio::test]
+async fn the_email_is_sent_unverified_unless_the_config_says_otherwise() {
+    let fake = kinde_fake().await;
+    for (email, stated, verified) in [
+        ("unset@example.com", None, false),
+        ("no@example.com", Some(false), false),
+        ("yes@example.com", Some(true), true),
+    ] {
+        let mut config = kinde_config(&fake);
+        config.mark_email_verified = stated;
+        let c =
+            KindeClient::new(&config, &http(Duration::from_secs(5)), &fast_limits(), None).unwrap();
+        let user = NewUser {
+            email: email.into(),
+            given_name: None,
+            family_name: None,
+            legacy_id: None,
+        };
+        c.create_user(&user, None).await.unwrap();
+        assert_eq!(
+            fake.user_by_email(email).unwrap().email_verified,
+            verified,
+            "{email}"
+        );
+    }
+    assert!(fake.spec_violations().is_empty());
+}
+
+#[tokio::test]
+async fn get_user_reads_the_user_by_id_and_says_nothing_of_the_password() {
+    let fake = kinde_fake().await;
+    let c = client(&fake);
+    let id = fake.insert_user("bea@example.com");
+    let details = c
+        .get_user(&dripgate::provider::ProviderUserId(id.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(details.user.id.0, id);
+    assert_eq!(details.user.email.as_deref(), Some("bea@example.com"));
+    assert_eq!(details.password, dripgate::provider::PasswordState::Unknown);
+    assert!(fake.delete_user(&id));
+    let gone = dripgate::provider::ProviderUserId(id);
+    assert_eq!(c.get_user(&gone).await.unwrap(), None);
+    assert_eq!(fake.calls("getUserData"), 2);
+}

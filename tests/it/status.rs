@@ -325,6 +325,7 @@ async fn dripgate_status_prints_the_figures_and_exits_by_dependency_health() {
     let (code, out, err) = dripgate_status(&["--admin", &admin]).await;
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("phase      migrate (canary 100 %)"), "{out}");
+    assert!(out.contains("set by     file, settings version 1"), "{out}");
     assert!(
         out.contains("migrated   3 of 5 legacy users (60.0 %)"),
         "{out}"

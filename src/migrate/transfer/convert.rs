@@ -6,7 +6,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 
 use super::NotImportable;
 use crate::hash::{DigestEncoding, Format, LegacyHash, PasslibPbkdf2, SaltPosition};
-use crate::provider::{HashingMethod, ImportedHash, Pbkdf2Params, SaltPlacement};
+use crate::provider::{Argon2Params, HashingMethod, ImportedHash, Pbkdf2Params, SaltPlacement};
 
 /// The provider's wire form of a verified legacy hash of `format`, or why there is none.
 ///
@@ -18,6 +18,8 @@ use crate::provider::{HashingMethod, ImportedHash, Pbkdf2Params, SaltPlacement};
 /// | phpass/WordPress/Drupal `$P$` | `wordpress` |
 /// | WordPress 32-hex MD5, Django `md5$`/`unsalted_md5$`/bare hex | `md5` |
 /// | Django `pbkdf2_sha256$`, passlib `$pbkdf2-sha256$`/`$pbkdf2-sha512$` | `pbkdf2` + `variant`, `iterations`, base64 salt and hash |
+/// | Django `pbkdf2_sha1$`, passlib `$pbkdf2$` | `pbkdf2-sha1` (Keycloak only) |
+/// | PHC `$argon2id$`/`$argon2i$`/`$argon2d$` with `v=`, Django `argon2$` | `argon2` + parameters (Keycloak only) |
 /// | anything else | none: the caller sends the password |
 pub fn importable(legacy: &LegacyHash, format: Format) -> Result<ImportedHash, NotImportable> {
     let value = legacy.hash();
@@ -48,9 +50,8 @@ pub fn importable(legacy: &LegacyHash, format: Format) -> Result<ImportedHash, N
         Format::Wordpress | Format::Phpass => crypt(value, format),
         Format::Django => django(value, format),
         Format::Pbkdf2 => passlib_pbkdf2(value, format),
-        Format::Sha1 | Format::Sha512 | Format::Argon2 | Format::Scrypt => {
-            Err(NotImportable::NoMethod(format))
-        }
+        Format::Argon2 => argon2(value, format),
+        Format::Sha1 | Format::Sha512 | Format::Scrypt => Err(NotImportable::NoMethod(format)),
     }
 }
 
@@ -152,25 +153,7 @@ fn django(value: &str, format: Format) -> Result<ImportedHash, NotImportable> {
     };
     let variant = |reason| Err(NotImportable::Variant { format, reason });
     match algorithm {
-        "pbkdf2_sha256" => {
-            let mut parts = rest.splitn(3, '$');
-            let (Some(iterations), Some(salt), Some(encoded)) =
-                (parts.next(), parts.next(), parts.next())
-            else {
-                return malformed(format);
-            };
-            let Ok(iterations) = iterations.parse::<u32>() else {
-                return malformed(format);
-            };
-            // Django's salt is used as its literal bytes; the provider takes them as base64.
-            pbkdf2(
-                format,
-                256,
-                salt.as_bytes(),
-                STANDARD.decode(encoded).ok(),
-                iterations,
-            )
-        }
+        "pbkdf2_sha256" => django_pbkdf2(rest, format, 256),
         "bcrypt" => bcrypt(rest, format),
         "md5" | "unsalted_md5" => {
             let Some((salt, encoded)) = rest.split_once('$') else {
@@ -187,11 +170,32 @@ fn django(value: &str, format: Format) -> Result<ImportedHash, NotImportable> {
             Some((_, data)) => crypt(data, format),
             None => malformed(format),
         },
-        "pbkdf2_sha1" => variant("Django PBKDF2-SHA1 has no provider variant"),
+        "pbkdf2_sha1" => django_pbkdf2(rest, format, 1),
         "bcrypt_sha256" => variant("Django bcrypt_sha256 hashes a SHA-256 of the password"),
-        "argon2" => variant("Django argon2 has no provider method"),
+        // `argon2$argon2id$v=…`: the PHC string after the algorithm name.
+        "argon2" => argon2(&value[algorithm.len()..], format),
         _ => variant("Django SHA-1 hashers have no provider method"),
     }
+}
+
+/// Django `pbkdf2_sha256$`/`pbkdf2_sha1$` after the algorithm: `iterations$salt$hash`.
+fn django_pbkdf2(rest: &str, format: Format, digest: u32) -> Result<ImportedHash, NotImportable> {
+    let mut parts = rest.splitn(3, '$');
+    let (Some(iterations), Some(salt), Some(encoded)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return malformed(format);
+    };
+    let Ok(iterations) = iterations.parse::<u32>() else {
+        return malformed(format);
+    };
+    // Django's salt is used as its literal bytes; the provider takes them as base64.
+    pbkdf2(
+        format,
+        digest,
+        salt.as_bytes(),
+        STANDARD.decode(encoded).ok(),
+        iterations,
+    )
 }
 
 fn malformed<T>(format: Format) -> Result<T, NotImportable> {
@@ -227,12 +231,7 @@ fn passlib_pbkdf2(value: &str, format: Format) -> Result<ImportedHash, NotImport
     let digest = match id {
         "pbkdf2-sha256" => 256,
         "pbkdf2-sha512" => 512,
-        _ => {
-            return Err(NotImportable::Variant {
-                format,
-                reason: "PBKDF2-SHA1 has no provider variant",
-            });
-        }
+        _ => 1,
     };
     let (Ok(iterations), Some(salt)) = (rounds.parse::<u32>(), ab64(salt)) else {
         return malformed(format);
@@ -240,7 +239,8 @@ fn passlib_pbkdf2(value: &str, format: Format) -> Result<ImportedHash, NotImport
     pbkdf2(format, digest, &salt, ab64(encoded), iterations)
 }
 
-/// PBKDF2 as `pbkdf2` with FusionAuth's variant name for the digest and key length.
+/// PBKDF2 as `pbkdf2` with FusionAuth's variant name for the digest and key length; SHA-1 as
+/// `pbkdf2-sha1` (no Kinde method; Keycloak's `pbkdf2`).
 fn pbkdf2(
     format: Format,
     digest: u32,
@@ -251,10 +251,11 @@ fn pbkdf2(
     let Some(key) = key else {
         return malformed(format);
     };
-    let variant = match (digest, key.len()) {
-        (256, 32) => "salted-pbkdf2-hmac-sha256",
-        (256, 64) => "salted-pbkdf2-hmac-sha256-512",
-        (512, 64) => "salted-pbkdf2-hmac-sha512-512",
+    let (method, variant) = match (digest, key.len()) {
+        (1, 20) => (HashingMethod::Pbkdf2Sha1, "salted-pbkdf2-hmac-sha1"),
+        (256, 32) => (HashingMethod::Pbkdf2, "salted-pbkdf2-hmac-sha256"),
+        (256, 64) => (HashingMethod::Pbkdf2, "salted-pbkdf2-hmac-sha256-512"),
+        (512, 64) => (HashingMethod::Pbkdf2, "salted-pbkdf2-hmac-sha512-512"),
         _ => {
             return Err(NotImportable::Variant {
                 format,
@@ -262,11 +263,62 @@ fn pbkdf2(
             });
         }
     };
-    let mut imported = ImportedHash::new(HashingMethod::Pbkdf2, STANDARD.encode(key));
+    let mut imported = ImportedHash::new(method, STANDARD.encode(key));
     imported.salt = Some(STANDARD.encode(salt).into());
     imported.pbkdf2 = Some(Pbkdf2Params {
         variant,
         iterations,
+    });
+    Ok(imported)
+}
+
+/// PHC argon2 `$argon2{id,i,d}$v=19$m=…,t=…,p=…$salt$hash` (already verified): the parameters,
+/// salt and hash re-encoded as standard base64. Only `v=19` and `v=16`, without `keyid`/`data`.
+fn argon2(value: &str, format: Format) -> Result<ImportedHash, NotImportable> {
+    let fields: Vec<&str> = value.split('$').collect();
+    let ["", kind, version, params, salt, hash] = fields.as_slice() else {
+        return Err(NotImportable::Variant {
+            format,
+            reason: "only argon2 hashes with a version field (`v=19`, `v=16`) are sent",
+        });
+    };
+    let kind = match *kind {
+        "argon2id" => "id",
+        "argon2i" => "i",
+        "argon2d" => "d",
+        _ => return malformed(format),
+    };
+    let version = match *version {
+        "v=19" => 19,
+        "v=16" => 16,
+        _ => return malformed(format),
+    };
+    let (mut m, mut t, mut p) = (None, None, None);
+    for kv in params.split(',') {
+        let Some((key, v)) = kv.split_once('=') else {
+            return malformed(format);
+        };
+        let v = v.parse::<u32>().ok();
+        match key {
+            "m" => m = v,
+            "t" => t = v,
+            "p" => p = v,
+            _ => return malformed(format),
+        }
+    }
+    let (Some(memory_kib), Some(iterations), Some(parallelism), Some(salt), Some(hash)) =
+        (m, t, p, ab64(salt), ab64(hash))
+    else {
+        return malformed(format);
+    };
+    let mut imported = ImportedHash::new(HashingMethod::Argon2, STANDARD.encode(hash));
+    imported.salt = Some(STANDARD.encode(salt).into());
+    imported.argon2 = Some(Argon2Params {
+        kind,
+        version,
+        memory_kib,
+        iterations,
+        parallelism,
     });
     Ok(imported)
 }
@@ -339,7 +391,7 @@ mod tests {
             (
                 Format::Django,
                 "pbkdf2_sha1$10000$salt$AAAAAAAAAAAAAAAAAAAAAAAAAAA=",
-                None,
+                Some("pbkdf2-sha1"),
             ),
             (
                 Format::Django,
@@ -360,18 +412,23 @@ mod tests {
             (
                 Format::Django,
                 "argon2$argon2id$v=19$m=1024,t=1,p=1$c2FsdA$aGFzaA",
+                Some("argon2"),
+            ),
+            (
+                Format::Argon2,
+                "$argon2id$m=1024,t=1,p=1$c2FsdA$aGFzaA",
                 None,
             ),
             (Format::Django, "sha1$salt$0000", None),
             (
                 Format::Pbkdf2,
                 "$pbkdf2$1000$c2FsdA$AAAAAAAAAAAAAAAAAAAAAAAAAAA",
-                None,
+                Some("pbkdf2-sha1"),
             ),
             (
                 Format::Argon2,
                 "$argon2id$v=19$m=1024,t=1,p=1$c2FsdA$aGFzaA",
-                None,
+                Some("argon2"),
             ),
             (Format::Scrypt, "$scrypt$ln=4,r=8,p=1$c2FsdA$aGFzaA", None),
             (

@@ -1,6 +1,7 @@
 //! The password's way to the provider: the verified legacy hash itself where the provider is
-//! configured to take it (Kinde `password_transfer = "legacy_hash"`) and takes its method, else
-//! the password the user just proved (Kinde: a fresh bcrypt of it). Every choice under
+//! configured to take it (Kinde or Keycloak `password_transfer = "legacy_hash"`) and takes its
+//! method, else the password the user just proved (Kinde: a fresh bcrypt of it; Keycloak: the
+//! password, which it hashes itself, counted as `fallback_password`). Every choice under
 //! `legacy_hash` is counted in `dripgate_password_transfer_total{provider,format,method,result}`.
 //!
 //! [`importable`] is the one conversion from `hash`'s parsed [`LegacyHash`] to the provider's
@@ -11,7 +12,7 @@ use prometheus::{IntCounterVec, Opts, Registry};
 
 use crate::hash::{Format, LegacyHash};
 use crate::provider::{
-    ErrorClass, HashingMethod, Password, Provider, ProviderError, ProviderUserId,
+    ErrorClass, HashingMethod, Password, Provider, ProviderError, ProviderKind, ProviderUserId,
 };
 
 mod convert;
@@ -20,8 +21,10 @@ pub use convert::importable;
 
 /// `result` label: the legacy hash was imported as it is.
 pub const LEGACY_HASH: &str = "legacy_hash";
-/// `result` label: the provider got a bcrypt of the password instead.
+/// `result` label: the provider got a bcrypt of the password instead (Kinde).
 pub const FALLBACK_BCRYPT: &str = "fallback_bcrypt";
+/// `result` label: the provider got the password instead, to hash itself (Keycloak).
+pub const FALLBACK_PASSWORD: &str = "fallback_password";
 
 /// `dripgate_password_transfer_total`; cheap to clone.
 #[derive(Debug, Clone)]
@@ -36,7 +39,8 @@ impl TransferMetrics {
             Opts::new(
                 "dripgate_password_transfer_total",
                 "Passwords given to a provider configured to import legacy hashes, by legacy \
-                 format, hashing method sent and result (legacy_hash, fallback_bcrypt).",
+                 format, hashing method sent and result (legacy_hash, fallback_bcrypt, \
+                 fallback_password).",
             ),
             &["provider", "format", "method", "result"],
         )?;
@@ -44,9 +48,9 @@ impl TransferMetrics {
         Ok(Self { transfers })
     }
 
-    fn count(&self, provider: &str, format: Format, method: HashingMethod, result: &str) {
+    fn count(&self, provider: &str, format: Format, method: &str, result: &str) {
         self.transfers
-            .with_label_values(&[provider, format.as_str(), method.as_str(), result])
+            .with_label_values(&[provider, format.as_str(), method, result])
             .inc();
     }
 }
@@ -104,7 +108,7 @@ pub async fn transfer(
     match imported {
         Ok(hash) => match provider.import_legacy_hash(id, &hash).await {
             Ok(()) => {
-                metrics.count(kind, format, hash.method, LEGACY_HASH);
+                metrics.count(kind, format, hash.method.as_str(), LEGACY_HASH);
                 return Ok(());
             }
             Err(e) if matches!(e.class(), ErrorClass::Invalid | ErrorClass::Unsupported) => {
@@ -119,6 +123,11 @@ pub async fn transfer(
         }
     }
     provider.set_password(id, password).await?;
-    metrics.count(kind, format, HashingMethod::Bcrypt, FALLBACK_BCRYPT);
+    // Kinde is sent a bcrypt of the password; the others hash the password themselves.
+    let (method, result) = match provider.kind() {
+        ProviderKind::Kinde => (HashingMethod::Bcrypt.as_str(), FALLBACK_BCRYPT),
+        _ => ("password", FALLBACK_PASSWORD),
+    };
+    metrics.count(kind, format, method, result);
     Ok(())
 }

@@ -34,6 +34,14 @@ pub(super) struct ListedUser {
     pub provided_id: Option<String>,
 }
 
+/// `GET /api/v1/user?id=` (`getUserData`) success: the `user` schema, the fields read.
+#[derive(Deserialize)]
+pub(super) struct UserRecord {
+    pub id: Option<String>,
+    pub preferred_email: Option<String>,
+    pub provided_id: Option<String>,
+}
+
 /// `POST /api/v1/user` (`createUser`) request.
 #[derive(Serialize)]
 pub(super) struct CreateUserRequest<'a> {

@@ -87,6 +87,7 @@
     if (token.value === "") { return; }
     var body = { phase: $("new-phase").value }, canary = $("new-canary").value;
     if (canary !== "") { body.canary_percent = Number(canary); }
+    if ($("force").checked) { body.force = true; }
     fetch("/phase", {
       method: "POST",
       cache: "no-store",
@@ -120,6 +121,11 @@
     $("controls-card").hidden = !m;
     if (!m) { set("phase", "pass-through (no migration configured)"); set("canary", "–"); census(null); return; }
     syncControls(m.settings);
+    var o = m.settings_origin || {};
+    set("origin", (o.source || "–") + (o.changed_by ? " (" + o.changed_by + ")" : "") +
+      (o.changed_at ? " at " + new Date(o.changed_at).toISOString() : "") +
+      (o.version ? ", version " + o.version : ""), o.source);
+    set("handoff", m.handoff_completed_at ? new Date(m.handoff_completed_at).toISOString() : "never", m.handoff_completed_at);
     set("phase", m.settings.phase, m.settings.phase);
     set("canary", fmt(m.settings.canary_percent) + " %", m.settings.canary_percent);
     var p = m.progress || {}, r = m.rate || {}, e = m.eta || {};

@@ -407,3 +407,54 @@ proptest! {
         }
     }
 }
+
+#[tokio::test]
+async fn a_forgot_password_identifier_is_read_canonically_or_refused() {
+    let read = |ct: &'static str, body: &'static [u8], query: Option<&'static str>| async move {
+        extract_identifier(
+            BodyKind::Auto,
+            "user_login",
+            &headers(ct),
+            query,
+            &Bytes::from_static(body),
+        )
+        .await
+    };
+    assert_eq!(
+        read(FORM, b"user_login=+Al%40x.io%00&redirect_to=", None).await,
+        Ok("Al@x.io".to_owned())
+    );
+    assert_eq!(
+        read("application/json", br#"{"user_login":"al@x.io"}"#, None).await,
+        Ok("al@x.io".to_owned())
+    );
+    assert_eq!(
+        read(FORM, b"user_login=a&user_login=b", None).await,
+        Err(Unread::RepeatedField)
+    );
+    assert_eq!(
+        read(FORM, b"user_login[]=a", None).await,
+        Err(Unread::AliasedField)
+    );
+    assert_eq!(
+        read(FORM, b"user_login=a", Some("user_login=b")).await,
+        Err(Unread::FieldInQuery)
+    );
+    assert_eq!(
+        read(FORM, b"log=a&pwd=b", None).await,
+        Err(Unread::NoCredentials)
+    );
+    assert_eq!(
+        read(FORM, b"user_login=a%E2%80%8Bb", None).await,
+        Err(Unread::ControlCharacters)
+    );
+    assert_eq!(
+        read(
+            "application/json",
+            br#"{"user_login":"a","user_login":"b"}"#,
+            None
+        )
+        .await,
+        Err(Unread::RepeatedField)
+    );
+}

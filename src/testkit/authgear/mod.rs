@@ -147,6 +147,26 @@ impl FakeAuthgear {
             .is_some_and(|h| bcrypt::verify(plaintext, &h).unwrap_or(false))
     }
 
+    /// Deletes the user with this email, as an operator would at the provider; false when
+    /// there was none.
+    pub fn delete_user(&self, email: &str) -> bool {
+        let mut st = self.shared.lock();
+        let email = email.to_lowercase();
+        let before = st.users.len();
+        st.users.retain(|_, u| u.email != email);
+        st.users.len() < before
+    }
+
+    /// Removes the password of the user with this email (as if created without one).
+    pub fn remove_password(&self, email: &str) {
+        let email = email.to_lowercase();
+        for u in self.shared.lock().users.values_mut() {
+            if u.email == email {
+                u.password_hash = None;
+            }
+        }
+    }
+
     /// Calls seen for an operation (root field name, or `forbidden`).
     pub fn calls(&self, operation: &str) -> u64 {
         self.shared.lock().knobs.calls(operation)

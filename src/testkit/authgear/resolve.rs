@@ -4,6 +4,8 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rand::Rng;
 use serde_json::{Map, Value, json};
 
@@ -63,9 +65,19 @@ fn now_secs() -> u64 {
 }
 
 fn user_value(u: &FakeAuthgearUser) -> Value {
+    // The primary password authenticator, when the user has a password.
+    let password = u.password_hash.as_ref().map(|_| {
+        json!({
+            "__typename": "Authenticator",
+            "id": URL_SAFE_NO_PAD.encode(format!("Authenticator:pw-{}", u.raw_id)),
+            "kind": "PRIMARY", "type": "PASSWORD", "isDefault": true, "expireAfter": null,
+            "claims": {}, "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z",
+        })
+    });
     json!({
         "__typename": "User",
         "id": u.node_id,
+        "primaryPassword": password,
         "standardAttributes": {"email": u.email, "email_verified": false, "updated_at": now_secs()},
         "isDisabled": false, "isDeactivated": false, "isAnonymous": false, "isAnonymized": false,
         "createdAt": "2026-01-01T00:00:00Z", "updatedAt": "2026-01-01T00:00:00Z", "lastLoginAt": null,

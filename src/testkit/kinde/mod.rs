@@ -17,6 +17,7 @@ mod password;
 mod routes;
 
 pub use password::StoredPassword;
+pub(crate) use password::verify as verify_stored;
 
 /// Scopes dripgate needs.
 pub const ALL_SCOPES: [&str; 4] = [
@@ -212,6 +213,19 @@ impl FakeKinde {
             });
         }
         id
+    }
+
+    /// Deletes the user with this id, as an operator would at the provider; false when there
+    /// was none.
+    pub fn delete_user(&self, id: &str) -> bool {
+        self.shared.lock().users.remove(id).is_some()
+    }
+
+    /// Changes the email identity of the user with this id.
+    pub fn set_email(&self, id: &str, email: &str) {
+        if let Some(u) = self.shared.lock().users.get_mut(id) {
+            u.email = Some(email.to_owned());
+        }
     }
 
     /// Calls seen for an operation (operationId, or `token`).

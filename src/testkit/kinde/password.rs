@@ -43,7 +43,7 @@ impl FakeKinde {
     }
 }
 
-pub(super) fn verify(pw: &StoredPassword, plaintext: &[u8]) -> bool {
+pub(crate) fn verify(pw: &StoredPassword, plaintext: &[u8]) -> bool {
     let with = |format| LegacyHash::new(format, pw.hash.as_str());
     let digest = |format| {
         let h = with(format).with_encoding(Some(DigestEncoding::Hex));

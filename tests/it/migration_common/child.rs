@@ -14,16 +14,14 @@ impl ChildDripgate {
     /// Starts the binary with `config` on ports of its own choosing and waits for its start-up
     /// line; everything it prints (stdout and stderr) is appended to `out`.
     pub fn spawn(config: &Path, fake: &Fake, out: &Arc<Mutex<String>>) -> Self {
-        let Fake::Kinde(kinde) = fake else {
-            panic!("child processes use the Kinde fake")
-        };
+        let (secret_var, secret) = fake.child_secret();
         let mut child = Command::new(env!("CARGO_BIN_EXE_dripgate"))
             .args(["serve", "--config"])
             .arg(config)
             .env("DRIPGATE_SERVER__LISTEN", "127.0.0.1:0")
             .env("DRIPGATE_ADMIN__LISTEN", "127.0.0.1:0")
             .env("DRIPGATE_SHUTDOWN__DELAY", "0s")
-            .env("TEST_KINDE_SECRET", &kinde.options().client_secret)
+            .env(secret_var, secret)
             .env_remove("RUST_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -19,6 +19,9 @@ use dripgate::provider::{ProviderConfig, ProviderKind};
 use dripgate::signin::extract::BodyKind;
 use dripgate::testkit::Fault;
 use dripgate::testkit::authgear::{FakeAuthgear, FakeAuthgearOptions};
+use dripgate::testkit::cognito::FakeCognito;
+use dripgate::testkit::generic::FakeGenericHttp;
+use dripgate::testkit::keycloak::FakeKeycloak;
 use dripgate::testkit::kinde::FakeKinde;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 
@@ -342,13 +345,10 @@ impl World {
 
 impl World {
     /// Writes a `dripgate serve` config for a child process: the world's legacy app, store,
-    /// ledger and audit file, the Kinde fake (its client secret from `TEST_KINDE_SECRET`, which
+    /// ledger and audit file, the provider fake (its secret from `TEST_PROVIDER_SECRET`, which
     /// [`ChildDripgate::spawn`] sets), JSON logs at trace level, phase `migrate`. `overrides` is
     /// TOML merged over that, table by table.
     pub fn write_child_config(&self, fake: &Fake, overrides: &str) -> PathBuf {
-        let Fake::Kinde(kinde) = fake else {
-            panic!("child processes use the Kinde fake")
-        };
         let base = format!(
             r#"
 [upstream]
@@ -381,15 +381,7 @@ file = "{audit}"
 phase = "migrate"
 replica_id = "child"
 
-[provider]
-kind = "kinde"
-
-[provider.kinde]
-base_url = "{base}"
-client_id = "{client_id}"
-client_secret = {{ env = "TEST_KINDE_SECRET" }}
-bcrypt_cost = 4
-
+{provider}
 [provider.limits]
 requests_per_second = 1000
 burst = 1000
@@ -398,8 +390,7 @@ burst = 1000
             store = self.store_path.display(),
             ledger = self.ledger_path.display(),
             audit = self.audit_path.display(),
-            base = kinde.base_url(),
-            client_id = kinde.options().client_id,
+            provider = fake.child_provider_toml(),
         );
         let mut config: toml::Table = base.parse().unwrap();
         merge_toml(&mut config, overrides.parse().unwrap());

@@ -160,3 +160,60 @@ async fn ledger_unreachable_in_route_uses_the_cache_then_denies_or_falls_back_to
     legacy.stop().await;
     db.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_unreachable_leaves_the_shared_phase_as_it_is_and_refuses_changes() {
+    let Some(db) = ledger_common::postgres("migration_edges_settings_down").await else {
+        return;
+    };
+    let world = World::new().await;
+    let fake = Fake::kinde().await;
+    let direct_url = db.config.url.expose().to_owned();
+    let pg = url::Url::parse(&direct_url).unwrap();
+    let target = format!(
+        "{}:{}",
+        pg.host_str().unwrap(),
+        pg.port_or_known_default().unwrap_or(5432)
+    );
+    let relay = Relay::start(target).await;
+    let mut config = world.config(Some(&fake), legacy_signature());
+    config.ledger = db.config.clone();
+    config.ledger.url = dripgate::config::Secret::inline(through(&relay, &direct_url));
+    config.ledger.query_timeout = Duration::from_secs(1);
+    config.migration.phase = Phase::Route;
+    config.migration.route = redirect();
+    config.migration.settings_poll_interval = Duration::from_millis(100);
+    let dg = Dripgate::start(config).await;
+    relay.cut();
+
+    // Polls fail, are counted, and the replica keeps serving with the phase it had.
+    let errors = async || {
+        let (_, page) = common::get_text(&dg.admin_url("/metrics")).await;
+        common::metric(&page, "dripgate_settings_polls_total{result=\"error\"}").unwrap_or(0.0)
+    };
+    for _ in 0..100 {
+        if errors().await >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(errors().await >= 2.0, "failed polls are counted");
+    let (_, phase) = common::get_text(&dg.admin_url("/phase")).await;
+    assert!(phase.contains("\"route\""), "{phase}");
+    // A change the ledger cannot record is refused, and nothing changes.
+    let resp = raw_client()
+        .post(dg.admin_url("/phase"))
+        .header("content-type", "application/json")
+        .body(r#"{"phase": "migrate"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 503);
+    assert!(resp.text().await.unwrap().contains("nothing changed"));
+    let (_, phase) = common::get_text(&dg.admin_url("/phase")).await;
+    assert!(phase.contains("\"route\""), "{phase}");
+    let (code, _) = common::get_text(&dg.url("/download?bytes=10")).await;
+    assert_eq!(code, 200, "the replica still serves");
+    dg.stop().await;
+    db.cleanup().await;
+}

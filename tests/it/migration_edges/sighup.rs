@@ -164,6 +164,104 @@ async fn sighup_switches_the_phase_to_route_and_keeps_open_connections() {
     }
 }
 
+/// The child's config in `phase` with `canary` percent, a redirect route target either way.
+fn child_overrides_canary(phase: &str, canary: u32) -> String {
+    child_overrides(phase).replace(
+        &format!("phase = \"{phase}\"\n"),
+        &format!("phase = \"{phase}\"\ncanary_percent = {canary}.0\n"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_applies_only_a_changed_file_and_a_restart_keeps_the_ledgers_phase() {
+    let world = World::new().await;
+    let fake = Fake::kinde().await;
+    let config = world.write_child_config(&fake, &child_overrides("migrate"));
+    let out = Arc::new(Mutex::new(String::new()));
+    let mut running = ChildDripgate::spawn(&config, &fake, &out);
+    let settings = async |admin: &str| {
+        let (_, status) = common::get_text(&format!("{admin}/status")).await;
+        let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+        v["migration"].clone()
+    };
+    let hup = |child: &std::process::Child| {
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+
+    // A change through the admin API is stored in the ledger.
+    let admin = running.admin.clone();
+    let resp = raw_client()
+        .post(format!("{admin}/phase"))
+        .header("content-type", "application/json")
+        .body(r#"{"phase": "route"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    // A SIGHUP with the file unchanged does not undo it.
+    hup(&running.child);
+    eventually("the unchanged reload logged", async || {
+        out.lock()
+            .unwrap()
+            .contains("the file's phase and canary share are unchanged")
+    })
+    .await;
+    let m = settings(&admin).await;
+    assert_eq!(m["settings"]["phase"], "route");
+    assert_eq!(m["settings_origin"]["source"], "admin_api");
+
+    // A changed file is written as a new change, source `config_reload`.
+    world.write_child_config(&fake, &child_overrides_canary("migrate", 50));
+    hup(&running.child);
+    eventually("the changed file applied", async || {
+        settings(&admin).await["settings"]["phase"] == "migrate"
+    })
+    .await;
+    let m = settings(&admin).await;
+    assert_eq!(m["settings"]["canary_percent"], 50.0);
+    assert_eq!(m["settings_origin"]["source"], "config_reload");
+    assert_eq!(m["settings_origin"]["version"], 3);
+
+    // Back to `route` through the API; a restart with the file (`migrate`) keeps `route`.
+    let resp = raw_client()
+        .post(format!("{admin}/phase"))
+        .header("content-type", "application/json")
+        .body(r#"{"phase": "route"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let _ = Command::new("kill")
+        .args(["-TERM", &running.child.id().to_string()])
+        .status();
+    let _ = running.child.wait();
+    running = ChildDripgate::spawn(&config, &fake, &out);
+    let m = settings(&running.admin).await;
+    assert_eq!(
+        m["settings"]["phase"], "route",
+        "the ledger's phase, not the file's"
+    );
+    assert_eq!(m["settings_origin"]["source"], "admin_api");
+    assert_eq!(m["settings_origin"]["version"], 4);
+    let _ = Command::new("kill")
+        .args(["-TERM", &running.child.id().to_string()])
+        .status();
+    let _ = running.child.wait();
+    let changes = world.audit_events("phase.changed");
+    assert_eq!(
+        changes.len(),
+        3,
+        "two API changes and one reload, each audited once"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sighup_with_an_invalid_file_keeps_the_running_phase_and_serving() {
     let world = World::new().await;

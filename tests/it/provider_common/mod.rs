@@ -1,6 +1,8 @@
 //! Shared helpers of the provider tests: spec-based request validators and client configs.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod cognito;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,13 +15,17 @@ use dripgate::testkit::authgear::{FakeAuthgear, FakeAuthgearOptions};
 use dripgate::testkit::kinde::{FakeKinde, FakeKindeOptions};
 use serde_json::{Map, Value};
 
+mod http_spec;
+pub use http_spec::*;
+pub mod keycloak;
+
 pub fn spec_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/provider_specs")
         .join(name)
 }
 
-fn yaml_to_json(y: &yaml_rust2::Yaml) -> Value {
+pub fn yaml_to_json(y: &yaml_rust2::Yaml) -> Value {
     use yaml_rust2::Yaml;
     match y {
         Yaml::Real(s) => s
@@ -227,7 +233,7 @@ pub fn kinde_config(fake: &FakeKinde) -> KindeConfig {
         password_transfer: PasswordTransfer::Bcrypt,
         bcrypt_cost: 4,
         is_temporary_password: false,
-        mark_email_verified: true,
+        mark_email_verified: Some(true),
     }
 }
 
