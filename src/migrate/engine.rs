@@ -12,9 +12,9 @@ use super::Credentials;
 use super::adoption::{self, Taking};
 use super::metrics::MigrationMetrics;
 use super::outcome::{Exit, Outcome, Stage};
-use super::phase::{MigrationConfig, Phase, PhaseState, RuntimeSettings};
+use super::phase::{MigrationConfig, Phase, PhaseState};
 use super::transfer::{self, TransferMetrics};
-use crate::audit::{Actor, AuditEvent, AuditKind, AuditLog};
+use crate::audit::{AuditEvent, AuditKind, AuditLog};
 use crate::failure::Classified;
 use crate::hash::{Password, VerifyPool};
 use crate::ledger::{Claim, Ledger, LedgerError, Method, State};
@@ -133,52 +133,6 @@ impl Engine {
     /// The provider, when one is configured.
     pub fn provider(&self) -> Option<&Arc<dyn Provider>> {
         self.inner.provider.as_ref()
-    }
-
-    /// Changes the phase and canary share at run time (admin API or config reload); every
-    /// change is audited with its `actor` (channel, and for the admin API peer and token name).
-    /// Returns the previous settings. A phase the engine cannot run is refused by the check
-    /// start-up validation uses (`phase::check_phase`): `migrate`/`route` without a provider,
-    /// `route` without a route target (both are read at start-up only).
-    pub fn change_settings(
-        &self,
-        new: RuntimeSettings,
-        actor: &Actor,
-    ) -> Result<RuntimeSettings, SettingsError> {
-        super::phase::check_phase(
-            new.phase,
-            self.inner.provider.is_some(),
-            self.inner.config.route.is_some(),
-        )?;
-        let source = actor.via;
-        let old = self.inner.phase.set(new);
-        self.inner.metrics.set_phase(new.phase);
-        if old != new {
-            tracing::info!(
-                from = old.phase.as_str(),
-                to = new.phase.as_str(),
-                canary_percent = new.canary_percent,
-                source,
-                "migration phase changed"
-            );
-            self.inner.audit.emit(
-                AuditEvent::new(
-                    AuditKind::PhaseChanged,
-                    None,
-                    new.phase.as_str(),
-                    &self.inner.replica,
-                )
-                .detail(format!(
-                    "{} -> {}, canary {} -> {}, via {source}",
-                    old.phase.as_str(),
-                    new.phase.as_str(),
-                    old.canary_percent,
-                    new.canary_percent
-                ))
-                .actor(actor),
-            );
-        }
-        Ok(old)
     }
 
     /// The migration metrics (for `/status`: sign-ins by outcome over the last hour).
