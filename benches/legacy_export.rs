@@ -22,6 +22,7 @@ fn columns() -> Columns {
         salt: None,
         given_name: Some("first_name".into()),
         family_name: Some("last_name".into()),
+        created: None,
     }
 }
 

@@ -20,6 +20,13 @@ pub const ALLOWED: &[(&str, &[&str])] = &[
             "audit", "hash", "legacy", "provider", "ledger", "secret", "metrics", "failure",
         ],
     ),
+    (
+        "handoff",
+        &[
+            "migrate", "legacy", "ledger", "provider", "audit", "hash", "secret", "metrics",
+            "failure",
+        ],
+    ),
     ("proxy", &["body", "metrics", "failure"]),
     (
         "signin",
@@ -28,8 +35,8 @@ pub const ALLOWED: &[(&str, &[&str])] = &[
     (
         "config",
         &[
-            "secret", "hash", "legacy", "provider", "ledger", "migrate", "audit", "proxy",
-            "signin", "failure",
+            "secret", "hash", "legacy", "provider", "ledger", "migrate", "handoff", "audit",
+            "proxy", "signin", "failure",
         ],
     ),
     (
@@ -57,7 +64,7 @@ pub const ALLOWED: &[(&str, &[&str])] = &[
         "cli",
         &[
             "demo", "server", "config", "logging", "hash", "legacy", "provider", "ledger",
-            "migrate", "audit", "secret", "failure",
+            "migrate", "handoff", "audit", "secret", "failure",
         ],
     ),
     ("architecture", &[]),

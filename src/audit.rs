@@ -24,15 +24,20 @@ pub struct AuditConfig {
 /// The audit event names (a fixed set).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum AuditKind {
-    /// A user was created (or adopted) at the provider and given the password.
+    /// A user was created (or recovered, or adopted) at the provider and given the password.
     #[serde(rename = "user.migrated")]
     Migrated,
     /// A migration attempt failed; the next sign-in retries.
     #[serde(rename = "user.migration_failed")]
     MigrationFailed,
-    /// An existing provider user was linked and given the password.
+    /// A provider user that existed before the migration (not created by dripgate) was
+    /// linked and given the password (`on_existing_user = "adopt"` only).
     #[serde(rename = "user.adopted_existing")]
     AdoptedExisting,
+    /// A provider user dripgate itself created for this legacy user (its stored legacy id
+    /// matches) in an attempt whose answer was lost, found again and given the password.
+    #[serde(rename = "user.recovered_own_create")]
+    RecoveredOwnCreate,
     /// An existing provider user was left alone (`on_existing_user = "skip"`).
     #[serde(rename = "user.conflict")]
     Conflict,
@@ -45,6 +50,10 @@ pub enum AuditKind {
     /// A migrated user's sign-in was sent to the new provider.
     #[serde(rename = "user.routed_to_provider")]
     RoutedToProvider,
+    /// `dripgate handoff` moved a user who never signed in (detail: `handoff_hash` or
+    /// `handoff_reset`).
+    #[serde(rename = "user.handed_off")]
+    HandedOff,
     /// The phase or canary share changed.
     #[serde(rename = "phase.changed")]
     PhaseChanged,
@@ -247,17 +256,29 @@ impl AuditLog {
     ) -> Result<Self, prometheus::Error> {
         let dropped = IntCounter::new(
             "dripgate_audit_events_dropped_total",
-            "Audit events dropped because the writer fell behind.",
+            "Audit events dropped because the writer fell behind or could not write (disk full).",
         )?;
         registry.register(Box::new(dropped.clone()))?;
         let (tx, rx) = sync_channel::<AuditEvent>(QUEUE);
+        let lost = dropped.clone();
         std::thread::Builder::new()
             .name("dripgate-audit".to_owned())
             .spawn(move || {
+                let mut failing = false;
                 for event in rx {
-                    if let Ok(line) = serde_json::to_string(&event) {
-                        let _ = writeln!(sink, "{line}");
-                        let _ = sink.flush();
+                    let Ok(line) = serde_json::to_string(&event) else {
+                        continue;
+                    };
+                    match writeln!(sink, "{line}").and_then(|()| sink.flush()) {
+                        Ok(()) => failing = false,
+                        Err(e) => {
+                            lost.inc();
+                            // Once per run of failures, not per event.
+                            if !failing {
+                                tracing::error!(error = %e, "audit events cannot be written; counting them as dropped");
+                            }
+                            failing = true;
+                        }
                     }
                 }
             })

@@ -12,6 +12,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod failure;
+pub mod handoff;
 pub mod hash;
 pub mod ledger;
 pub mod legacy;

@@ -1,5 +1,6 @@
 //! The command line: `dripgate <command>`.
 
+pub mod handoff;
 pub mod hash;
 mod health;
 pub mod ledger;
@@ -61,6 +62,14 @@ pub enum Command {
         #[command(subcommand)]
         command: ProviderCommand,
     },
+    /// End of the migration window: move every legacy user not yet migrated to the provider
+    /// through the live claim protocol (legacy hash imported, or a password change required,
+    /// per hash format), resumably. `--dry-run` first. Exits 0 when every selected user was
+    /// processed, 1 when some are left for another run, 2 on a config error.
+    #[command(
+        after_help = "Examples:\n  dripgate handoff --config /etc/dripgate/dripgate.toml --dry-run --report plan.jsonl\n  dripgate handoff --config /etc/dripgate/dripgate.toml --policy sha1=reset --report handoff.jsonl"
+    )]
+    Handoff(handoff::HandoffArgs),
     /// The legacy hash store: census before a migration, look up one user.
     #[command(subcommand)]
     Legacy(legacy::LegacyCommand),
@@ -157,6 +166,7 @@ pub fn main() -> ExitCode {
         Command::CheckConfig { config } => check_config(&config),
         Command::Hash(cmd) => hash::run(cmd),
         Command::Legacy(cmd) => legacy::run(cmd),
+        Command::Handoff(args) => handoff::run(args),
         Command::Ledger(cmd) => ledger::run(cmd),
         #[cfg(feature = "demo")]
         Command::Demo {

@@ -6,7 +6,7 @@ use super::Config;
 
 impl Config {
     /// Fills in the defaults that depend on another section: an unset
-    /// `provider.kinde.mark_email_verified` takes the legacy preset's answer
+    /// `provider.<kind>.mark_email_verified` takes the legacy preset's answer
     /// ([`crate::legacy::Preset::emails_verified`]) where the preset has one.
     pub fn with_preset_defaults(mut self) -> Self {
         let known = self
@@ -14,10 +14,13 @@ impl Config {
             .as_ref()
             .filter(|l| l.export.is_none())
             .and_then(|l| l.preset.emails_verified());
-        if let Some(kinde) = self.provider.as_mut().and_then(|p| p.kinde.as_mut())
-            && kinde.mark_email_verified.is_none()
+        if let Some(verified) = self
+            .provider
+            .as_mut()
+            .and_then(|p| p.email_verification_mut())
+            && verified.is_none()
         {
-            kinde.mark_email_verified = known;
+            *verified = known;
         }
         self
     }
@@ -27,7 +30,8 @@ impl Config {
     /// contradicts.
     pub fn warnings(&self) -> Vec<String> {
         let mut warnings = Vec::new();
-        let Some(kinde) = self.provider.as_ref().and_then(|p| p.kinde.as_ref()) else {
+        let Some((section, verified)) = self.provider.as_ref().and_then(|p| p.email_verification())
+        else {
             return warnings;
         };
         let legacy = self.legacy.as_ref();
@@ -38,9 +42,9 @@ impl Config {
                 l.preset.as_str()
             }
         });
-        match kinde.mark_email_verified {
+        match verified {
             None => warnings.push(format!(
-                "provider.kinde.mark_email_verified is not set and the legacy store ({preset}) does not say whether its application verified emails: users are created with the email unverified (is_verified = false). Set it to true only if the legacy application verified every user's email, or to false to silence this warning"
+                "provider.{section}.mark_email_verified is not set and the legacy store ({preset}) does not say whether its application verified emails: users are created with the email unverified. Set it to true only if the legacy application verified every user's email, or to false to silence this warning"
             )),
             Some(true)
                 if legacy
@@ -49,7 +53,7 @@ impl Config {
                     == Some(false) =>
             {
                 warnings.push(format!(
-                    "provider.kinde.mark_email_verified = true asserts to Kinde that every migrated email was verified, but {preset} does not verify emails: anyone who registered there with someone else's address gets it as verified"
+                    "provider.{section}.mark_email_verified = true asserts to the provider that every migrated email was verified, but {preset} does not verify emails: anyone who registered there with someone else's address gets it as verified"
                 ));
             }
             _ => {}
@@ -147,5 +151,37 @@ mod tests {
             "{warnings:?}"
         );
         assert!(config(WORDPRESS, Some(false)).warnings().is_empty());
+    }
+
+    #[test]
+    fn every_provider_section_follows_the_same_rule() {
+        let sections = [
+            "[provider]\nkind = \"keycloak\"\n[provider.keycloak]\nbase_url = \"https://sso.example.com\"\n\
+             realm = \"r\"\nclient_id = \"id\"\nclient_secret = \"s\"\n",
+            "[provider]\nkind = \"http\"\n[provider.http_provider]\nbase_url = \"https://idp.example.com\"\n\
+             key_id = \"k\"\nsigning_key = \"0123456789abcdef0123456789abcdef\"\n",
+        ];
+        for section in sections {
+            let wordpress = format!("[legacy]\n{WORDPRESS}\n{section}");
+            let c = crate::config::parse_str(&wordpress, "test", std::iter::empty()).unwrap();
+            let provider = c.provider.as_ref().unwrap();
+            assert_eq!(
+                provider.email_verification().unwrap().1,
+                Some(false),
+                "{section}"
+            );
+            assert!(c.warnings().is_empty(), "{:?}", c.warnings());
+            let generic = format!("[legacy]\n{GENERIC}\n{section}");
+            let c = crate::config::parse_str(&generic, "test", std::iter::empty()).unwrap();
+            let (name, verified) = c.provider.as_ref().unwrap().email_verification().unwrap();
+            assert_eq!(verified, None);
+            let warnings = c.warnings();
+            assert!(
+                warnings.len() == 1
+                    && warnings[0]
+                        .contains(&format!("provider.{name}.mark_email_verified is not set")),
+                "{warnings:?}"
+            );
+        }
     }
 }

@@ -53,6 +53,9 @@ pub struct Config {
     /// The migration ledger (durable per-user migration state).
     #[serde(default)]
     pub ledger: crate::ledger::LedgerConfig,
+    /// `dripgate handoff`: policies per hash format and concurrency.
+    #[serde(default)]
+    pub handoff: crate::handoff::HandoffConfig,
 }
 
 /// The public listener.

@@ -312,3 +312,23 @@ fn start_up_errors() {
     let ledger_down = crate::migrate::ChangeRefused::Ledger(crate::ledger::LedgerError::Timeout);
     is(&ledger_down, Blame::Ledger, Retry::Later, "ledger");
 }
+
+#[test]
+fn handoff_errors() {
+    use crate::handoff::HandoffError;
+    let ledger = HandoffError::Ledger(LedgerError::Timeout);
+    is(&ledger, Blame::Ledger, Retry::Later, "timeout");
+    let legacy = HandoffError::Legacy(LegacyError::Unavailable {
+        backend: "mysql",
+        message: "refused".into(),
+    });
+    is(&legacy, Blame::LegacyStore, Retry::Later, "unavailable");
+    let report = HandoffError::Report(std::io::Error::other("disk full"));
+    is(&report, Blame::Config, Retry::Never, "config");
+    is(
+        &HandoffError::Config("x".into()),
+        Blame::Config,
+        Retry::Never,
+        "config",
+    );
+}

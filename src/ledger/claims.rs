@@ -4,8 +4,8 @@
 use sqlx::Row;
 
 use super::model::{
-    Claim, ClaimRow, MigratedUser, State, bounded_label, check_fingerprint, check_key, check_owner,
-    check_provider_id,
+    Claim, ClaimRow, Method, MigratedUser, State, bounded_label, check_fingerprint, check_key,
+    check_owner, check_provider_id,
 };
 use super::{Backend, Ledger, LedgerError};
 
@@ -108,6 +108,19 @@ impl Ledger {
         provider_user_id: &str,
         fingerprint: &str,
     ) -> Result<MigratedUser, LedgerError> {
+        self.mark_migrated_by(claim, provider_user_id, fingerprint, Method::Live)
+            .await
+    }
+
+    /// [`Ledger::mark_migrated`], recording how the password reached the provider (`method`:
+    /// [`Method::Live`] for a sign-in, a hand-off method for `dripgate handoff`).
+    pub async fn mark_migrated_by(
+        &self,
+        claim: &Claim,
+        provider_user_id: &str,
+        fingerprint: &str,
+        method: Method,
+    ) -> Result<MigratedUser, LedgerError> {
         check_provider_id(provider_user_id)?;
         check_fingerprint(fingerprint)?;
         let migrated_at = self
@@ -118,6 +131,7 @@ impl Ledger {
                         .bind(claim.epoch)
                         .bind(provider_user_id)
                         .bind(fingerprint)
+                        .bind(method.as_str())
                         .fetch_optional(p)
                         .await
                         .and_then(|row| row.map(|r| r.try_get::<Option<i64>, _>(0)).transpose())
@@ -155,6 +169,29 @@ impl Ledger {
             fenced(done)
         })
         .await
+    }
+
+    /// After this claim's holder wrote a password at the provider and then found the claim
+    /// superseded (a fenced write): its write may have landed after the newer holder's, so the
+    /// row is no longer trusted as `migrated`. Demotes it to `created` with no fingerprint and
+    /// bumps the epoch (the newer holder's pending writes are fenced); the next sign-in sets the
+    /// password again. Drops the user from the cache. `false` when there was nothing to demote.
+    pub async fn mark_superseded(&self, claim: &Claim) -> Result<bool, LedgerError> {
+        let result = self
+            .run("mark_superseded", async {
+                let done = on_pool!(&self.inner.backend, |p, q| {
+                    sqlx::query(q::MARK_SUPERSEDED)
+                        .bind(&claim.user_key)
+                        .bind(claim.epoch)
+                        .execute(p)
+                        .await
+                        .map(|r| r.rows_affected())
+                })?;
+                Ok(done > 0)
+            })
+            .await;
+        self.invalidate_cached(&claim.user_key).await;
+        result
     }
 
     /// Ends the migration of a user in `State::Conflict` or `State::BlockedPolicy` with a

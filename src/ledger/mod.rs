@@ -37,10 +37,12 @@ pub use error::LedgerError;
 pub use export::{EXPORT_COLUMNS, EXPORT_PAGE_ROWS, ExportRow};
 pub use fingerprint::Fingerprinter;
 pub use forget::{FORGOTTEN, Forgotten, PROVIDER_USER_GONE, cleared};
+pub use handoff::HandoffRun;
 pub use history::{HOUR_MS, MigrationHistory};
 pub use metrics::LedgerMetrics;
 pub use model::{
-    Claim, MAX_LABEL_BYTES, MAX_OWNER_BYTES, MAX_USER_KEY_BYTES, MigratedUser, State, UserRecord,
+    Claim, MAX_LABEL_BYTES, MAX_OWNER_BYTES, MAX_USER_KEY_BYTES, Method, MigratedUser, State,
+    UserRecord,
 };
 use model::{MigratedRow, RecordRow, check_key};
 pub use settings::{MAX_SETTINGS_TEXT, SettingsWrite, StoredSettings};
@@ -72,6 +74,7 @@ mod claims;
 mod counts;
 mod export;
 mod forget;
+mod handoff;
 mod history;
 mod settings;
 

@@ -76,6 +76,50 @@ impl FromStr for State {
     }
 }
 
+/// How a migrated user's password last reached the provider (schema version 4; rows migrated
+/// before it read as [`Method::Live`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// A sign-in proved the password (first migration or resync).
+    Live,
+    /// `dripgate handoff` imported the legacy hash as it is.
+    HandoffHash,
+    /// `dripgate handoff` created the user without a password and required a change.
+    HandoffReset,
+}
+
+impl Method {
+    /// Every method, in order.
+    pub const ALL: [Method; 3] = [Method::Live, Method::HandoffHash, Method::HandoffReset];
+
+    /// The name stored in the ledger and used in metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Live => "live",
+            Self::HandoffHash => "handoff_hash",
+            Self::HandoffReset => "handoff_reset",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Method {
+    type Err = LedgerError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| LedgerError::Corrupt(format!("unknown method {s:?}")))
+    }
+}
+
 /// A user's full ledger row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserRecord {
@@ -105,6 +149,8 @@ pub struct UserRecord {
     pub updated_at: i64,
     /// When the user was first migrated (ms since the Unix epoch).
     pub migrated_at: Option<i64>,
+    /// How the password last reached the provider (meaningful once `migrated`).
+    pub method: Method,
 }
 
 /// What the routing hot path needs to know about a migrated user.
@@ -175,6 +221,7 @@ pub(super) struct RecordRow {
     pub(super) created_at: i64,
     pub(super) updated_at: i64,
     pub(super) migrated_at: Option<i64>,
+    pub(super) method: String,
 }
 
 impl TryFrom<RecordRow> for UserRecord {
@@ -195,6 +242,7 @@ impl TryFrom<RecordRow> for UserRecord {
             created_at: row.created_at,
             updated_at: row.updated_at,
             migrated_at: row.migrated_at,
+            method: row.method.parse()?,
         })
     }
 }

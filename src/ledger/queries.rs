@@ -59,11 +59,11 @@ macro_rules! ledger_queries {
             " WHERE user_key = $1 AND epoch = $2"
         );
 
-        /// Records a finished migration and releases the lease.
-        /// `$1` user key, `$2` epoch, `$3` provider user id, `$4` fingerprint.
+        /// Records a finished migration and releases the lease. `$1` user key, `$2` epoch,
+        /// `$3` provider user id, `$4` fingerprint, `$5` method (`live`, `handoff_hash`, …).
         pub(super) const MARK_MIGRATED: &str = concat!(
             "UPDATE ledger_users SET state = 'migrated', provider_user_id = $3, \
-               hash_fingerprint = $4, last_error = NULL, lease_owner = NULL, \
+               hash_fingerprint = $4, method = $5, last_error = NULL, lease_owner = NULL, \
                lease_expires_at = 0, migrated_at = COALESCE(migrated_at, ",
             $now,
             "), updated_at = ",
@@ -77,6 +77,17 @@ macro_rules! ledger_queries {
                updated_at = ",
             $now,
             " WHERE user_key = $1 AND epoch = $2"
+        );
+
+        /// Demotes a row whose `$2`-epoch holder wrote a password at the provider after it was
+        /// superseded: `created` (not routable), fingerprint cleared, epoch bumped (fencing the
+        /// newer holder's pending writes). The lease is kept. `$1` user key, `$2` stale epoch.
+        pub(super) const MARK_SUPERSEDED: &str = concat!(
+            "UPDATE ledger_users SET state = 'created', epoch = epoch + 1, \
+               hash_fingerprint = NULL, last_error = 'superseded_password_write', updated_at = ",
+            $now,
+            " WHERE user_key = $1 AND epoch > $2 AND provider_user_id IS NOT NULL \
+               AND state IN ('claimed', 'created', 'migrated')"
         );
 
         /// Moves to a terminal state and releases the lease; records the fingerprint when given.
@@ -112,7 +123,7 @@ macro_rules! ledger_queries {
         /// One user's row. `$1` user key.
         pub(super) const GET: &str = "SELECT user_key, state, provider_user_id, attempts, \
              last_error, legacy_format, hash_fingerprint, lease_owner, lease_expires_at, epoch, \
-             created_at, updated_at, migrated_at FROM ledger_users WHERE user_key = $1";
+             created_at, updated_at, migrated_at, method FROM ledger_users WHERE user_key = $1";
 
         /// A migrated user's routing data. `$1` user key.
         pub(super) const GET_MIGRATED: &str = "SELECT user_key, provider_user_id, \
@@ -149,6 +160,38 @@ macro_rules! ledger_queries {
         /// The latest census summary and when it was taken.
         pub(super) const CENSUS_LATEST: &str =
             "SELECT summary, taken_at FROM ledger_census WHERE id = 1";
+
+        /// Migrated users per method (schema version 4).
+        pub(super) const METHOD_COUNTS: &str = "SELECT method, COUNT(*) AS n FROM ledger_users \
+             WHERE state = 'migrated' GROUP BY method";
+
+        /// Starts a hand-off run. `$1` run id, `$2` owner; returns the time stamped.
+        pub(super) const HANDOFF_RUN_START: &str = concat!(
+            "INSERT INTO ledger_handoff_runs (run_id, owner, started_at) VALUES ($1, $2, ",
+            $now,
+            ") RETURNING started_at"
+        );
+
+        /// Records a running hand-off's counts. `$1` run id, `$2` counts JSON.
+        pub(super) const HANDOFF_RUN_PROGRESS: &str =
+            "UPDATE ledger_handoff_runs SET counts = $2 WHERE run_id = $1 AND finished_at IS NULL";
+
+        /// Ends a hand-off run. `$1` run id, `$2` completed (0/1), `$3` counts JSON.
+        pub(super) const HANDOFF_RUN_FINISH: &str = concat!(
+            "UPDATE ledger_handoff_runs SET finished_at = ",
+            $now,
+            ", completed = $2, counts = $3 WHERE run_id = $1"
+        );
+
+        /// The latest hand-off run that processed every selected user.
+        pub(super) const HANDOFF_RUN_LAST_COMPLETED: &str = "SELECT run_id, owner, started_at, \
+             finished_at, completed, counts FROM ledger_handoff_runs WHERE completed = 1 \
+             ORDER BY finished_at DESC, run_id DESC LIMIT 1";
+
+        /// The latest hand-off run, finished or not.
+        pub(super) const HANDOFF_RUN_LATEST: &str = "SELECT run_id, owner, started_at, \
+             finished_at, completed, counts FROM ledger_handoff_runs \
+             ORDER BY started_at DESC, run_id DESC LIMIT 1";
 
         /// Stores the first run-time settings unless some are stored (version 1).
         /// `$1` phase, `$2` canary percent, `$3` source, `$4` changed by (or NULL).

@@ -26,8 +26,7 @@ const MIGRATIONS: &[Migration] = &[
         include_str!("schema/sqlite/0002_migrated_at_index.sql"),
     ),
     (3, "census", include_str!("schema/sqlite/0003_census.sql")),
-    // Version 4 is the hand-off's; the runner applies whichever versions are missing, in
-    // order, so a ledger at 5 still takes 4 when it arrives.
+    (4, "handoff", include_str!("schema/sqlite/0004_handoff.sql")),
     (
         5,
         "settings",

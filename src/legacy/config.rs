@@ -182,6 +182,10 @@ pub struct Columns {
     /// Family name (optional).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub family_name: Option<String>,
+    /// When the user was created (optional; `generic` stores only): the `--created-before`
+    /// filter of `dripgate handoff` reads it (a date/time, or Unix seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
 }
 
 impl Default for Columns {
@@ -195,6 +199,7 @@ impl Default for Columns {
             salt: None,
             given_name: None,
             family_name: None,
+            created: None,
         }
     }
 }

@@ -10,6 +10,7 @@
 
 pub mod census;
 mod config;
+mod enumerate;
 mod error;
 mod export;
 mod metrics;
@@ -34,11 +35,13 @@ pub use config::{
     DEFAULT_QUERY_TIMEOUT, DEFAULT_RELOAD_INTERVAL, ExportConfig, ExportKind, KeyField,
     LegacyConfig, Preset,
 };
+pub use enumerate::{Enumeration, Listed};
 pub use error::{ErrorKind, LegacyError};
 pub use metrics::LegacyMetrics;
 pub use normalize::{Lowercase, NormalizeConfig};
 pub use record::{LegacyUser, Lookup, Reason};
 
+use enumerate::Source;
 use export::{Index, Stamp};
 use presets::{Dialect, ResultColumns};
 use record::{RawRow, Rules};
@@ -433,6 +436,41 @@ impl LegacyStore {
             }
         }
         Ok(tally.finish())
+    }
+
+    /// Whether users listed by [`Self::enumerate`] carry a creation time (SQL presets
+    /// `wordpress`, `drupal7`, `django`; `generic` and `custom` with `columns.created`).
+    /// Exports have none.
+    pub fn has_created(&self) -> bool {
+        match &self.inner.backend {
+            Backend::Sql(s) => s.pages().is_some_and(|p| p.created),
+            Backend::Export(_) => false,
+        }
+    }
+
+    /// Lists every user, streaming: a SQL store page by page (keyset pagination on its id,
+    /// one short query per page), an export file read row by row. Never writes; nothing but
+    /// the current page is held.
+    pub fn enumerate(&self) -> Result<Enumeration, LegacyError> {
+        let source = match &self.inner.backend {
+            Backend::Sql(s) => {
+                if s.pages().is_none() {
+                    return Err(LegacyError::Config(
+                        "enumerating users needs census_query, and columns.id naming its id column"
+                            .into(),
+                    ));
+                }
+                Source::Sql {
+                    after: None,
+                    done: false,
+                }
+            }
+            Backend::Export(_) => Source::Export(enumerate::read_export(self.clone())),
+        };
+        Ok(Enumeration {
+            store: self.clone(),
+            source,
+        })
     }
 
     /// Closes the database pool (no-op for exports).

@@ -89,6 +89,22 @@ impl ResultColumns {
     }
 }
 
+/// Rows per page of an enumeration ([`Paging`]).
+pub(crate) const PAGE_ROWS: usize = 500;
+
+/// Keyset pagination over every user, ordered by the store's id: each page is one short query
+/// (`WHERE id > last ORDER BY id LIMIT n`), so an enumeration holds no cursor or connection
+/// between pages and never runs into `query_timeout`.
+#[derive(Debug, Clone)]
+pub(crate) struct Paging {
+    /// The first page.
+    pub first: String,
+    /// The page after a key (one bound value).
+    pub next: String,
+    /// Whether rows carry `dg_created` (the user's creation time, as text).
+    pub created: bool,
+}
+
 /// The queries a SQL store runs.
 #[derive(Debug, Clone)]
 pub(crate) struct Queries {
@@ -100,6 +116,8 @@ pub(crate) struct Queries {
     pub census: Option<String>,
     /// Counts users, if known.
     pub count: Option<String>,
+    /// Enumerates users page by page, if the id column is known.
+    pub paging: Option<Paging>,
     /// Result columns of `lookup` and `census`.
     pub columns: ResultColumns,
     /// Whether rows returned by `lookup` are re-checked against the identifier in Rust (presets:
@@ -169,6 +187,7 @@ pub(crate) fn check_identifiers(c: &LegacyConfig) -> Result<(), LegacyError> {
             ("columns.salt", &cols.salt),
             ("columns.given_name", &cols.given_name),
             ("columns.family_name", &cols.family_name),
+            ("columns.created", &cols.created),
         ] {
             if let Some(v) = v {
                 names.push((k, v));
@@ -222,6 +241,69 @@ impl Cmp {
     }
 }
 
+impl Dialect {
+    /// A column or expression as text (dates and times in the database's own text form).
+    fn as_text(self, expr: &str) -> String {
+        match self {
+            Dialect::MySql => format!("CAST({expr} AS CHAR)"),
+            _ => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
+    fn param(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "$1",
+            _ => "?",
+        }
+    }
+}
+
+/// Paging for a preset's `SELECT <cols> FROM <from> [WHERE <filter>]`, ordered by `id` (a column
+/// of `from`); `created` is the creation-time column, if the store has one.
+fn paging(
+    dialect: Dialect,
+    select: &str,
+    filter: Option<&str>,
+    id: &str,
+    created: Option<&str>,
+) -> Paging {
+    let select = match created {
+        Some(c) => select.replacen(
+            " AS dg_id,",
+            &format!(" AS dg_id, {} AS dg_created,", dialect.as_text(c)),
+            1,
+        ),
+        None => select.to_owned(),
+    };
+    let keyset = format!("{id} > {}", dialect.param());
+    let (first_where, next_where) = match filter {
+        Some(f) => (format!(" WHERE {f}"), format!(" WHERE {f} AND {keyset}")),
+        None => (String::new(), format!(" WHERE {keyset}")),
+    };
+    let tail = format!(" ORDER BY {id} LIMIT {PAGE_ROWS}");
+    Paging {
+        first: format!("{select}{first_where}{tail}"),
+        next: format!("{select}{next_where}{tail}"),
+        created: created.is_some(),
+    }
+}
+
+/// Paging for an operator's `census_query`, wrapped as a subquery ordered by the `id` result
+/// column (which must be a plain name to be put into SQL).
+fn custom_paging(dialect: Dialect, census: &str, c: &Columns) -> Option<Paging> {
+    if !is_identifier(&c.id) || c.created.as_deref().is_some_and(|n| !is_identifier(n)) {
+        return None;
+    }
+    let inner = format!("SELECT * FROM ({census}) AS dg_page");
+    let id = format!("dg_page.{}", c.id);
+    let tail = format!(" ORDER BY {id} LIMIT {PAGE_ROWS}");
+    Some(Paging {
+        first: format!("{inner}{tail}"),
+        next: format!("{inner} WHERE {id} > {}{tail}", dialect.param()),
+        created: c.created.is_some(),
+    })
+}
+
 /// The queries for `config` on `dialect`, with the identifier rule `norm`.
 pub(crate) fn build(
     config: &LegacyConfig,
@@ -250,6 +332,13 @@ pub(crate) fn build(
                     cmp.eq("u.user_email", fe)
                 ),
                 binds: cmp.binds(2),
+                paging: Some(paging(
+                    dialect,
+                    &select,
+                    None,
+                    "u.ID",
+                    Some("u.user_registered"),
+                )),
                 census: Some(select),
                 count: Some(format!("SELECT COUNT(*) FROM {p}users")),
                 columns: ResultColumns::aliases(true, false, false, (true, true)),
@@ -258,9 +347,10 @@ pub(crate) fn build(
         }
         Preset::Drupal7 => {
             let p = config.table_prefix.as_deref().unwrap_or("");
-            let select = format!(
-                "SELECT uid AS dg_id, name AS dg_login, mail AS dg_email, pass AS dg_hash FROM {p}users WHERE uid <> 0"
+            let from = format!(
+                "SELECT uid AS dg_id, name AS dg_login, mail AS dg_email, pass AS dg_hash FROM {p}users"
             );
+            let select = format!("{from} WHERE uid <> 0");
             Ok(Queries {
                 lookup: format!(
                     "{select} AND ({} OR {})",
@@ -268,6 +358,13 @@ pub(crate) fn build(
                     cmp.eq("mail", fe)
                 ),
                 binds: cmp.binds(2),
+                paging: Some(paging(
+                    dialect,
+                    &from,
+                    Some("uid <> 0"),
+                    "uid",
+                    Some("created"),
+                )),
                 census: Some(select),
                 count: Some(format!("SELECT COUNT(*) FROM {p}users WHERE uid <> 0")),
                 columns: ResultColumns::aliases(true, false, false, (false, false)),
@@ -286,13 +383,14 @@ pub(crate) fn build(
                     cmp.eq("email", fe)
                 ),
                 binds: cmp.binds(2),
+                paging: Some(paging(dialect, &select, None, "id", Some("date_joined"))),
                 census: Some(select),
                 count: Some(format!("SELECT COUNT(*) FROM {p}auth_user")),
                 columns: ResultColumns::aliases(true, false, false, (true, true)),
                 recheck: true,
             })
         }
-        Preset::Generic => Ok(generic(config, &cmp, fl, fe)),
+        Preset::Generic => Ok(generic(config, dialect, &cmp, fl, fe)),
         Preset::Custom => {
             let lookup = config
                 .query
@@ -312,6 +410,10 @@ pub(crate) fn build(
             Ok(Queries {
                 lookup,
                 binds,
+                paging: config
+                    .census_query
+                    .as_deref()
+                    .and_then(|q| custom_paging(dialect, q, &config.columns)),
                 census: config.census_query.clone(),
                 count,
                 columns: ResultColumns::from_columns(&config.columns),
@@ -321,7 +423,7 @@ pub(crate) fn build(
     }
 }
 
-fn generic(config: &LegacyConfig, cmp: &Cmp, fl: bool, fe: bool) -> Queries {
+fn generic(config: &LegacyConfig, dialect: Dialect, cmp: &Cmp, fl: bool, fe: bool) -> Queries {
     let c = &config.columns;
     let table = config.table.as_deref().unwrap_or("users");
     let has_login = !c.login.is_empty();
@@ -356,6 +458,7 @@ fn generic(config: &LegacyConfig, cmp: &Cmp, fl: bool, fe: bool) -> Queries {
     Queries {
         lookup,
         binds: cmp.binds(n),
+        paging: Some(paging(dialect, &select, None, &c.id, c.created.as_deref())),
         census: Some(select),
         count: Some(format!("SELECT COUNT(*) FROM {table}")),
         columns: ResultColumns::aliases(

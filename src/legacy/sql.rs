@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use super::LegacyError;
 use super::config::LegacyConfig;
-use super::presets::{Dialect, Queries, ResultColumns};
+use super::presets::{Dialect, Paging, Queries, ResultColumns};
 use super::record::{RawHash, RawRow};
 
 /// At most this many rows are read for one identifier; more than one is already ambiguous.
@@ -31,8 +31,27 @@ enum Pool {
     MySql(MySqlPool),
 }
 
+/// Where an enumeration stands: the id of the last row read (an integer or a text id, bound
+/// back as the same type).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum PageKey {
+    /// An integer id.
+    Int(i64),
+    /// A text id.
+    Text(String),
+}
+
+/// One page of an enumeration: rows with their creation times, and where the next page starts
+/// (`None` when the page is empty).
+pub(crate) struct Page {
+    pub rows: Vec<(RawRow, Option<String>)>,
+    pub last: Option<PageKey>,
+}
+
 /// A pooled SQL store.
 pub(crate) struct SqlStore {
+    /// `columns.created` of a custom query (a result column name).
+    created_column: Option<String>,
     pool: Pool,
     dialect: Dialect,
     queries: Queries,
@@ -117,6 +136,7 @@ impl SqlStore {
             }
         };
         Ok(SqlStore {
+            created_column: config.columns.created.clone(),
             pool,
             dialect,
             lookup_sql: Arc::from(queries.lookup.as_str()),
@@ -203,6 +223,59 @@ impl SqlStore {
             }
         });
         Ok(n)
+    }
+
+    /// Whether users can be enumerated page by page (`page`).
+    pub fn pages(&self) -> Option<&Paging> {
+        self.queries.paging.as_ref()
+    }
+
+    /// One page of users after `after` (the first page for `None`), each with its creation
+    /// time where the store has one, and the key of the page's last row; within `query_timeout`.
+    pub async fn page(&self, after: Option<&PageKey>) -> Result<Page, LegacyError> {
+        let Some(paging) = &self.queries.paging else {
+            return Err(LegacyError::Config(
+                "enumerating users needs census_query, and columns.id naming its id column".into(),
+            ));
+        };
+        let cols = &self.queries.columns;
+        // Presets alias the creation column; a custom query names it in `columns.created`.
+        let created = match (paging.created, self.queries.recheck) {
+            (false, _) => None,
+            (true, true) => Some("dg_created"),
+            (true, false) => self.created_column.as_deref(),
+        };
+        let work = async {
+            with_pool!(&self.pool, p => {
+                let q = match after {
+                    None => sqlx::query(AssertSqlSafe(paging.first.clone())),
+                    Some(PageKey::Int(n)) => sqlx::query(AssertSqlSafe(paging.next.clone())).bind(*n),
+                    Some(PageKey::Text(t)) => {
+                        sqlx::query(AssertSqlSafe(paging.next.clone())).bind(t.clone())
+                    }
+                };
+                let rows = q.fetch_all(p).await.map_err(|e| self.err(e))?;
+                let mut page = Page { rows: Vec::with_capacity(rows.len()), last: None };
+                for row in &rows {
+                    let raw = ReadRow::read(row, cols).map_err(|e| self.err(e))?;
+                    let when = match created {
+                        Some(name) => row.text(name).map_err(|e| self.err(e))?,
+                        None => None,
+                    };
+                    page.rows.push((raw, when));
+                }
+                if let Some(row) = rows.last() {
+                    page.last = Some(match row.try_get::<Option<i64>, _>(cols.id.as_str()) {
+                        Ok(Some(n)) => PageKey::Int(n),
+                        _ => PageKey::Text(row.text(&cols.id).map_err(|e| self.err(e))?.unwrap_or_default()),
+                    });
+                }
+                Ok(page)
+            })
+        };
+        tokio::time::timeout(self.query_timeout, work)
+            .await
+            .map_err(|_| self.timeout())?
     }
 
     /// Closes the pool.

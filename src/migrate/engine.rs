@@ -9,16 +9,19 @@ use secrecy::ExposeSecret;
 use tokio::sync::Semaphore;
 
 use super::Credentials;
+use super::adoption::{self, Taking};
 use super::metrics::MigrationMetrics;
 use super::outcome::{Exit, Outcome, Stage};
-use super::phase::{MigrationConfig, OnExistingUser, Phase, PhaseState, RuntimeSettings};
+use super::phase::{MigrationConfig, Phase, PhaseState};
 use super::transfer::{self, TransferMetrics};
-use crate::audit::{Actor, AuditEvent, AuditKind, AuditLog};
+use crate::audit::{AuditEvent, AuditKind, AuditLog};
 use crate::failure::Classified;
 use crate::hash::{Password, VerifyPool};
-use crate::ledger::{Claim, Ledger, LedgerError, State};
+use crate::ledger::{Claim, Ledger, LedgerError, Method, State};
 use crate::legacy::{LegacyStore, LegacyUser, Lookup};
-use crate::provider::{NewUser, Provider, ProviderError, ProviderUserId};
+use crate::provider::{
+    ImportedHash, NewUser, Provider, ProviderError, ProviderUser, ProviderUserId,
+};
 
 mod gone;
 
@@ -132,52 +135,6 @@ impl Engine {
         self.inner.provider.as_ref()
     }
 
-    /// Changes the phase and canary share at run time (admin API or config reload); every
-    /// change is audited with its `actor` (channel, and for the admin API peer and token name).
-    /// Returns the previous settings. A phase the engine cannot run is refused by the check
-    /// start-up validation uses (`phase::check_phase`): `migrate`/`route` without a provider,
-    /// `route` without a route target (both are read at start-up only).
-    pub fn change_settings(
-        &self,
-        new: RuntimeSettings,
-        actor: &Actor,
-    ) -> Result<RuntimeSettings, SettingsError> {
-        super::phase::check_phase(
-            new.phase,
-            self.inner.provider.is_some(),
-            self.inner.config.route.is_some(),
-        )?;
-        let source = actor.via;
-        let old = self.inner.phase.set(new);
-        self.inner.metrics.set_phase(new.phase);
-        if old != new {
-            tracing::info!(
-                from = old.phase.as_str(),
-                to = new.phase.as_str(),
-                canary_percent = new.canary_percent,
-                source,
-                "migration phase changed"
-            );
-            self.inner.audit.emit(
-                AuditEvent::new(
-                    AuditKind::PhaseChanged,
-                    None,
-                    new.phase.as_str(),
-                    &self.inner.replica,
-                )
-                .detail(format!(
-                    "{} -> {}, canary {} -> {}, via {source}",
-                    old.phase.as_str(),
-                    new.phase.as_str(),
-                    old.canary_percent,
-                    new.canary_percent
-                ))
-                .actor(actor),
-            );
-        }
-        Ok(old)
-    }
-
     /// The migration metrics (for `/status`: sign-ins by outcome over the last hour).
     pub fn metrics(&self) -> &MigrationMetrics {
         &self.inner.metrics
@@ -252,7 +209,7 @@ impl Engine {
             provider: provider.as_ref(),
             user: &user,
             claim: &claim,
-            credentials: &credentials,
+            source: Source::Proven(&credentials),
             phase,
             fingerprint: &fingerprint,
         };
@@ -331,20 +288,42 @@ impl Classified for SettingsError {
     }
 }
 
-enum Claimed {
+pub(super) enum Claimed {
     Go(Claim, bool),
     Done(Outcome),
 }
 
-/// One migration holding a claim.
-struct Run<'a> {
-    engine: &'a Engine,
-    provider: &'a dyn Provider,
-    user: &'a LegacyUser,
-    claim: &'a Claim,
-    credentials: &'a Credentials,
-    phase: Phase,
-    fingerprint: &'a str,
+/// Where the provider user's password comes from in a [`Run`].
+#[derive(Clone, Copy)]
+pub(super) enum Source<'a> {
+    /// A sign-in: the password the user just proved (`migrate::transfer`).
+    Proven(&'a Credentials),
+    /// The hand-off: the legacy hash, in a format the provider imports.
+    Imported(&'a ImportedHash),
+    /// The hand-off: no password; a change is required at the next sign-in.
+    Reset,
+}
+
+impl Source<'_> {
+    /// How the ledger records the password's way to the provider.
+    fn method(self) -> Method {
+        match self {
+            Self::Proven(_) => Method::Live,
+            Self::Imported(_) => Method::HandoffHash,
+            Self::Reset => Method::HandoffReset,
+        }
+    }
+}
+
+/// One migration holding a claim: the one provisioning sequence, for sign-ins and the hand-off.
+pub(super) struct Run<'a> {
+    pub(super) engine: &'a Engine,
+    pub(super) provider: &'a dyn Provider,
+    pub(super) user: &'a LegacyUser,
+    pub(super) claim: &'a Claim,
+    pub(super) source: Source<'a>,
+    pub(super) phase: Phase,
+    pub(super) fingerprint: &'a str,
 }
 
 impl Run<'_> {
@@ -358,25 +337,32 @@ impl Run<'_> {
         .provider_user(provider_id)
     }
 
-    fn password(&self) -> crate::provider::Password<'_> {
-        crate::provider::Password::from_secret_bytes(&self.credentials.password)
+    /// The password the user just proved, on the live path.
+    fn password(&self) -> Option<crate::provider::Password<'_>> {
+        match self.source {
+            Source::Proven(credentials) => Some(crate::provider::Password::from_secret_bytes(
+                &credentials.password,
+            )),
+            Source::Imported(_) | Source::Reset => None,
+        }
     }
 
-    async fn provision(&self, resync: bool) -> Exit {
+    pub(super) async fn provision(&self, resync: bool) -> Exit {
         let fingerprint = self.fingerprint;
         let ledger = self.engine.ledger();
-        let mut adopted = false;
+        let mut taken = None;
         let mut password_set = false;
         let id = match self.claim.provider_user_id.clone() {
             Some(id) => ProviderUserId(id),
             None => match self.find_or_create().await {
-                Ok(Found::Existing(id)) => {
-                    adopted = true;
+                Ok(Found::Existing(id, how)) => {
+                    taken = Some(how);
                     id
                 }
                 Ok(Found::Created(id, set)) => {
-                    password_set = set;
-                    if set {
+                    // Only a password given to create counts (the hand-off gives none).
+                    password_set = set && self.password().is_some();
+                    if password_set {
                         transfer::count_password_at_create(
                             self.provider,
                             self.user.format,
@@ -394,16 +380,20 @@ impl Run<'_> {
         {
             return self.failed(Stage::Ledger, &e).await;
         }
-        if !password_set && let Err(e) = self.transfer_password(&id).await {
+        if !password_set && let Err(e) = self.give_password(&id).await {
             if self.provider_user_gone(&e) {
                 return self.provision_again(&id).await;
             }
             return self.provider_failed(&e, Some(&id)).await;
         }
+        let method = self.source.method();
         if let Err(e) = ledger
-            .mark_migrated(self.claim, id.as_str(), fingerprint)
+            .mark_migrated_by(self.claim, id.as_str(), fingerprint, method)
             .await
         {
+            if matches!(e, LedgerError::Fenced) {
+                super::stale::after_fenced_password_write(self.engine, self.claim).await;
+            }
             return self.failed(Stage::Ledger, &e).await;
         }
         let audit = self.engine.audit();
@@ -411,40 +401,52 @@ impl Run<'_> {
             audit.emit(self.audit(AuditKind::PasswordResynced, Some(id.as_str())));
             return Outcome::Resynced.into();
         }
-        if adopted {
-            audit.emit(self.audit(AuditKind::AdoptedExisting, Some(id.as_str())));
-        }
-        audit.emit(self.audit(AuditKind::Migrated, Some(id.as_str())));
-        if adopted {
-            Outcome::Adopted.into()
-        } else {
-            Outcome::Migrated.into()
-        }
+        let outcome = match taken {
+            Some(Took::Recovered) => {
+                audit.emit(self.audit(AuditKind::RecoveredOwnCreate, Some(id.as_str())));
+                Outcome::Recovered
+            }
+            Some(Took::Adopted) => {
+                audit.emit(self.audit(AuditKind::AdoptedExisting, Some(id.as_str())));
+                Outcome::Adopted
+            }
+            None => Outcome::Migrated,
+        };
+        audit.emit(match method {
+            Method::Live => self.audit(AuditKind::Migrated, Some(id.as_str())),
+            _ => self
+                .audit(AuditKind::HandedOff, Some(id.as_str()))
+                .detail(method.as_str()),
+        });
+        outcome.into()
     }
 
-    /// The password the user just proved, to the provider: the verified legacy hash where the
-    /// provider is configured for it and takes it, else the password (`migrate::transfer`).
-    async fn transfer_password(&self, id: &ProviderUserId) -> Result<(), ProviderError> {
-        transfer::transfer(
-            self.provider,
-            id,
-            self.password(),
-            &self.user.hash,
-            self.user.format,
-            &self.engine.inner.transfer_metrics,
-        )
-        .await
+    /// The password, to the provider. Live: the password the user just proved (the verified
+    /// legacy hash where the provider is configured for it and takes it, `migrate::transfer`).
+    /// Hand-off: the legacy hash imported as it is, or a password change required.
+    async fn give_password(&self, id: &ProviderUserId) -> Result<(), ProviderError> {
+        match self.source {
+            Source::Proven(credentials) => {
+                transfer::transfer(
+                    self.provider,
+                    id,
+                    crate::provider::Password::from_secret_bytes(&credentials.password),
+                    &self.user.hash,
+                    self.user.format,
+                    &self.engine.inner.transfer_metrics,
+                )
+                .await
+            }
+            Source::Imported(hash) => self.provider.import_legacy_hash(id, hash).await,
+            Source::Reset => self.provider.require_password_change(id).await,
+        }
     }
 
     /// Find-by-email first (it also finds a user created by an attempt that crashed), then
-    /// create if absent.
+    /// create if absent. A found user is taken only as [`adoption::decide`] allows.
     async fn find_or_create(&self) -> Result<Found, ProviderError> {
         if let Some(existing) = self.provider.find_user_by_email(&self.user.email).await? {
-            let first_attempt = self.claim.attempts <= 1;
-            if first_attempt && self.engine.config().on_existing_user == OnExistingUser::Skip {
-                return Ok(Found::Stop(self.conflict(&existing.id).await));
-            }
-            return Ok(Found::Existing(existing.id));
+            return Ok(self.take(existing).await);
         }
         let new_user = NewUser {
             email: self.user.email.clone(),
@@ -452,17 +454,27 @@ impl Run<'_> {
             family_name: self.user.family_name.clone(),
             legacy_id: Some(self.user.legacy_id.clone()),
         };
-        match self
-            .provider
-            .create_user(&new_user, Some(self.password()))
-            .await
-        {
+        match self.provider.create_user(&new_user, self.password()).await {
             Ok(created) => Ok(Found::Created(created.id, created.password_set)),
-            Err(ProviderError::AlreadyExists {
-                existing_id: Some(id),
-                ..
-            }) => Ok(Found::Existing(id)),
+            // Created meanwhile (by another holder, or by someone else): decided as if found.
+            Err(e @ ProviderError::AlreadyExists { .. }) => {
+                match self.provider.find_user_by_email(&self.user.email).await? {
+                    Some(existing) => Ok(self.take(existing).await),
+                    None => Err(e),
+                }
+            }
             Err(e) => Err(e),
+        }
+    }
+
+    /// A provider user found with the legacy user's email: recovered when dripgate provably
+    /// created it for this user, else adopted or left alone as `on_existing_user` says.
+    async fn take(&self, existing: ProviderUser) -> Found {
+        let policy = self.engine.config().on_existing_user;
+        match adoption::decide(existing, &self.user.legacy_id, policy) {
+            Taking::Recovered(id) => Found::Existing(id, Took::Recovered),
+            Taking::Adopted(id) => Found::Existing(id, Took::Adopted),
+            Taking::Refused(id) => Found::Stop(self.conflict(&id).await),
         }
     }
 
@@ -538,7 +550,16 @@ impl Run<'_> {
 }
 
 enum Found {
-    Existing(ProviderUserId),
+    Existing(ProviderUserId, Took),
     Created(ProviderUserId, bool),
     Stop(Exit),
+}
+
+/// How a found provider user was taken.
+#[derive(Clone, Copy)]
+enum Took {
+    /// dripgate's own earlier create, recovered.
+    Recovered,
+    /// A pre-existing user, adopted (`on_existing_user = "adopt"`).
+    Adopted,
 }

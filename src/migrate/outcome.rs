@@ -81,8 +81,12 @@ pub enum Outcome {
     InProgress,
     /// Created at the provider and given the password.
     Migrated,
-    /// An existing provider user was adopted and given the password.
+    /// A provider user that existed before the migration was adopted and given the password
+    /// (`on_existing_user = "adopt"`).
     Adopted,
+    /// dripgate's own earlier create, whose answer was lost, was found (its legacy id matches)
+    /// and given the password.
+    Recovered,
     /// The password changed at legacy and was set again at the provider.
     Resynced,
     /// An existing provider user was left alone (`on_existing_user = "skip"`).
@@ -96,7 +100,7 @@ pub enum Outcome {
 impl Outcome {
     /// Every variant once (`Fallback` with one stage: its stages are [`Stage::ALL`], a
     /// label of their own). [`Outcome::LABELS`] is derived from it.
-    pub const ALL: [Outcome; 25] = [
+    pub const ALL: [Outcome; 26] = [
         Self::Routed,
         Self::Denied,
         Self::LegacyRejected,
@@ -118,6 +122,7 @@ impl Outcome {
         Self::InProgress,
         Self::Migrated,
         Self::Adopted,
+        Self::Recovered,
         Self::Resynced,
         Self::Conflict,
         Self::BlockedByPolicy,
@@ -159,6 +164,7 @@ impl Outcome {
             Self::InProgress => "in_progress",
             Self::Migrated => "migrated",
             Self::Adopted => "adopted",
+            Self::Recovered => "recovered",
             Self::Resynced => "resynced",
             Self::Conflict => "conflict",
             Self::BlockedByPolicy => "blocked_by_policy",
@@ -189,9 +195,10 @@ impl Outcome {
     }
 
     /// Every outcome with a `dripgate_migrations_total` result label.
-    pub const MIGRATION_ATTEMPTS: [Outcome; 7] = [
+    pub const MIGRATION_ATTEMPTS: [Outcome; 8] = [
         Self::Migrated,
         Self::Adopted,
+        Self::Recovered,
         Self::Resynced,
         Self::Conflict,
         Self::BlockedByPolicy,
@@ -211,6 +218,7 @@ impl Outcome {
             | Self::BudgetFull => tracing::Level::WARN,
             Self::Migrated
             | Self::Adopted
+            | Self::Recovered
             | Self::Resynced
             | Self::Conflict
             | Self::BlockedByPolicy
@@ -347,14 +355,15 @@ mod tests {
             Outcome::InProgress => 18,
             Outcome::Migrated => 19,
             Outcome::Adopted => 20,
-            Outcome::Resynced => 21,
-            Outcome::Conflict => 22,
-            Outcome::BlockedByPolicy => 23,
-            Outcome::Fallback(_) => 24,
+            Outcome::Recovered => 21,
+            Outcome::Resynced => 22,
+            Outcome::Conflict => 23,
+            Outcome::BlockedByPolicy => 24,
+            Outcome::Fallback(_) => 25,
         }
     }
 
-    const VARIANTS: usize = 25;
+    const VARIANTS: usize = 26;
 
     #[test]
     fn all_lists_every_variant_once() {

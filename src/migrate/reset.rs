@@ -2,17 +2,17 @@
 //! a user not yet migrated provisions that user at the provider first, so the provider's reset
 //! page finds them. No password is proven here, so the user gets the legacy hash where the
 //! provider imports its format (the old password then works there too), else none, with a
-//! password change requested. The same claim protocol as a sign-in's migration: claim ►
-//! find-by-email ► create ► `mark_created` ► import / require a change ► `mark_migrated`; a
-//! concurrent sign-in or reset of the same user on any replica finds the claim taken.
+//! password change requested. It is the hand-off's provisioning ([`Engine::hand_off`]): the
+//! claim protocol and provisioning sequence of a sign-in's migration, with its adoption rule
+//! (a provider account found by email is taken only when dripgate can prove it created it);
+//! a concurrent sign-in or reset of the same user on any replica finds the claim taken.
 
 use super::Engine;
+use super::handoff::HandOff;
+use super::outcome::Outcome;
 use super::transfer::importable;
 use crate::audit::{AuditEvent, AuditKind};
-use crate::failure::Classified;
-use crate::ledger::{Claim, State};
 use crate::legacy::{LegacyUser, Lookup};
-use crate::provider::{NewUser, Provider, ProviderError, ProviderUserId};
 
 /// What the bridge did for one reset request (a bounded set; the metric label). The answer to
 /// the client never depends on it.
@@ -72,142 +72,60 @@ impl Engine {
                 return ResetDecision::Failed;
             }
         };
-        let Some(provider) = self.provider().cloned() else {
+        let Some(provider) = self.provider() else {
             return ResetDecision::Failed;
         };
-        let record = match self.ledger().get(&user.key).await {
-            Ok(record) => record,
-            Err(e) => {
-                tracing::warn!(error = %e, "ledger unreadable for a reset request");
-                return ResetDecision::Failed;
-            }
-        };
-        match record.map(|r| r.state) {
-            Some(State::Migrated) => return ResetDecision::Migrated,
-            Some(State::Conflict | State::BlockedPolicy) => return ResetDecision::Skipped,
-            _ => {}
-        }
-        let claim = match self
-            .ledger()
-            .claim(&user.key, self.replica(), user.format.as_str())
-            .await
-        {
-            Ok(Some(claim)) => claim,
-            Ok(None) => return ResetDecision::InProgress,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot claim a user for a reset request");
-                return ResetDecision::Failed;
-            }
-        };
-        let run = ResetRun {
-            engine: self,
-            provider: provider.as_ref(),
-            user: &user,
-            claim: &claim,
-        };
-        run.provision().await
-    }
-}
-
-/// One reset provisioning holding a claim.
-struct ResetRun<'a> {
-    engine: &'a Engine,
-    provider: &'a dyn Provider,
-    user: &'a LegacyUser,
-    claim: &'a Claim,
-}
-
-impl ResetRun<'_> {
-    async fn provision(&self) -> ResetDecision {
-        let ledger = self.engine.ledger();
-        let id = match self.claim.provider_user_id.clone() {
-            Some(id) => ProviderUserId(id),
-            None => match self.find_or_create().await {
-                Ok(id) => id,
-                Err(e) => return self.failed(&e).await,
+        let hash = importable(&user.hash, user.format)
+            .ok()
+            .filter(|hash| provider.capabilities().imports(hash.method));
+        let decision = match hash {
+            Some(hash) => match self
+                .provision_for_reset(&user, HandOff::LegacyHash(hash))
+                .await
+            {
+                // The provider refused the hash: without a password, a change requested.
+                ResetDecision::Failed => self.provision_for_reset(&user, HandOff::Reset).await,
+                decision => decision,
             },
+            None => self.provision_for_reset(&user, HandOff::Reset).await,
         };
-        if self.claim.provider_user_id.is_none()
-            && let Err(e) = ledger.mark_created(self.claim, id.as_str()).await
-        {
-            return self.failed(&e).await;
-        }
-        let decision = self.password(&id).await;
-        let fingerprint = ledger.fingerprint(self.user.hash.hash().as_bytes());
-        if let Err(e) = ledger
-            .mark_migrated(self.claim, id.as_str(), &fingerprint)
-            .await
-        {
-            return self.failed(&e).await;
-        }
-        self.engine.audit().emit(
-            self.audit(AuditKind::ProvisionedForReset, Some(id.as_str()))
+        if matches!(
+            decision,
+            ResetDecision::ProvisionedWithHash | ResetDecision::ProvisionedWithoutPassword
+        ) {
+            self.audit().emit(
+                AuditEvent::new(
+                    AuditKind::ProvisionedForReset,
+                    Some(&user.key),
+                    self.phase().get().phase.as_str(),
+                    self.replica(),
+                )
                 .reason(decision.as_str()),
-        );
+            );
+        }
         decision
     }
 
-    /// Find-by-email first (it also finds a user an earlier attempt created), then create
-    /// without a password.
-    async fn find_or_create(&self) -> Result<ProviderUserId, ProviderError> {
-        if let Some(existing) = self.provider.find_user_by_email(&self.user.email).await? {
-            return Ok(existing.id);
-        }
-        let new_user = NewUser {
-            email: self.user.email.clone(),
-            given_name: self.user.given_name.clone(),
-            family_name: self.user.family_name.clone(),
-            legacy_id: Some(self.user.legacy_id.clone()),
+    /// One hand-off of `user` for a reset request, its exit read as the bridge's decision.
+    async fn provision_for_reset(&self, user: &LegacyUser, how: HandOff) -> ResetDecision {
+        let provisioned = match how {
+            HandOff::LegacyHash(_) => ResetDecision::ProvisionedWithHash,
+            HandOff::Reset => ResetDecision::ProvisionedWithoutPassword,
         };
-        match self.provider.create_user(&new_user, None).await {
-            Ok(created) => Ok(created.id),
-            Err(ProviderError::AlreadyExists {
-                existing_id: Some(id),
-                ..
-            }) => Ok(id),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// The legacy hash where the provider imports its format, else a password change at the
-    /// next sign-in (the provider's reset flow sets the password).
-    async fn password(&self, id: &ProviderUserId) -> ResetDecision {
-        let capabilities = self.provider.capabilities();
-        if let Ok(hash) = importable(&self.user.hash, self.user.format)
-            && capabilities.imports(hash.method)
-        {
-            match self.provider.import_legacy_hash(id, &hash).await {
-                Ok(()) => return ResetDecision::ProvisionedWithHash,
-                Err(e) => tracing::warn!(error = %e,
-                    "provider refused the legacy hash for a reset; requesting a password change"),
+        let exit = self.hand_off(user, &how).await;
+        match exit.outcome {
+            Outcome::Migrated | Outcome::Recovered | Outcome::Adopted => provisioned,
+            Outcome::AlreadyMigrated | Outcome::Resynced => ResetDecision::Migrated,
+            Outcome::InProgress => ResetDecision::InProgress,
+            Outcome::Conflict | Outcome::BlockedByPolicy => ResetDecision::Skipped,
+            _ => {
+                tracing::warn!(
+                    user = %user.key,
+                    outcome = exit.outcome.as_str(),
+                    "provisioning for a reset failed"
+                );
+                ResetDecision::Failed
             }
         }
-        // The user has no password at the provider: its reset flow works with or without the
-        // flag, so a provider that refuses it (none to expire) does not stop the bridge.
-        if let Err(e) = self.provider.require_password_change(id).await {
-            tracing::warn!(error = %e, "provider refused a password change request for a user without a password");
-        }
-        ResetDecision::ProvisionedWithoutPassword
-    }
-
-    fn audit(&self, kind: AuditKind, provider_id: Option<&str>) -> AuditEvent {
-        AuditEvent::new(
-            kind,
-            Some(&self.user.key),
-            self.engine.phase().get().phase.as_str(),
-            self.engine.replica(),
-        )
-        .provider_user(provider_id)
-    }
-
-    /// Records the failure on the claim (freeing it for the next request) and audits it.
-    async fn failed(&self, error: &(dyn Classified + Sync)) -> ResetDecision {
-        let reason = error.label();
-        tracing::warn!(user = %self.user.key, reason, "provisioning for a reset failed");
-        let _ = self.engine.ledger().mark_failed(self.claim, reason).await;
-        self.engine
-            .audit()
-            .emit(self.audit(AuditKind::MigrationFailed, None).reason(reason));
-        ResetDecision::Failed
     }
 }

@@ -186,6 +186,51 @@ pub struct KindeConfig {
     pub mark_email_verified: Option<bool>,
 }
 
+impl ProviderConfig {
+    /// The configured provider's `mark_email_verified` and the name of its section (Authgear's
+    /// create has no such flag: `None`).
+    pub fn email_verification(&self) -> Option<(&'static str, Option<bool>)> {
+        match self.kind {
+            ProviderKind::Kinde => self
+                .kinde
+                .as_ref()
+                .map(|c| ("kinde", c.mark_email_verified)),
+            ProviderKind::Keycloak => self
+                .keycloak
+                .as_ref()
+                .map(|c| ("keycloak", c.mark_email_verified)),
+            ProviderKind::Cognito => self
+                .cognito
+                .as_ref()
+                .map(|c| ("cognito", c.mark_email_verified)),
+            ProviderKind::Auth0 => self
+                .auth0
+                .as_ref()
+                .map(|c| ("auth0", c.mark_email_verified)),
+            ProviderKind::Http => self
+                .http_provider
+                .as_ref()
+                .map(|c| ("http_provider", c.mark_email_verified)),
+            ProviderKind::Authgear => None,
+        }
+    }
+
+    /// The configured provider's `mark_email_verified`, to fill in a default.
+    pub fn email_verification_mut(&mut self) -> Option<&mut Option<bool>> {
+        match self.kind {
+            ProviderKind::Kinde => self.kinde.as_mut().map(|c| &mut c.mark_email_verified),
+            ProviderKind::Keycloak => self.keycloak.as_mut().map(|c| &mut c.mark_email_verified),
+            ProviderKind::Cognito => self.cognito.as_mut().map(|c| &mut c.mark_email_verified),
+            ProviderKind::Auth0 => self.auth0.as_mut().map(|c| &mut c.mark_email_verified),
+            ProviderKind::Http => self
+                .http_provider
+                .as_mut()
+                .map(|c| &mut c.mark_email_verified),
+            ProviderKind::Authgear => None,
+        }
+    }
+}
+
 impl KindeConfig {
     /// What `is_verified` is sent as: `mark_email_verified`, false when unset.
     pub fn email_verified(&self) -> bool {

@@ -40,6 +40,7 @@ use tls::{CertStore, TlsError};
 
 pub use preflight::preflight;
 pub use runtime::{EVENT_INTERVAL, serve_runtime};
+pub use wiring::build_engine;
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

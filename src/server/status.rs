@@ -63,6 +63,28 @@ struct MigrationStatus {
     /// The latest `dripgate legacy census` recorded in the ledger (null when none was recorded
     /// or the ledger could not be read).
     census: Option<CensusStatus>,
+    /// Migrated users per method (`live`, `handoff_hash`, `handoff_reset`; null when the
+    /// ledger could not be read).
+    migrated_by_method: Option<BTreeMap<String, u64>>,
+    /// The latest `dripgate handoff` run recorded in the ledger (null when none ran or the
+    /// ledger could not be read).
+    handoff: Option<HandoffStatus>,
+}
+
+/// `migration.handoff`.
+#[derive(Serialize)]
+struct HandoffStatus {
+    run_id: String,
+    /// When it started and ended, ms since the Unix epoch (the ledger's clock); `finished_at`
+    /// is null while it runs, or when it was killed.
+    started_at: i64,
+    finished_at: Option<i64>,
+    /// Whether it processed every selected user.
+    completed: bool,
+    /// When the latest completed run ended (null when none completed).
+    last_completed_at: Option<i64>,
+    /// Its counts as recorded (every few seconds while it runs): counts and labels only.
+    counts: Option<serde_json::Value>,
 }
 
 /// `migration.census`.
@@ -154,6 +176,11 @@ async fn migration(engine: &Engine) -> MigrationStatus {
         ledger.latest_census(),
         ledger.handoff_completed_at()
     );
+    let (methods, latest_run, completed) = tokio::join!(
+        ledger.method_counts(),
+        ledger.latest_handoff(),
+        ledger.last_completed_handoff()
+    );
     let counts = counts.ok();
     let legacy = u64::try_from(engine.legacy().metrics().users.get())
         .ok()
@@ -192,6 +219,19 @@ async fn migration(engine: &Engine) -> MigrationStatus {
                 taken_at: c.taken_at_ms,
                 summary: serde_json::from_str(&c.summary).ok()?,
             })
+        }),
+        migrated_by_method: methods.ok().map(|m| {
+            m.into_iter()
+                .map(|(method, n)| (method.as_str().to_owned(), n))
+                .collect()
+        }),
+        handoff: latest_run.ok().flatten().map(|run| HandoffStatus {
+            run_id: run.run_id,
+            started_at: run.started_at_ms,
+            finished_at: run.finished_at_ms,
+            completed: run.completed,
+            last_completed_at: completed.ok().flatten().and_then(|c| c.finished_at_ms),
+            counts: run.counts.and_then(|c| serde_json::from_str(&c).ok()),
         }),
     }
 }

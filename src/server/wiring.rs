@@ -112,6 +112,16 @@ pub async fn build(
     }))
 }
 
+/// The engine alone, for one-shot commands (`dripgate handoff`), its metrics in `registry`;
+/// `None` without `[legacy]`.
+pub async fn build_engine(
+    config: &Config,
+    registry: &Registry,
+) -> Result<Option<Engine>, ServerError> {
+    let http = HttpMetrics::register(registry)?;
+    Ok(build(config, registry, &http).await?.map(|m| m.engine))
+}
+
 /// The configured replica id, or host name + process id.
 fn replica_id(configured: Option<&str>) -> String {
     if let Some(id) = configured {

@@ -50,6 +50,8 @@ pub enum Fault {
     ResetConnection,
     /// Perform the write, then never answer (until the fake stops).
     CommitThenHang,
+    /// Perform the write, then close the connection without an answer.
+    CommitThenClose,
     /// Reject the password as violating the password policy.
     PasswordPolicy,
 }
@@ -76,6 +78,11 @@ impl Knobs {
     pub fn fail_next(&mut self, operation: &str, n: usize, fault: Fault) {
         let q = self.faults.entry(operation.to_string()).or_default();
         q.extend(std::iter::repeat_n(fault, n));
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&mut self) {
+        self.faults.clear();
     }
 
     /// Calls seen for `operation`.

@@ -320,7 +320,7 @@ pub fn auth0_config_for(base_url: &str) -> Auth0Config {
         client_secret: defaults.client_secret.into(),
         audience: None,
         connection: defaults.connection,
-        mark_email_verified: true,
+        mark_email_verified: Some(true),
         password_transfer: Auth0PasswordTransfer::Password,
         requests_per_second: 1000,
         burst: 1000,

@@ -91,7 +91,8 @@ async fn no_password_or_hash_is_stored_and_the_fingerprint_is_not_the_hash() {
                 "epoch",
                 "created_at",
                 "updated_at",
-                "migrated_at"
+                "migrated_at",
+                "method"
             ],
             "{}",
             db.name

@@ -20,6 +20,7 @@ fn columns() -> Columns {
         salt: None,
         given_name: Some("first".into()),
         family_name: None,
+        created: None,
     }
 }
 

@@ -34,6 +34,7 @@ mod hash_cli;
 mod hash_edges;
 mod hash_vectors;
 mod legacy_cli;
+mod legacy_enumerate;
 mod legacy_export;
 mod legacy_sql;
 mod legacy_timeout;
@@ -70,14 +71,17 @@ mod provider_keycloak;
 mod provider_kinde;
 
 // End to end: sign-ins that migrate, route and refuse.
-#[cfg(feature = "testkit")]
 mod cutover;
 #[cfg(feature = "testkit")]
 mod forgot_password;
 #[cfg(feature = "testkit")]
+mod migration_adoption;
+#[cfg(feature = "testkit")]
 mod migration_auth0;
 #[cfg(feature = "testkit")]
 mod migration_crash;
+#[cfg(feature = "testkit")]
+mod migration_disk_full;
 #[cfg(feature = "testkit")]
 mod migration_edges;
 #[cfg(feature = "testkit")]
@@ -89,9 +93,19 @@ mod migration_keycloak;
 #[cfg(feature = "testkit")]
 mod migration_replicas;
 #[cfg(feature = "testkit")]
+mod migration_stale_write;
+#[cfg(feature = "testkit")]
 mod migration_transfer;
 #[cfg(feature = "testkit")]
 mod signin_integrity;
+
+// The chaos soak: two replicas of the binary, kills, provider, ledger and legacy faults, the
+// invariants checked every round.
+#[cfg(feature = "testkit")]
+mod soak;
+// `dripgate handoff` on the built binary (uses the demo's phpass generator).
+#[cfg(feature = "demo")]
+mod handoff;
 
 // The shipped operations files against a real scrape.
 #[cfg(feature = "testkit")]

@@ -26,7 +26,7 @@ fn config_validation_names_the_problem() {
         require_password_change: false,
         import_hash_methods: Vec::new(),
         password_transfer: HttpPasswordTransfer::Plaintext,
-        mark_email_verified: true,
+        mark_email_verified: Some(true),
     };
     assert!(base().validate().is_ok());
     let mut c = base();
@@ -236,7 +236,7 @@ fn the_capability_table_matches_the_code() {
             .map(|m| m.as_str().to_string())
             .collect(),
         password_transfer: HttpPasswordTransfer::Plaintext,
-        mark_email_verified: true,
+        mark_email_verified: Some(true),
     };
     let caps = client_with(&cfg, Duration::from_secs(5)).capabilities();
     assert!(row[1].starts_with(yes_no(caps.atomic_create_with_password)));

@@ -52,9 +52,12 @@ pub struct Auth0Config {
     /// The database connection users are created in.
     #[serde(default = "default_connection")]
     pub connection: String,
-    /// Create users with `email_verified = true` (they proved the legacy password).
-    #[serde(default = "default_true")]
-    pub mark_email_verified: bool,
+    /// Create users with `email_verified = true`. Proving the legacy password proves nothing
+    /// about the email: true only when the legacy app verified every user's email. Unset, it
+    /// follows the legacy preset (`check-config` warns for a generic or custom store) and is
+    /// `false` when nothing fills it in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark_email_verified: Option<bool>,
     /// How the password reaches Auth0.
     #[serde(default)]
     pub password_transfer: Auth0PasswordTransfer,
@@ -72,16 +75,17 @@ fn default_connection() -> String {
     "Username-Password-Authentication".into()
 }
 
-fn default_true() -> bool {
-    true
-}
-
 /// Auth0's free tier: Management API burst 2, sustained 2 per second.
 fn default_rate() -> u32 {
     2
 }
 
 impl Auth0Config {
+    /// What `email_verified` is sent as: `mark_email_verified`, false when unset.
+    pub fn email_verified(&self) -> bool {
+        self.mark_email_verified.unwrap_or(false)
+    }
+
     /// Where requests go, without a trailing slash.
     pub fn base_url(&self) -> String {
         match (&self.base_url, &self.domain) {
@@ -148,7 +152,8 @@ mod tests {
         assert_eq!(c.audience(), "https://t.eu.auth0.com/api/v2/");
         assert_eq!(c.connection, "Username-Password-Authentication");
         assert_eq!((c.requests_per_second, c.burst), (2, 2));
-        assert!(c.mark_email_verified);
+        assert_eq!(c.mark_email_verified, None);
+        assert!(!c.email_verified());
         assert_eq!(c.password_transfer, Auth0PasswordTransfer::Password);
     }
 

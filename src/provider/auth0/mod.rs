@@ -197,7 +197,7 @@ impl Auth0Client {
             connection: &self.config.connection,
             email: &email,
             password: password_text(op, password)?,
-            email_verified: self.config.mark_email_verified,
+            email_verified: self.config.email_verified(),
             verify_email: false,
             user_id: user_id.as_deref(),
             given_name: name(user.given_name.as_deref()),

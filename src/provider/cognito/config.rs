@@ -113,19 +113,19 @@ pub struct CognitoConfig {
     /// have it). None: not stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub legacy_id_attribute: Option<String>,
-    /// Set `email_verified = true` on create (the user proved the legacy password).
-    #[serde(default = "default_true")]
-    pub mark_email_verified: bool,
+    /// Tell the provider the email is verified on create. Proving the legacy password proves
+    /// nothing about the email: set it to true only when the legacy app verified every user's
+    /// email. Unset, it follows the legacy preset (`false` for WordPress, Drupal 7 and Django,
+    /// which record no verification; docs/PROVIDERS.md) and is `false` with a `check-config`
+    /// warning for a generic or custom store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark_email_verified: Option<bool>,
     /// `password` (default) or `legacy_hash` (falls back to the password, counted).
     #[serde(default)]
     pub password_transfer: CognitoPasswordTransfer,
     /// Per-category request rates.
     #[serde(default)]
     pub quotas: CognitoQuotas,
-}
-
-fn default_true() -> bool {
-    true
 }
 
 impl CognitoConfig {

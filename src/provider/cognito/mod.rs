@@ -295,7 +295,7 @@ impl CognitoClient {
             name: "email".into(),
             value: Some(email.to_string()),
         }];
-        if self.config.mark_email_verified {
+        if self.config.mark_email_verified.unwrap_or(false) {
             attributes.push(Attribute {
                 name: "email_verified".into(),
                 value: Some("true".into()),

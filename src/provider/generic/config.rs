@@ -62,13 +62,13 @@ pub struct GenericHttpConfig {
     /// How the password is sent.
     #[serde(default)]
     pub password_transfer: HttpPasswordTransfer,
-    /// Create users with `email_verified = true` (the user proved the legacy password).
-    #[serde(default = "default_true")]
-    pub mark_email_verified: bool,
-}
-
-fn default_true() -> bool {
-    true
+    /// Tell the provider the email is verified on create. Proving the legacy password proves
+    /// nothing about the email: set it to true only when the legacy app verified every user's
+    /// email. Unset, it follows the legacy preset (`false` for WordPress, Drupal 7 and Django,
+    /// which record no verification; docs/PROVIDERS.md) and is `false` with a `check-config`
+    /// warning for a generic or custom store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark_email_verified: Option<bool>,
 }
 
 fn config_error(text: String) -> ProviderError {

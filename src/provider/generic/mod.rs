@@ -182,7 +182,7 @@ impl GenericHttpClient {
         };
         let body = encode_secret(&wire::NewUserBody {
             email: &email,
-            email_verified: self.config.mark_email_verified,
+            email_verified: self.config.mark_email_verified.unwrap_or(false),
             given_name: user.given_name.as_deref(),
             family_name: user.family_name.as_deref(),
             legacy_id: user.legacy_id.as_deref(),

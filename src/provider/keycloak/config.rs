@@ -57,9 +57,13 @@ pub struct KeycloakConfig {
     /// `dripgate provider check` says which applies.
     #[serde(default = "default_legacy_id_attribute")]
     pub legacy_id_attribute: String,
-    /// Mark the email verified on create (the user proved the legacy password).
-    #[serde(default = "default_true")]
-    pub mark_email_verified: bool,
+    /// Tell the provider the email is verified on create. Proving the legacy password proves
+    /// nothing about the email: set it to true only when the legacy app verified every user's
+    /// email. Unset, it follows the legacy preset (`false` for WordPress, Drupal 7 and Django,
+    /// which record no verification; docs/PROVIDERS.md) and is `false` with a `check-config`
+    /// warning for a generic or custom store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mark_email_verified: Option<bool>,
     /// Give the password as temporary (`temporary: true`): the user must choose a new one at
     /// the first Keycloak sign-in.
     #[serde(default)]
@@ -68,10 +72,6 @@ pub struct KeycloakConfig {
 
 fn default_legacy_id_attribute() -> String {
     "dripgate_legacy_id".into()
-}
-
-fn default_true() -> bool {
-    true
 }
 
 impl KeycloakConfig {

@@ -165,7 +165,7 @@ impl KeycloakClient {
         let body = encode(&NewUserRep {
             username: &email,
             email: &email,
-            email_verified: self.config.mark_email_verified,
+            email_verified: self.config.mark_email_verified.unwrap_or(false),
             enabled: true,
             first_name: user.given_name.as_deref(),
             last_name: user.family_name.as_deref(),

@@ -101,6 +101,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
     let _in_flight = (op != "token").then(|| InFlight::enter(s));
     let fault = s.lock().knobs.arrive(op);
     let mut hang_after = false;
+    let mut close_after = false;
     match fault {
         Some(Fault::Status(code)) => {
             return Reply::Send(error(code, "Injected failure", None));
@@ -112,6 +113,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::ResetConnection) => return Reply::Reset,
         Some(Fault::CommitThenHang) => hang_after = true,
+        Some(Fault::CommitThenClose) => close_after = true,
         Some(Fault::PasswordPolicy) if matches!(op, "post_users" | "patch_users_by_id") => {
             return Reply::Send(weak());
         }
@@ -124,6 +126,8 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
     };
     if hang_after {
         Reply::Hang
+    } else if close_after {
+        Reply::Reset
     } else {
         Reply::Send(reply)
     }

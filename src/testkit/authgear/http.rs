@@ -149,6 +149,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
         ));
     }
     let mut hang_after = false;
+    let mut close_after = false;
     let mut policy_fault = false;
     match fault {
         Some(Fault::Status(403)) => return forbidden(),
@@ -171,12 +172,15 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::ResetConnection) => return Reply::Reset,
         Some(Fault::CommitThenHang) => hang_after = true,
+        Some(Fault::CommitThenClose) => close_after = true,
         Some(Fault::PasswordPolicy) => policy_fault = true,
         None => {}
     }
     let result = execute(s, &roots, &vars, policy_fault);
     if hang_after {
         Reply::Hang
+    } else if close_after {
+        Reply::Reset
     } else {
         Reply::Send(json_response(200, &result))
     }

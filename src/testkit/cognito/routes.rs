@@ -78,6 +78,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
         return *reply;
     }
     let mut hang_after = false;
+    let mut close_after = false;
     match fault {
         Some(Fault::Status(code)) if code >= 500 => {
             return aws_error(code, "InternalErrorException", "Injected failure");
@@ -91,6 +92,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::ResetConnection) => return Reply::Reset,
         Some(Fault::CommitThenHang) => hang_after = true,
+        Some(Fault::CommitThenClose) => close_after = true,
         Some(Fault::PasswordPolicy) if op == "AdminSetUserPassword" => {
             return aws_error(
                 400,
@@ -122,7 +124,13 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
         return aws_error(400, "TooManyRequestsException", "Too many requests");
     }
     let reply = ops::handle(s, &op, &body);
-    if hang_after { Reply::Hang } else { reply }
+    if hang_after {
+        Reply::Hang
+    } else if close_after {
+        Reply::Reset
+    } else {
+        reply
+    }
 }
 
 /// `POST /`, the JSON 1.1 content type, a target the model (or the fake) knows.

@@ -76,6 +76,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
         return Reply::Send(error(400, "invalid_request", &e));
     }
     let mut hang_after = false;
+    let mut close_after = false;
     match fault {
         Some(Fault::Status(code)) => {
             return Reply::Send(error(code, "internal", "Injected failure"));
@@ -89,6 +90,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::ResetConnection) => return Reply::Reset,
         Some(Fault::CommitThenHang) => hang_after = true,
+        Some(Fault::CommitThenClose) => close_after = true,
         Some(Fault::PasswordPolicy) => {
             return Reply::Send(policy_refusal(vec!["injected".into()]));
         }
@@ -97,6 +99,8 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
     let reply = operation(s, op, path_id, &req).await;
     if hang_after {
         Reply::Hang
+    } else if close_after {
+        Reply::Reset
     } else {
         Reply::Send(reply)
     }

@@ -121,6 +121,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
     };
     let fault = s.lock().knobs.arrive(op);
     let mut hang_after = false;
+    let mut close_after = false;
     match fault {
         Some(Fault::Status(code)) => {
             return Reply::Send(error_message(code, "Injected failure"));
@@ -136,6 +137,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::ResetConnection) => return Reply::Reset,
         Some(Fault::CommitThenHang) => hang_after = true,
+        Some(Fault::CommitThenClose) => close_after = true,
         Some(Fault::PasswordPolicy) if op == "resetPassword" => {
             return Reply::Send(policy_refusal(
                 "invalidPasswordMinDigitsMessage",
@@ -151,6 +153,8 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
     };
     if hang_after {
         Reply::Hang
+    } else if close_after {
+        Reply::Reset
     } else {
         Reply::Send(reply)
     }

@@ -197,6 +197,24 @@ impl FakeKinde {
         id
     }
 
+    /// Adds a user directly with a password of its own (stored as the plaintext body), as an
+    /// account that existed at Kinde before any migration; returns its id.
+    pub fn seed_user(&self, email: &str, password: &str) -> String {
+        let id = self.insert_user(email);
+        if let Some(user) = self.shared.lock().users.get_mut(&id) {
+            user.password = Some(StoredPassword {
+                method: "plaintext".into(),
+                hash: password.to_owned(),
+                salt: None,
+                salt_position: None,
+                iterations: None,
+                variant: None,
+                temporary: false,
+            });
+        }
+        id
+    }
+
     /// Deletes the user with this id, as an operator would at the provider; false when there
     /// was none.
     pub fn delete_user(&self, id: &str) -> bool {
@@ -218,6 +236,11 @@ impl FakeKinde {
     /// Queues `fault` for the next `n` calls of `operation`.
     pub fn fail_next(&self, operation: &str, n: usize, fault: Fault) {
         self.shared.lock().knobs.fail_next(operation, n, fault);
+    }
+
+    /// Drops every queued fault.
+    pub fn clear_faults(&self) {
+        self.shared.lock().knobs.clear_faults();
     }
 
     /// Makes every token issued so far expire now (the next use gets 401).

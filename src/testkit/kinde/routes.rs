@@ -71,6 +71,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
     };
     let fault = s.lock().knobs.arrive(op);
     let mut hang_after = false;
+    let mut close_after = false;
     match fault {
         Some(Fault::Status(code)) => {
             return Reply::Send(json_response(
@@ -88,6 +89,7 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
         Some(Fault::Delay(d)) => tokio::time::sleep(d).await,
         Some(Fault::ResetConnection) => return Reply::Reset,
         Some(Fault::CommitThenHang) => hang_after = true,
+        Some(Fault::CommitThenClose) => close_after = true,
         Some(Fault::PasswordPolicy) if op == "SetUserPassword" => {
             return Reply::Send(json_response(
                 400,
@@ -106,6 +108,8 @@ pub(super) async fn handle(s: &Shared, req: Incoming_) -> Reply {
     };
     if hang_after {
         Reply::Hang
+    } else if close_after {
+        Reply::Reset
     } else {
         Reply::Send(reply)
     }

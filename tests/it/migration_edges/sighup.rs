@@ -261,3 +261,56 @@ async fn a_sighup_applies_only_a_changed_file_and_a_restart_keeps_the_ledgers_ph
         "two API changes and one reload, each audited once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sighup_with_an_invalid_file_keeps_the_running_phase_and_serving() {
+    let world = World::new().await;
+    let fake = Fake::kinde().await;
+    let (email, password) = ("jo@example.com", canary_password("sighup-invalid"));
+    world.add_user(email, &password).await;
+    let config = world.write_child_config(&fake, &child_overrides("migrate"));
+    let out = Arc::new(Mutex::new(String::new()));
+    let mut running = ChildDripgate::spawn(&config, &fake, &out);
+    let base = running.url();
+    let admin = running.admin.clone();
+    let pid = running.child.id().to_string();
+
+    // Not TOML at all, then TOML that fails validation (`route` without a route target).
+    let valid = std::fs::read_to_string(&config).unwrap();
+    let no_target = valid
+        .replace("[migration.route]", "[unused]")
+        .replace("phase = \"migrate\"", "phase = \"route\"");
+    for (n, broken) in ["[migration\nphase = ", no_target.as_str()]
+        .into_iter()
+        .enumerate()
+    {
+        std::fs::write(&config, broken).unwrap();
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        eventually("the refused reload is logged", async || {
+            out.lock().unwrap().matches("config reload failed").count() > n
+        })
+        .await;
+        assert!(running.child.try_wait().unwrap().is_none(), "still running");
+        let (_, status) = common::get_text(&format!("{admin}/status")).await;
+        let v: serde_json::Value = serde_json::from_str(&status).unwrap();
+        assert_eq!(v["migration"]["settings"]["phase"], "migrate", "phase kept");
+    }
+    // Serving and migrating as before.
+    sign_in_accepted(&world, &base, email, &password).await;
+    eventually("migrated after the refused reloads", async || {
+        let page = common::get_text(&format!("{admin}/metrics")).await.1;
+        outcome_in(&page, "migrated") >= 1
+    })
+    .await;
+    assert!(world.audit_events("phase.changed").is_empty());
+    let _ = Command::new("kill").args(["-TERM", &pid]).status();
+    let _ = running.child.wait();
+    let logs = out.lock().unwrap().clone();
+    world.assert_secret_nowhere(&[], &password, &[&logs]).await;
+}

@@ -522,7 +522,7 @@ fn config_validation_names_the_bad_key() {
             username: CognitoUsername::Email,
             lookup: CognitoLookup::ListUsers,
             legacy_id_attribute: None,
-            mark_email_verified: true,
+            mark_email_verified: Some(true),
             password_transfer: CognitoPasswordTransfer::Password,
             quotas: CognitoQuotas::default(),
         };

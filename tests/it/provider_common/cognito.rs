@@ -53,7 +53,7 @@ pub fn config(fake: &FakeCognito) -> CognitoConfig {
         username: CognitoUsername::Email,
         lookup: CognitoLookup::ListUsers,
         legacy_id_attribute: Some("custom:legacy_id".into()),
-        mark_email_verified: true,
+        mark_email_verified: Some(true),
         password_transfer: CognitoPasswordTransfer::Password,
         quotas: CognitoQuotas::default(),
     }

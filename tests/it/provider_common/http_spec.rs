@@ -157,6 +157,6 @@ pub fn http_provider_config(fake: &FakeGenericHttp) -> GenericHttpConfig {
         require_password_change: fake.options().require_password_change,
         import_hash_methods: Vec::new(),
         password_transfer: Default::default(),
-        mark_email_verified: true,
+        mark_email_verified: Some(true),
     }
 }

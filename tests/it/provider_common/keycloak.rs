@@ -49,7 +49,7 @@ pub fn config(fake: &FakeKeycloak) -> KeycloakConfig {
         password_transfer: KeycloakPasswordTransfer::Plaintext,
         import_argon2: false,
         legacy_id_attribute: "dripgate_legacy_id".into(),
-        mark_email_verified: true,
+        mark_email_verified: Some(true),
         temporary_password: false,
     }
 }
