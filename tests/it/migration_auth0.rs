@@ -149,7 +149,7 @@ async fn a_create_whose_answer_is_lost_resumes_without_a_duplicate() {
 
     // The next sign-in finds the committed user and finishes; nothing is created twice.
     sign_in_unchanged(&world, &dg.url(""), email, &password).await;
-    wait_outcome(&dg, "adopted", 1).await;
+    wait_outcome(&dg, "recovered", 1).await;
     assert_eq!(
         ledger.get(email).await.unwrap().unwrap().state,
         State::Migrated
@@ -169,7 +169,7 @@ async fn a_create_whose_answer_is_lost_resumes_without_a_duplicate() {
     config.provider.as_mut().unwrap().http.request_timeout = Duration::from_millis(700);
     let dg = Dripgate::start(config).await;
     sign_in_unchanged(&world, &dg.url(""), other, &other_password).await;
-    wait_outcome(&dg, "adopted", 1).await;
+    wait_outcome(&dg, "recovered", 1).await;
     assert_eq!(fake.calls("post_users"), 3, "one lost, one answered 409");
     assert_eq!(fake.users_with_email(other), 1);
     assert!(fake.verify(other, &other_password));

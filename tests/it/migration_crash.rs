@@ -180,7 +180,7 @@ async fn sigkill_while_an_auth0_create_hangs_after_commit_is_finished_after_rest
         sign_in(&second.url(), email, &password).await;
         for _ in 0..20 {
             let page = metric_page(&second.admin).await;
-            if outcome_in(&page, "adopted") >= 1 {
+            if outcome_in(&page, "recovered") >= 1 {
                 finished = true;
                 break;
             }
