@@ -131,7 +131,8 @@ async fn a_create_lost_without_retries_is_finished_by_the_next_signin_without_a_
     ledger.close().await;
     // The next sign-in finds the user the lost create made and finishes with it.
     sign_in_unchanged(&world, &dg.url(""), email, &password).await;
-    wait_outcome(&dg, "adopted", 1).await;
+    // Found with this user's legacy id: dripgate's own create, recovered.
+    wait_outcome(&dg, "recovered", 1).await;
     assert_eq!(fake.calls("createUser"), 1);
     assert_eq!(fake.users_with_email(email), 1, "no duplicate");
     world.assert_clean(&fake, &dg, email, &password).await;
@@ -186,7 +187,7 @@ async fn sigkill_during_a_committed_create_is_finished_after_restart() {
         let page = common::get_text(&format!("{}/metrics", second.admin))
             .await
             .1;
-        if outcome_in(&page, "adopted") + outcome_in(&page, "migrated") >= 1 {
+        if outcome_in(&page, "recovered") + outcome_in(&page, "migrated") >= 1 {
             finished = true;
             break;
         }
@@ -283,17 +284,21 @@ async fn a_password_the_policy_refuses_is_blocked_and_not_tried_again() {
 }
 
 #[tokio::test]
-async fn an_existing_user_is_a_conflict_or_adopted_with_its_legacy_id() {
-    for (mode, expected) in [
-        (OnExistingUser::Skip, "conflict"),
-        (OnExistingUser::Adopt, "adopted"),
+async fn an_existing_user_is_a_conflict_or_adopted_and_dripgates_own_is_recovered() {
+    // (mode, the legacy id the endpoint holds for the existing user, expected outcome): an
+    // account with another legacy id is someone else's; one with this user's is dripgate's
+    // own create whose answer was lost.
+    for (mode, legacy_id, expected) in [
+        (OnExistingUser::Skip, "someone-else", "conflict"),
+        (OnExistingUser::Adopt, "someone-else", "adopted"),
+        (OnExistingUser::Skip, "1", "recovered"),
     ] {
         let world = World::new().await;
         let fake = Fake::http().await;
         let email = "hal@example.com";
         let password = canary_password(expected);
         world.add_user(email, &password).await;
-        inner(&fake).insert_user(email, Some("1"));
+        inner(&fake).insert_user(email, Some(legacy_id));
         let mut config = world.config(Some(&fake), legacy_signature());
         config.migration.on_existing_user = mode;
         let dg = Dripgate::start(config).await;
@@ -301,7 +306,7 @@ async fn an_existing_user_is_a_conflict_or_adopted_with_its_legacy_id() {
         wait_outcome(&dg, expected, 1).await;
         assert_eq!(fake.calls("createUser"), 0);
         assert_eq!(fake.users_with_email(email), 1);
-        assert_eq!(fake.verify(email, &password), mode == OnExistingUser::Adopt);
+        assert_eq!(fake.verify(email, &password), expected != "conflict");
         world.assert_clean(&fake, &dg, email, &password).await;
         dg.stop().await;
     }

@@ -385,5 +385,25 @@ mod tests {
         assert_eq!(cells[4], "attribute `dripgate_legacy_id`");
         assert!(cells[5].contains(UPDATE_PASSWORD));
         assert!(!caps.prefers_legacy_hash, "plaintext is the default");
+        // The code-derived table above it: create sets the password, imports, legacy id.
+        let reported = doc
+            .lines()
+            .filter(|l| l.starts_with("| Keycloak |"))
+            .find(|l| !l.contains("(create, then set)"))
+            .expect("a Keycloak row in the table of capabilities()");
+        let cells: Vec<&str> = reported.split('|').map(str::trim).collect();
+        assert_eq!(
+            cells[2],
+            if caps.atomic_create_with_password {
+                "yes"
+            } else {
+                "no"
+            }
+        );
+        assert_eq!(
+            cells[3],
+            format!("{}; argon2 with `import_argon2`", algorithms(&plain))
+        );
+        assert_eq!(cells[4], if caps.stores_legacy_id { "yes" } else { "no" });
     }
 }

@@ -583,6 +583,10 @@ async fn the_capability_table_row_matches_the_client() {
     let doc =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/PROVIDERS.md")).unwrap();
     let row = doc
+        .split("<!-- capability-table -->")
+        .nth(1)
+        .and_then(|t| t.split("<!-- /capability-table -->").next())
+        .expect("docs/PROVIDERS.md has the capability table")
         .lines()
         .find(|l| l.starts_with("| Cognito |"))
         .expect("a Cognito row in the capability table");
@@ -607,6 +611,23 @@ async fn the_capability_table_row_matches_the_client() {
         "{row}"
     );
     assert!(cells[5].contains("AdminResetUserPassword"), "{row}");
+    // The code-derived table: create sets the password, imports, legacy id.
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let imports: Vec<&str> = caps.imports.iter().map(|m| m.as_str()).collect();
+    let imports = if imports.is_empty() {
+        "none".to_string()
+    } else {
+        imports.join(", ")
+    };
+    assert!(
+        doc.lines().any(|l| l
+            == format!(
+                "| Cognito | {} | {imports} | {} |",
+                yes_no(caps.atomic_create_with_password),
+                yes_no(caps.stores_legacy_id)
+            )),
+        "the Cognito row of the table of capabilities()"
+    );
     // The "calls to create" cell counts what the fake saw.
     let secret = SecretString::from(GOOD);
     let created = client(&fake).create_user(&ada(), None).await.unwrap();

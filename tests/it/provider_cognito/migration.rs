@@ -189,7 +189,9 @@ async fn an_existing_pool_user_is_a_conflict_or_adopted() {
         let email = "hal@example.com";
         let password = canary_password(expected);
         world.add_user(email, &password).await;
-        let existing = cognito(&fake).insert_user(email, Some("1"));
+        // An account of the pool's own, whose legacy-id attribute names another user: not
+        // dripgate's lost create, so it is only taken under `adopt`.
+        let existing = cognito(&fake).insert_user(email, Some("someone-else"));
         let mut config = world.config(Some(&fake), legacy_signature());
         config.migration.on_existing_user = mode;
         let dg = Dripgate::start(config).await;
