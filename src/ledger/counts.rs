@@ -24,11 +24,14 @@ impl Ledger {
         .await
     }
 
-    /// Recounts users per state now and sets `dripgate_ledger_users{state}` (the background
-    /// task does this every `ledger.counts_interval`).
+    /// Recounts users per state (and migrated users per method) now and sets
+    /// `dripgate_ledger_users{state}` and `dripgate_ledger_migrated_users{method}` (the
+    /// background task does this every `ledger.counts_interval`).
     pub async fn refresh_counts(&self) -> Result<BTreeMap<State, u64>, LedgerError> {
         let counts = self.counts().await?;
         self.inner.metrics.set_counts(&counts);
+        let methods = self.method_counts().await?;
+        self.inner.metrics.set_methods(&methods);
         Ok(counts)
     }
 }

@@ -6,12 +6,13 @@ use std::time::Duration;
 
 use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry};
 
-use super::State;
+use super::{Method, State};
 
 /// The ledger metrics (cheap to clone).
 #[derive(Debug, Clone)]
 pub struct LedgerMetrics {
     users: IntGaugeVec,
+    migrated_by_method: IntGaugeVec,
     operations: IntCounterVec,
     duration: HistogramVec,
     claims: IntCounterVec,
@@ -32,6 +33,15 @@ impl LedgerMetrics {
                 "Users in the migration ledger by state, recounted every ledger.counts_interval.",
             ),
             &["state"],
+        )?;
+        let migrated_by_method = IntGaugeVec::new(
+            Opts::new(
+                "dripgate_ledger_migrated_users",
+                "Migrated users by how their password reached the provider (live: a sign-in; \
+                 handoff_hash, handoff_reset: dripgate handoff), recounted with \
+                 dripgate_ledger_users.",
+            ),
+            &["method"],
         )?;
         let operations = IntCounterVec::new(
             Opts::new(
@@ -68,13 +78,20 @@ impl LedgerMetrics {
         for state in State::ALL {
             users.with_label_values(&[state.as_str()]).set(0);
         }
+        for method in Method::ALL {
+            migrated_by_method
+                .with_label_values(&[method.as_str()])
+                .set(0);
+        }
         registry.register(Box::new(users.clone()))?;
+        registry.register(Box::new(migrated_by_method.clone()))?;
         registry.register(Box::new(operations.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(claims.clone()))?;
         registry.register(Box::new(cache.clone()))?;
         Ok(Self {
             users,
+            migrated_by_method,
             operations,
             duration,
             claims,
@@ -112,6 +129,15 @@ impl LedgerMetrics {
     }
 
     /// Sets the users-by-state gauge.
+    pub(super) fn set_methods(&self, counts: &BTreeMap<Method, u64>) {
+        for method in Method::ALL {
+            let n = counts.get(&method).copied().unwrap_or(0);
+            self.migrated_by_method
+                .with_label_values(&[method.as_str()])
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }
+    }
+
     pub(super) fn set_counts(&self, counts: &BTreeMap<State, u64>) {
         for state in State::ALL {
             let n = counts.get(&state).copied().unwrap_or(0);

@@ -320,7 +320,9 @@ async fn counts_by_state_and_the_background_gauge() {
             let text = dripgate::metrics::render(&registry).unwrap();
             let done = text.contains("dripgate_ledger_users{state=\"migrated\"} 3")
                 && text.contains("dripgate_ledger_users{state=\"claimed\"} 2")
-                && text.contains("dripgate_ledger_users{state=\"blocked_policy\"} 1");
+                && text.contains("dripgate_ledger_users{state=\"blocked_policy\"} 1")
+                && text.contains("dripgate_ledger_migrated_users{method=\"live\"} 3")
+                && text.contains("dripgate_ledger_migrated_users{method=\"handoff_hash\"} 0");
             done.then_some(text)
         })
         .await
