@@ -370,7 +370,8 @@ async fn hand_off(ctx: &Ctx, user: &LegacyUser, how: &HandOff) -> End {
 
 fn end_of(exit: &Exit) -> End {
     let result = match exit.outcome {
-        Outcome::Migrated => UserResult::HandedOff,
+        // Recovered: an earlier run's (or a killed run's) own create, found by its legacy id.
+        Outcome::Migrated | Outcome::Recovered => UserResult::HandedOff,
         Outcome::Adopted => UserResult::Adopted,
         Outcome::AlreadyMigrated => UserResult::AlreadyMigrated,
         Outcome::InProgress => UserResult::InProgress,
