@@ -16,14 +16,14 @@
 //! [`FakeGenericHttp::spec_violations`] or [`FakeGenericHttp::auth_refusals`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::time::Instant;
 
 use super::kinde::StoredPassword;
-use super::{Fault, Knobs, ServerHandle, serve};
+use super::{Fault, Knobs, ServerHandle, serve_shared};
 
 mod auth;
 mod routes;
@@ -132,19 +132,7 @@ impl State {
     }
 }
 
-struct Shared {
-    options: FakeGenericHttpOptions,
-    base_url: String,
-    state: Mutex<State>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
+type Shared = super::FakeShared<FakeGenericHttpOptions, State>;
 
 /// A running generic HTTP provider fake; stops when dropped.
 pub struct FakeGenericHttp {
@@ -171,10 +159,8 @@ impl FakeGenericHttp {
             base_url,
             state: Mutex::new(State::default()),
         });
-        let s = shared.clone();
-        let server = serve(listener, move |req| {
-            let s = s.clone();
-            async move { routes::handle(&s, req).await }
+        let server = serve_shared(listener, &shared, |s, req| async move {
+            routes::handle(&s, req).await
         })?;
         Ok(Self {
             shared,

@@ -9,12 +9,12 @@
 //! `updateUser`, `resetPassword`, `getRealm`, `getUserProfile`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Fault, Knobs, ServerHandle, serve};
+use super::{Fault, Knobs, ServerHandle, serve_shared};
 
 mod credential;
 mod routes;
@@ -130,19 +130,7 @@ struct State {
     knobs: Knobs,
 }
 
-struct Shared {
-    options: FakeKeycloakOptions,
-    base_url: String,
-    state: Mutex<State>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
+type Shared = super::FakeShared<FakeKeycloakOptions, State>;
 
 /// A running fake Keycloak; stops when dropped.
 pub struct FakeKeycloak {
@@ -168,10 +156,8 @@ impl FakeKeycloak {
             base_url,
             state: Mutex::new(State::default()),
         });
-        let s = shared.clone();
-        let server = serve(listener, move |req| {
-            let s = s.clone();
-            async move { routes::handle(&s, req).await }
+        let server = serve_shared(listener, &shared, |s, req| async move {
+            routes::handle(&s, req).await
         })?;
         Ok(Self {
             shared,

@@ -5,13 +5,13 @@
 //! `getUserData`, `createUser`, `updateUser`, `SetUserPassword`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::{Fault, Knobs, ServerHandle, Validator, serve};
+use super::{Fault, Knobs, ServerHandle, Validator, serve_shared};
 
 mod password;
 mod routes;
@@ -89,19 +89,7 @@ struct State {
     validator: Option<Validator>,
 }
 
-struct Shared {
-    options: FakeKindeOptions,
-    base_url: String,
-    state: Mutex<State>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
+type Shared = super::FakeShared<FakeKindeOptions, State>;
 
 /// A running fake Kinde; stops when dropped.
 pub struct FakeKinde {
@@ -128,10 +116,8 @@ impl FakeKinde {
             base_url,
             state: Mutex::new(State::default()),
         });
-        let s = shared.clone();
-        let server = serve(listener, move |req| {
-            let s = s.clone();
-            async move { routes::handle(&s, req).await }
+        let server = serve_shared(listener, &shared, |s, req| async move {
+            routes::handle(&s, req).await
         })?;
         Ok(Self {
             shared,
