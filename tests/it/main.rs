@@ -65,6 +65,7 @@ mod provider_keycloak;
 mod provider_kinde;
 
 // End to end: sign-ins that migrate, route and refuse.
+#[cfg(feature = "testkit")]
 mod cutover;
 #[cfg(feature = "testkit")]
 mod forgot_password;
