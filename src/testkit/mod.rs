@@ -232,6 +232,35 @@ impl<O, S> FakeShared<O, S> {
     }
 }
 
+impl<O, S> FakeShared<O, S>
+where
+    O: Send + Sync + 'static,
+    S: Send + 'static,
+{
+    /// Binds `addr` and serves `handle`; the base URL is `http://ADDR` + `base_path`.
+    pub async fn start<H, Fut>(
+        addr: &str,
+        base_path: &str,
+        options: O,
+        state: S,
+        handle: H,
+    ) -> std::io::Result<(Arc<Self>, ServerHandle)>
+    where
+        H: Fn(Arc<Self>, Incoming_) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let listener = TcpListener::bind(addr).await?;
+        let base_url = format!("http://{}{base_path}", listener.local_addr()?);
+        let shared = Arc::new(Self {
+            options,
+            base_url,
+            state: std::sync::Mutex::new(state),
+        });
+        let server = serve_shared(listener, &shared, handle)?;
+        Ok((shared, server))
+    }
+}
+
 /// [`serve`], each request handed to `handle` with the fake's shared parts.
 pub(crate) fn serve_shared<S, H, Fut>(
     listener: TcpListener,

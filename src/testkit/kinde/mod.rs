@@ -5,13 +5,13 @@
 //! `getUserData`, `createUser`, `updateUser`, `SetUserPassword`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::{Fault, Knobs, ServerHandle, Validator, serve_shared};
+use super::{Fault, Knobs, ServerHandle, Validator};
 
 mod password;
 mod routes;
@@ -108,17 +108,11 @@ impl std::fmt::Debug for FakeKinde {
 impl FakeKinde {
     /// Starts the fake on `addr` (e.g. `127.0.0.1:0`).
     pub async fn start(addr: &str, options: FakeKindeOptions) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let local = listener.local_addr()?;
-        let base_url = format!("http://{local}");
-        let shared = Arc::new(Shared {
-            options,
-            base_url,
-            state: Mutex::new(State::default()),
-        });
-        let server = serve_shared(listener, &shared, |s, req| async move {
-            routes::handle(&s, req).await
-        })?;
+        let (shared, server) =
+            Shared::start(addr, "", options, State::default(), |s, req| async move {
+                routes::handle(&s, req).await
+            })
+            .await?;
         Ok(Self {
             shared,
             _server: server,
