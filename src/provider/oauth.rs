@@ -18,6 +18,7 @@ use super::http::{Answer, send};
 use super::limit::{Idempotency, Limiter};
 use super::token::{Token, TokenCache};
 use super::{Operation, ProviderError, ProviderKind};
+use crate::secret::Secret;
 
 /// A successful token answer (RFC 6749 §5.1).
 #[derive(Deserialize)]
@@ -51,6 +52,26 @@ pub(crate) struct Dialect {
 pub(crate) struct TokenRequest {
     pub url: Url,
     pub form: Zeroizing<String>,
+}
+
+impl TokenRequest {
+    /// `grant_type=client_credentials` with the client's id and secret, then `extra` pairs.
+    pub fn client_credentials(
+        url: Url,
+        client_id: &str,
+        client_secret: &Secret,
+        extra: &[(&str, &str)],
+    ) -> Self {
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "client_credentials")
+            .append_pair("client_id", client_id)
+            .append_pair("client_secret", client_secret.expose_secret())
+            .extend_pairs(extra);
+        Self {
+            url,
+            form: Zeroizing::new(form.finish()),
+        }
+    }
 }
 
 /// An admin request: `method url` with an optional JSON body.

@@ -4,10 +4,8 @@
 
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
 use tokio::time::Instant;
 use url::Url;
-use zeroize::Zeroizing;
 
 use super::wire::error_messages;
 use super::{KIND, KeycloakClient};
@@ -132,13 +130,6 @@ impl KeycloakClient {
     /// `POST …/realms/{token_realm}/protocol/openid-connect/token` with the service-account
     /// client's credentials.
     fn token_request(&self) -> Result<TokenRequest, ProviderError> {
-        let form = Zeroizing::new(
-            form_urlencoded::Serializer::new(String::new())
-                .append_pair("grant_type", "client_credentials")
-                .append_pair("client_id", &self.config.client_id)
-                .append_pair("client_secret", self.config.client_secret.expose_secret())
-                .finish(),
-        );
         let url = self.url(&[
             "realms",
             self.config.token_realm(),
@@ -146,7 +137,12 @@ impl KeycloakClient {
             "openid-connect",
             "token",
         ])?;
-        Ok(TokenRequest { url, form })
+        Ok(TokenRequest::client_credentials(
+            url,
+            &self.config.client_id,
+            &self.config.client_secret,
+            &[],
+        ))
     }
 
     pub(super) async fn token(&self, deadline: Instant) -> Result<Token, ProviderError> {

@@ -3,10 +3,8 @@
 
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
 use tokio::time::Instant;
 use url::Url;
-use zeroize::Zeroizing;
 
 use super::wire::error_codes;
 use super::{KIND, KindeClient};
@@ -106,21 +104,16 @@ impl KindeClient {
     /// `POST /oauth2/token` with the M2M application's credentials for the management API.
     fn token_request(&self) -> Result<TokenRequest, ProviderError> {
         let audience = self.config.audience();
-        let form = {
-            let mut form = form_urlencoded::Serializer::new(String::new());
-            form.append_pair("grant_type", "client_credentials")
-                .append_pair("client_id", &self.config.client_id)
-                .append_pair("client_secret", self.config.client_secret.expose_secret())
-                .append_pair("audience", &audience);
-            if let Some(scope) = &self.config.scope {
-                form.append_pair("scope", scope);
-            }
-            Zeroizing::new(form.finish())
-        };
-        Ok(TokenRequest {
-            url: self.url("/oauth2/token")?,
-            form,
-        })
+        let mut extra = vec![("audience", audience.as_str())];
+        if let Some(scope) = &self.config.scope {
+            extra.push(("scope", scope));
+        }
+        Ok(TokenRequest::client_credentials(
+            self.url("/oauth2/token")?,
+            &self.config.client_id,
+            &self.config.client_secret,
+            &extra,
+        ))
     }
 
     pub(super) async fn token(&self, deadline: Instant) -> Result<Token, ProviderError> {
