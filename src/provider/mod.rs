@@ -28,6 +28,7 @@ pub mod keycloak;
 pub mod kinde;
 pub mod limit;
 pub mod metrics;
+mod oauth;
 pub mod token;
 
 pub use config::ProviderConfig;

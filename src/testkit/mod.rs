@@ -211,6 +211,72 @@ where
     Ok(ServerHandle { stop })
 }
 
+/// Locks a fake's state even if a thread panicked holding it: a failed assertion in one test
+/// must not hide the fake's state from what the test reports next.
+pub(crate) fn lock<T>(state: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    state
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What the handlers of a fake with no other shared parts see: its options, its base URL and
+/// its state.
+pub(crate) struct FakeShared<O, S> {
+    pub options: O,
+    pub base_url: String,
+    pub state: std::sync::Mutex<S>,
+}
+
+impl<O, S> FakeShared<O, S> {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, S> {
+        lock(&self.state)
+    }
+}
+
+impl<O, S> FakeShared<O, S>
+where
+    O: Send + Sync + 'static,
+    S: Send + 'static,
+{
+    /// Binds `addr` and serves `handle`; the base URL is `http://ADDR` + `base_path`.
+    pub async fn start<H, Fut>(
+        addr: &str,
+        base_path: &str,
+        options: O,
+        state: S,
+        handle: H,
+    ) -> std::io::Result<(Arc<Self>, ServerHandle)>
+    where
+        H: Fn(Arc<Self>, Incoming_) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Reply> + Send + 'static,
+    {
+        let listener = TcpListener::bind(addr).await?;
+        let base_url = format!("http://{}{base_path}", listener.local_addr()?);
+        let shared = Arc::new(Self {
+            options,
+            base_url,
+            state: std::sync::Mutex::new(state),
+        });
+        let server = serve_shared(listener, &shared, handle)?;
+        Ok((shared, server))
+    }
+}
+
+/// [`serve`], each request handed to `handle` with the fake's shared parts.
+pub(crate) fn serve_shared<S, H, Fut>(
+    listener: TcpListener,
+    shared: &Arc<S>,
+    handle: H,
+) -> std::io::Result<ServerHandle>
+where
+    S: Send + Sync + 'static,
+    H: Fn(Arc<S>, Incoming_) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Reply> + Send + 'static,
+{
+    let shared = shared.clone();
+    serve(listener, move |req| handle(shared.clone(), req))
+}
+
 /// The error a fake's service returns to make hyper drop the connection.
 #[derive(Debug)]
 pub(crate) struct FakeError;

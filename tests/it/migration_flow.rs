@@ -327,29 +327,23 @@ async fn observe_counts_without_provider_writes_and_phase_switches_at_run_time()
 
 #[tokio::test]
 async fn existing_provider_user_is_skipped_as_conflict_or_adopted() {
-    for (mode, expected) in [
-        (OnExistingUser::Skip, "conflict"),
-        (OnExistingUser::Adopt, "adopted"),
-    ] {
-        let world = World::new().await;
+    for (mode, expected) in EXISTING_USER_POLICIES {
         let fake = Fake::kinde().await;
         let email = "hal@example.com";
-        let password = canary_password(expected);
-        world.add_user(email, &password).await;
-        if let Fake::Kinde(k) = &fake {
-            k.insert_user(email);
-        }
-        let mut config = world.config(Some(&fake), legacy_signature());
-        config.migration.on_existing_user = mode;
-        let dg = Dripgate::start(config).await;
-
-        sign_in_unchanged(&world, &dg.url(""), email, &password).await;
-        wait_outcome(&dg, expected, 1).await;
+        let ExistingUserSignIn {
+            world,
+            dg,
+            password,
+            row,
+            ..
+        } = sign_in_over_existing_user(&fake, email, (mode, expected), |f| {
+            if let Fake::Kinde(k) = f {
+                k.insert_user(email);
+            }
+        })
+        .await;
         assert_eq!(fake.calls("createUser"), 0);
         assert_eq!(fake.users_with_email(email), 1);
-        let ledger = world.ledger().await;
-        let row = ledger.get(email).await.unwrap().unwrap();
-        ledger.close().await;
         match mode {
             OnExistingUser::Skip => {
                 assert_eq!(row.state, State::Conflict);

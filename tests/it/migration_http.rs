@@ -293,17 +293,17 @@ async fn an_existing_user_is_a_conflict_or_adopted_and_dripgates_own_is_recovere
         (OnExistingUser::Adopt, "someone-else", "adopted"),
         (OnExistingUser::Skip, "1", "recovered"),
     ] {
-        let world = World::new().await;
         let fake = Fake::http().await;
         let email = "hal@example.com";
-        let password = canary_password(expected);
-        world.add_user(email, &password).await;
-        inner(&fake).insert_user(email, Some(legacy_id));
-        let mut config = world.config(Some(&fake), legacy_signature());
-        config.migration.on_existing_user = mode;
-        let dg = Dripgate::start(config).await;
-        sign_in_unchanged(&world, &dg.url(""), email, &password).await;
-        wait_outcome(&dg, expected, 1).await;
+        let ExistingUserSignIn {
+            world,
+            dg,
+            password,
+            ..
+        } = sign_in_over_existing_user(&fake, email, (mode, expected), |f| {
+            inner(f).insert_user(email, Some(legacy_id));
+        })
+        .await;
         assert_eq!(fake.calls("createUser"), 0);
         assert_eq!(fake.users_with_email(email), 1);
         assert_eq!(fake.verify(email, &password), expected != "conflict");

@@ -251,25 +251,20 @@ async fn a_password_keycloaks_policy_refuses_is_blocked_policy_and_stays_at_lega
 
 #[tokio::test]
 async fn an_existing_keycloak_user_is_a_conflict_or_adopted() {
-    for (mode, expected) in [
-        (OnExistingUser::Skip, "conflict"),
-        (OnExistingUser::Adopt, "adopted"),
-    ] {
-        let world = World::new().await;
+    for (mode, expected) in EXISTING_USER_POLICIES {
         let fake = Fake::keycloak().await;
         let email = "hal@example.com";
-        let password = canary_password(expected);
-        world.add_user(email, &password).await;
-        keycloak(&fake).insert_user(email, Default::default());
-        let mut config = world.config(Some(&fake), legacy_signature());
-        config.migration.on_existing_user = mode;
-        let dg = Dripgate::start(config).await;
-        sign_in_unchanged(&world, &dg.url(""), email, &password).await;
-        wait_outcome(&dg, expected, 1).await;
+        let ExistingUserSignIn {
+            world,
+            dg,
+            password,
+            row,
+            ..
+        } = sign_in_over_existing_user(&fake, email, (mode, expected), |f| {
+            keycloak(f).insert_user(email, Default::default());
+        })
+        .await;
         assert_eq!(fake.calls("createUser"), 0);
-        let ledger = world.ledger().await;
-        let row = ledger.get(email).await.unwrap().unwrap();
-        ledger.close().await;
         match mode {
             OnExistingUser::Skip => {
                 assert_eq!(row.state, State::Conflict);

@@ -81,17 +81,7 @@ async fn migrates_a_user_end_to_end_and_the_password_works_at_the_fake() {
 #[tokio::test]
 async fn fifty_concurrent_callers_share_one_token_request() {
     let fake = kinde_fake().await;
-    let c = Arc::new(client(&fake));
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let c = c.clone();
-        tasks.push(tokio::spawn(async move {
-            c.find_user_by_email(&format!("u{i}@example.com")).await
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap().unwrap(), None);
-    }
+    find_unknown_users_at_once(client(&fake), 50).await;
     assert_eq!(fake.calls("token"), 1);
     assert_eq!(fake.calls("getUsers"), 50);
 }

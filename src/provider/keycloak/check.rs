@@ -146,7 +146,7 @@ impl KeycloakClient {
 
     pub(super) async fn check(&self) -> CheckReport {
         let mut lines = Vec::new();
-        let deadline = self.limiter.deadline_from_now();
+        let deadline = self.transport.limiter().deadline_from_now();
         let token = match self.token(deadline).await {
             Ok(t) => t,
             Err(e) => {

@@ -21,7 +21,7 @@ use futures_util::future::BoxFuture;
 use super::config::{HttpConfig, LimitsConfig};
 use super::http::build_client;
 use super::limit::{Idempotency, Limiter};
-use super::token::TokenCache;
+use super::oauth::OAuthTransport;
 use super::{
     Capabilities, CheckReport, CreatedUser, HashingMethod, ImportedHash, NewUser, Operation,
     Password, Provider, ProviderError, ProviderKind, ProviderMetrics, ProviderUser, ProviderUserId,
@@ -43,11 +43,9 @@ pub const UPDATE_PASSWORD: &str = "UPDATE_PASSWORD";
 
 /// The Keycloak client.
 pub struct KeycloakClient {
-    http: reqwest::Client,
+    transport: OAuthTransport,
     base: String,
     config: KeycloakConfig,
-    limiter: Limiter,
-    tokens: TokenCache,
 }
 
 impl std::fmt::Debug for KeycloakClient {
@@ -88,11 +86,13 @@ impl KeycloakClient {
     ) -> Result<Self, ProviderError> {
         config.validate()?;
         Ok(Self {
-            http: build_client(http)?,
+            transport: OAuthTransport::new(
+                &client::DIALECT,
+                build_client(http)?,
+                Limiter::new(KIND, limits, http.deadline, metrics),
+            ),
             base: config.base_url.trim_end_matches('/').to_string(),
             config: config.clone(),
-            limiter: Limiter::new(KIND, limits, http.deadline, metrics),
-            tokens: TokenCache::new(),
         })
     }
 

@@ -1,6 +1,7 @@
 //! Keycloak request and response bodies, as the Admin REST API's OpenAPI file declares them
 //! (`UserRepresentation`, `CredentialRepresentation`, `RealmRepresentation`): only the fields
-//! dripgate sends or reads. The token endpoint is OpenID Connect's, not part of that file.
+//! dripgate sends or reads. The token endpoint is OpenID Connect's, not part of that file
+//! (its bodies are in `provider::oauth`).
 
 use std::collections::BTreeMap;
 
@@ -8,22 +9,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::provider::http::Answer;
-
-/// `POST /realms/{realm}/protocol/openid-connect/token` success.
-#[derive(Deserialize)]
-pub(super) struct TokenResponse {
-    pub access_token: String,
-    pub expires_in: Option<u64>,
-}
-
-/// An OAuth error body (RFC 6749 §5.2); Keycloak also answers some admin errors this way
-/// (`reset-password`'s policy errors: `error` = the message key, e.g.
-/// `invalidPasswordMinLengthMessage`).
-#[derive(Deserialize)]
-pub(super) struct OAuthError {
-    pub error: String,
-    pub error_description: Option<String>,
-}
 
 /// `UserRepresentation` as read back (`GET …/users`, `GET …/users/{id}`).
 #[derive(Deserialize)]

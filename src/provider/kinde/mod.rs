@@ -17,7 +17,7 @@ use futures_util::future::BoxFuture;
 use super::config::{HttpConfig, KindeConfig, LimitsConfig, PasswordTransfer};
 use super::http::build_client;
 use super::limit::{Idempotency, Limiter};
-use super::token::TokenCache;
+use super::oauth::OAuthTransport;
 use super::{
     BlockingHasher, Capabilities, CheckReport, CreatedUser, HashingMethod, ImportedHash, NewUser,
     Operation, Password, PasswordHasher, PasswordState, Provider, ProviderError, ProviderKind,
@@ -38,11 +38,9 @@ const KIND: ProviderKind = ProviderKind::Kinde;
 
 /// The Kinde client.
 pub struct KindeClient {
-    http: reqwest::Client,
+    transport: OAuthTransport,
     base: String,
     config: KindeConfig,
-    limiter: Limiter,
-    tokens: TokenCache,
     /// Computes the bcrypt of a password sent to Kinde, off the async workers.
     hasher: Arc<dyn PasswordHasher>,
 }
@@ -75,11 +73,13 @@ impl KindeClient {
         metrics: Option<ProviderMetrics>,
     ) -> Result<Self, ProviderError> {
         Ok(Self {
-            http: build_client(http)?,
+            transport: OAuthTransport::new(
+                &client::DIALECT,
+                build_client(http)?,
+                Limiter::new(KIND, limits, http.deadline, metrics),
+            ),
             base: config.base_url.trim_end_matches('/').to_string(),
             config: config.clone(),
-            limiter: Limiter::new(KIND, limits, http.deadline, metrics),
-            tokens: TokenCache::new(),
             hasher: Arc::new(BlockingHasher),
         })
     }
@@ -257,7 +257,7 @@ impl KindeClient {
 
     async fn check(&self) -> CheckReport {
         let mut lines = Vec::new();
-        let deadline = self.limiter.deadline_from_now();
+        let deadline = self.transport.limiter().deadline_from_now();
         match self.token(deadline).await {
             Ok(_) => lines.push((
                 "token".to_string(),

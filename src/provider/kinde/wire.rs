@@ -6,20 +6,6 @@ use serde_json::Value;
 
 use crate::provider::http::Answer;
 
-/// `POST /oauth2/token` success.
-#[derive(Deserialize)]
-pub(super) struct TokenResponse {
-    pub access_token: String,
-    pub expires_in: Option<u64>,
-}
-
-/// `POST /oauth2/token` failure (RFC 6749 §5.2).
-#[derive(Deserialize)]
-pub(super) struct OAuthError {
-    pub error: String,
-    pub error_description: Option<String>,
-}
-
 /// `GET /api/v1/users` (`users_response`).
 #[derive(Deserialize)]
 pub(super) struct UsersResponse {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use jsonwebtoken::DecodingKey;
 
-use super::{Fault, Knobs, ServerHandle, Validator, serve};
+use super::{Fault, Knobs, ServerHandle, Validator, serve_shared};
 
 mod graphql;
 mod http;
@@ -67,9 +67,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        super::lock(&self.state)
     }
 }
 
@@ -100,10 +98,8 @@ impl FakeAuthgear {
         });
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let base_url = format!("http://{}", listener.local_addr()?);
-        let s = shared.clone();
-        let server = serve(listener, move |req| {
-            let s = s.clone();
-            async move { http::handle(&s, req).await }
+        let server = serve_shared(listener, &shared, |s, req| async move {
+            http::handle(&s, req).await
         })?;
         Ok(Self {
             shared,

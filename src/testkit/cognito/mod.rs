@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 
-use super::{Fault, Knobs, ServerHandle, serve};
+use super::{Fault, Knobs, ServerHandle, serve_shared};
 use crate::provider::cognito::CognitoQuotas;
 
 pub mod model;
@@ -165,9 +165,7 @@ struct Shared {
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        super::lock(&self.state)
     }
 }
 
@@ -214,10 +212,8 @@ impl FakeCognito {
             quotas,
             state: Mutex::new(state),
         });
-        let s = shared.clone();
-        let server = serve(listener, move |req| {
-            let s = s.clone();
-            async move { routes::handle(&s, req).await }
+        let server = serve_shared(listener, &shared, |s, req| async move {
+            routes::handle(&s, req).await
         })?;
         Ok(Self {
             shared,

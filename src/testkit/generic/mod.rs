@@ -16,14 +16,14 @@
 //! [`FakeGenericHttp::spec_violations`] or [`FakeGenericHttp::auth_refusals`].
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::time::Instant;
 
 use super::kinde::StoredPassword;
-use super::{Fault, Knobs, ServerHandle, serve};
+use super::{Fault, Knobs, ServerHandle};
 
 mod auth;
 mod routes;
@@ -132,19 +132,7 @@ impl State {
     }
 }
 
-struct Shared {
-    options: FakeGenericHttpOptions,
-    base_url: String,
-    state: Mutex<State>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
+type Shared = super::FakeShared<FakeGenericHttpOptions, State>;
 
 /// A running generic HTTP provider fake; stops when dropped.
 pub struct FakeGenericHttp {
@@ -164,18 +152,14 @@ impl FakeGenericHttp {
     /// Starts the fake on `addr` (e.g. `127.0.0.1:0`); the contract's paths are under
     /// `<base_url>` = `http://ADDR/v1` (a base path, as a real deployment may have).
     pub async fn start(addr: &str, options: FakeGenericHttpOptions) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let base_url = format!("http://{}{}", listener.local_addr()?, routes::BASE_PATH);
-        let shared = Arc::new(Shared {
+        let (shared, server) = Shared::start(
+            addr,
+            routes::BASE_PATH,
             options,
-            base_url,
-            state: Mutex::new(State::default()),
-        });
-        let s = shared.clone();
-        let server = serve(listener, move |req| {
-            let s = s.clone();
-            async move { routes::handle(&s, req).await }
-        })?;
+            State::default(),
+            |s, req| async move { routes::handle(&s, req).await },
+        )
+        .await?;
         Ok(Self {
             shared,
             _server: server,

@@ -9,12 +9,12 @@
 //! `updateUser`, `resetPassword`, `getRealm`, `getUserProfile`.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::{Fault, Knobs, ServerHandle, serve};
+use super::{Fault, Knobs, ServerHandle};
 
 mod credential;
 mod routes;
@@ -130,19 +130,7 @@ struct State {
     knobs: Knobs,
 }
 
-struct Shared {
-    options: FakeKeycloakOptions,
-    base_url: String,
-    state: Mutex<State>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
+type Shared = super::FakeShared<FakeKeycloakOptions, State>;
 
 /// A running fake Keycloak; stops when dropped.
 pub struct FakeKeycloak {
@@ -161,18 +149,11 @@ impl std::fmt::Debug for FakeKeycloak {
 impl FakeKeycloak {
     /// Starts the fake on `addr` (e.g. `127.0.0.1:0`).
     pub async fn start(addr: &str, options: FakeKeycloakOptions) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let base_url = format!("http://{}", listener.local_addr()?);
-        let shared = Arc::new(Shared {
-            options,
-            base_url,
-            state: Mutex::new(State::default()),
-        });
-        let s = shared.clone();
-        let server = serve(listener, move |req| {
-            let s = s.clone();
-            async move { routes::handle(&s, req).await }
-        })?;
+        let (shared, server) =
+            Shared::start(addr, "", options, State::default(), |s, req| async move {
+                routes::handle(&s, req).await
+            })
+            .await?;
         Ok(Self {
             shared,
             _server: server,

@@ -5,13 +5,13 @@
 //! `getUserData`, `createUser`, `updateUser`, `SetUserPassword`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use tokio::time::Instant;
 
-use super::{Fault, Knobs, ServerHandle, Validator, serve};
+use super::{Fault, Knobs, ServerHandle, Validator};
 
 mod password;
 mod routes;
@@ -89,19 +89,7 @@ struct State {
     validator: Option<Validator>,
 }
 
-struct Shared {
-    options: FakeKindeOptions,
-    base_url: String,
-    state: Mutex<State>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
+type Shared = super::FakeShared<FakeKindeOptions, State>;
 
 /// A running fake Kinde; stops when dropped.
 pub struct FakeKinde {
@@ -120,19 +108,11 @@ impl std::fmt::Debug for FakeKinde {
 impl FakeKinde {
     /// Starts the fake on `addr` (e.g. `127.0.0.1:0`).
     pub async fn start(addr: &str, options: FakeKindeOptions) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind(addr).await?;
-        let local = listener.local_addr()?;
-        let base_url = format!("http://{local}");
-        let shared = Arc::new(Shared {
-            options,
-            base_url,
-            state: Mutex::new(State::default()),
-        });
-        let s = shared.clone();
-        let server = serve(listener, move |req| {
-            let s = s.clone();
-            async move { routes::handle(&s, req).await }
-        })?;
+        let (shared, server) =
+            Shared::start(addr, "", options, State::default(), |s, req| async move {
+                routes::handle(&s, req).await
+            })
+            .await?;
         Ok(Self {
             shared,
             _server: server,

@@ -12,9 +12,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use dripgate::config::{Config, FailureSignature, Secret, SigninRoute};
-use dripgate::ledger::{Ledger, LedgerConfig, State};
+use dripgate::ledger::{Ledger, LedgerConfig, State, UserRecord};
 use dripgate::legacy::{LegacyConfig, Preset};
-use dripgate::migrate::phase::RouteTarget;
+use dripgate::migrate::phase::{OnExistingUser, RouteTarget};
 use dripgate::provider::{ProviderConfig, ProviderKind};
 use dripgate::signin::extract::BodyKind;
 use dripgate::testkit::Fault;
@@ -154,6 +154,53 @@ pub async fn sign_in_unchanged(world: &World, base: &str, email: &str, password:
         "legacy's answer changed on its way through dripgate"
     );
     via
+}
+
+/// The `on_existing_user` policies and the outcome each counts for a user found at the provider.
+pub const EXISTING_USER_POLICIES: [(OnExistingUser, &str); 2] = [
+    (OnExistingUser::Skip, "conflict"),
+    (OnExistingUser::Adopt, "adopted"),
+];
+
+/// A legacy user whose email was already taken at the provider, signed in once.
+pub struct ExistingUserSignIn<T> {
+    pub world: World,
+    pub dg: Dripgate,
+    pub password: String,
+    /// What `insert` returned (e.g. the provider's id of the user it made).
+    pub inserted: T,
+    /// The user's ledger row after the sign-in.
+    pub row: UserRecord,
+}
+
+/// Adds the legacy user `email` (a canary password), lets `insert` make a user with that email at
+/// `fake`, starts dripgate with `on_existing_user = mode`, signs in once (unchanged for the
+/// client) and waits until `expected` is counted.
+pub async fn sign_in_over_existing_user<T>(
+    fake: &Fake,
+    email: &str,
+    (mode, expected): (OnExistingUser, &str),
+    insert: impl FnOnce(&Fake) -> T,
+) -> ExistingUserSignIn<T> {
+    let world = World::new().await;
+    let password = canary_password(expected);
+    world.add_user(email, &password).await;
+    let inserted = insert(fake);
+    let mut config = world.config(Some(fake), legacy_signature());
+    config.migration.on_existing_user = mode;
+    let dg = Dripgate::start(config).await;
+    sign_in_unchanged(&world, &dg.url(""), email, &password).await;
+    wait_outcome(&dg, expected, 1).await;
+    let ledger = world.ledger().await;
+    let row = ledger.get(email).await.unwrap().unwrap();
+    ledger.close().await;
+    ExistingUserSignIn {
+        world,
+        dg,
+        password,
+        inserted,
+        row,
+    }
 }
 
 /// One test's legacy app, legacy store, ledger and audit file.

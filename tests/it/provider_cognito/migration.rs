@@ -180,27 +180,22 @@ async fn a_password_the_pool_refuses_is_blocked_by_policy() {
 
 #[tokio::test]
 async fn an_existing_pool_user_is_a_conflict_or_adopted() {
-    for (mode, expected) in [
-        (OnExistingUser::Skip, "conflict"),
-        (OnExistingUser::Adopt, "adopted"),
-    ] {
-        let world = World::new().await;
+    for (mode, expected) in EXISTING_USER_POLICIES {
         let fake = Fake::cognito().await;
         let email = "hal@example.com";
-        let password = canary_password(expected);
-        world.add_user(email, &password).await;
-        // An account of the pool's own, whose legacy-id attribute names another user: not
-        // dripgate's lost create, so it is only taken under `adopt`.
-        let existing = cognito(&fake).insert_user(email, Some("someone-else"));
-        let mut config = world.config(Some(&fake), legacy_signature());
-        config.migration.on_existing_user = mode;
-        let dg = Dripgate::start(config).await;
-        sign_in_unchanged(&world, &dg.url(""), email, &password).await;
-        wait_outcome(&dg, expected, 1).await;
+        let ExistingUserSignIn {
+            world,
+            dg,
+            password,
+            inserted: existing,
+            row,
+        } = sign_in_over_existing_user(&fake, email, (mode, expected), |f| {
+            // An account of the pool's own, whose legacy-id attribute names another user: not
+            // dripgate's lost create, so it is only taken under `adopt`.
+            cognito(f).insert_user(email, Some("someone-else"))
+        })
+        .await;
         assert_eq!(fake.calls("AdminCreateUser"), 0);
-        let ledger = world.ledger().await;
-        let row = ledger.get(email).await.unwrap().unwrap();
-        ledger.close().await;
         match mode {
             OnExistingUser::Skip => {
                 assert_eq!(row.state, State::Conflict);

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use dripgate::provider::Provider;
 use dripgate::provider::config::{
     AuthgearConfig, HttpConfig, KindeConfig, LimitsConfig, PasswordTransfer,
 };
@@ -267,5 +268,20 @@ pub fn authgear_config(fake: &FakeAuthgear) -> AuthgearConfig {
         jwt_lifetime: Duration::from_secs(300),
         login_id_key: "email".into(),
         set_password_expired: false,
+    }
+}
+
+/// Runs `n` `find_user_by_email` calls on `client` at once, for emails nobody has: each finds
+/// none (the callers share whatever credentials the client caches).
+pub async fn find_unknown_users_at_once<P: Provider + 'static>(client: P, n: usize) {
+    let client = Arc::new(client);
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let c = client.clone();
+            tokio::spawn(async move { c.find_user_by_email(&format!("u{i}@example.com")).await })
+        })
+        .collect();
+    for t in tasks {
+        assert_eq!(t.await.unwrap().unwrap(), None);
     }
 }

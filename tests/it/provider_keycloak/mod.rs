@@ -16,7 +16,7 @@ use dripgate::provider::{ErrorClass, NewUser, Password, Provider, ProviderError,
 use dripgate::testkit::Fault;
 use dripgate::testkit::keycloak::{FakeKeycloak, FakeKeycloakOptions};
 use provider_common::keycloak::{config, fake, fake_with, options};
-use provider_common::{fast_limits, http};
+use provider_common::{fast_limits, find_unknown_users_at_once, http};
 use secrecy::SecretString;
 
 fn client_with(config: &KeycloakConfig) -> KeycloakClient {
@@ -233,17 +233,7 @@ async fn a_request_that_breaks_the_spec_is_refused_and_recorded() {
 #[tokio::test]
 async fn fifty_concurrent_callers_share_one_token_request() {
     let fake = fake().await;
-    let c = Arc::new(client(&fake));
-    let mut tasks = Vec::new();
-    for i in 0..50 {
-        let c = c.clone();
-        tasks.push(tokio::spawn(async move {
-            c.find_user_by_email(&format!("u{i}@example.com")).await
-        }));
-    }
-    for t in tasks {
-        assert_eq!(t.await.unwrap().unwrap(), None);
-    }
+    find_unknown_users_at_once(client(&fake), 50).await;
     assert_eq!(fake.calls("token"), 1);
     assert_eq!(fake.calls("getUsers"), 50);
     no_violations(&fake);
