@@ -345,3 +345,47 @@ async fn observe_and_migrate_pass_reset_requests_to_legacy_untouched() {
     );
     dg.stop().await;
 }
+
+/// In `route`, a reset request that stacks could read as two different users' (a repeated
+/// field: PHP takes the last, Go's `FormValue` the first; another spelling of the field; the
+/// field in the query too; a query naming the route's condition twice) is refused: never
+/// answered as someone's reset, never passed to legacy's reset, nobody provisioned.
+#[tokio::test]
+async fn reset_requests_readable_two_ways_are_refused_in_route() {
+    let world = World::new().await;
+    let fake = Fake::kinde().await;
+    for email in ["ada@example.com", "bob@example.com"] {
+        world
+            .add_user(email, &canary_password("forgot-twice"))
+            .await;
+    }
+    let config = with_reset(world.config(Some(&fake), legacy_signature()), Phase::Route);
+    let dg = Dripgate::start(config).await;
+    let cases = [
+        ("/forgot", "email=ada%40example.com&email=bob%40example.com"),
+        ("/forgot", "email%5B%5D=ada%40example.com"),
+        ("/forgot?email=bob%40example.com", "email=ada%40example.com"),
+        (
+            "/signin?action=register&action=lostpassword",
+            "user_login=ada%40example.com",
+        ),
+    ];
+    for (target, body) in cases {
+        let resp = raw_client()
+            .post(dg.url(target))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 400, "{target} {body}");
+        assert!(resp.headers().get("location").is_none(), "{target} {body}");
+    }
+    assert_eq!(fake.writes(), 0, "nobody provisioned");
+    let ledger = world.ledger().await;
+    for email in ["ada@example.com", "bob@example.com"] {
+        assert!(ledger.get(email).await.unwrap().is_none(), "{email}");
+    }
+    ledger.close().await;
+    dg.stop().await;
+}
